@@ -1,0 +1,112 @@
+"""Build Rome's settings once from the environment, rejecting bad values early."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+
+class SettingsError(ValueError):
+    """A setting has a value Rome cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    broker_url: str
+    admin_token: str | None
+    source_interval: float
+    update_chance: float
+    seed: str
+    reporting_units: int
+    flower_auth: str | None
+    log_format: str
+    broker_transport_options: dict = field(default_factory=dict)
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def amqp_broker(self) -> bool:
+        return self.broker_url.startswith(("amqp://", "pyamqp://", "amqps://"))
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind, low, high):
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if not (low <= value <= high):
+        raise SettingsError(f"{name}={raw!r} must be between {low} and {high}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read every ROME_* variable, apply defaults, and validate them."""
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("ROME_DATA_DIR") or "data").resolve()
+
+    database_url = env.get("ROME_DATABASE_URL") or f"sqlite:///{data_dir / 'rome.sqlite3'}"
+    if not database_url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://")):
+        raise SettingsError(
+            f"ROME_DATABASE_URL={database_url!r} must be a sqlite:// or postgresql:// URL"
+        )
+
+    broker_url = env.get("ROME_BROKER_URL") or "filesystem://"
+    if not broker_url.startswith(("filesystem://", "amqp://", "pyamqp://", "amqps://", "memory://")):
+        raise SettingsError(
+            f"ROME_BROKER_URL={broker_url!r} must be an amqp:// or filesystem:// URL"
+        )
+    transport_options: dict = {}
+    if broker_url.startswith("filesystem://"):
+        queue_dir = data_dir / "broker"
+        transport_options = {
+            "data_folder_in": str(queue_dir / "queue"),
+            "data_folder_out": str(queue_dir / "queue"),
+            "control_folder": str(queue_dir / "control"),
+        }
+
+    admin_token = env.get("ROME_ADMIN_TOKEN") or None
+    if admin_token is not None and len(admin_token) < 8:
+        raise SettingsError("ROME_ADMIN_TOKEN must be at least 8 characters long")
+
+    flower_auth = env.get("ROME_FLOWER_AUTH") or None
+    if flower_auth is not None:
+        user, _, password = flower_auth.partition(":")
+        if not user or not password:
+            raise SettingsError("ROME_FLOWER_AUTH must look like user:password")
+
+    log_format = (env.get("ROME_LOG_FORMAT") or "text").lower()
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"ROME_LOG_FORMAT={log_format!r} must be text or json")
+
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        broker_url=broker_url,
+        admin_token=admin_token,
+        source_interval=_number(env, "ROME_SOURCE_INTERVAL", 2.0, float, 0.05, 3600.0),
+        update_chance=_number(env, "ROME_UPDATE_CHANCE", 0.3, float, 0.0, 1.0),
+        seed=env.get("ROME_SEED") or "rome",
+        reporting_units=_number(env, "ROME_REPORTING_UNITS", 1, int, 1, 100_000),
+        flower_auth=flower_auth,
+        log_format=log_format,
+        broker_transport_options=transport_options,
+    )
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    """Create the folders the embedded database and broker write into."""
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    for folder in settings.broker_transport_options.values():
+        Path(folder).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,165 @@
+"""Apply canonical updates to the ledger and tallies so each update counts once.
+
+Every function takes a session and never commits: the caller owns the
+transaction, so the ledger insert and the tally change commit together.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from rome.models import LedgerRow, RejectedRow, TallyRow
+from rome.updates import Update
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    applied: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class Difference:
+    candidate_id: int
+    source_id: str
+    tally_votes: int | None
+    ledger_votes: int | None
+
+    def __str__(self) -> str:
+        return (
+            f"candidate={self.candidate_id} source={self.source_id} "
+            f"tally={self.tally_votes} ledger={self.ledger_votes}"
+        )
+
+
+def _insert(session: Session):
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, timezone.utc)
+
+
+def record_updates(session: Session, updates: list[Update]) -> RecordResult:
+    """Add each update not yet in the ledger to its tally; ignore the rest."""
+    unique = {u.id: u for u in reversed(updates)}  # the first copy of an id wins
+    if not unique:
+        return RecordResult(0, len(updates))
+    insert = _insert(session)
+    # A fixed key order means two batches touching the same rows lock them in
+    # the same order and cannot deadlock each other.
+    rows = [
+        {
+            "update_id": u.id,
+            "source_id": u.source,
+            "candidate_id": u.candidate_id,
+            "tick": u.tick,
+            "unit": u.unit,
+            "votes": u.votes,
+            "emitted_at": _utc(u.emitted_at),
+        }
+        for _, u in sorted(unique.items())
+    ]
+    inserted = set(
+        session.scalars(
+            insert(LedgerRow).on_conflict_do_nothing(index_elements=["update_id"])
+            .returning(LedgerRow.update_id),
+            rows,
+        )
+    )
+    sums: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
+    for update_id in inserted:
+        u = unique[update_id]
+        total = sums[(u.candidate_id, u.source)]
+        total[0] += u.votes
+        total[1] += 1
+    if sums:
+        now = datetime.now(timezone.utc)
+        stmt = insert(TallyRow)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["candidate_id", "source_id"],
+            set_={
+                "votes": TallyRow.votes + stmt.excluded.votes,
+                "updates": TallyRow.updates + stmt.excluded.updates,
+                "last_update_at": stmt.excluded.last_update_at,
+            },
+        )
+        session.execute(
+            stmt,
+            [
+                {
+                    "candidate_id": candidate_id,
+                    "source_id": source_id,
+                    "votes": votes,
+                    "updates": count,
+                    "last_update_at": now,
+                }
+                for (candidate_id, source_id), (votes, count) in sorted(sums.items())
+            ],
+        )
+    return RecordResult(len(inserted), len(updates) - len(inserted))
+
+
+def reject_payload(session: Session, source: object, body: object, reason: str) -> RejectedRow:
+    """Store a payload that could not be used, with the reason, for people to inspect."""
+    if isinstance(body, bytes):
+        text = body.decode("utf-8", errors="backslashreplace")
+    elif isinstance(body, str):
+        text = body
+    else:
+        text = repr(body)
+    row = RejectedRow(
+        source_id=str(source)[:64] if source is not None else None,
+        reason=reason[:2000],
+        payload=text[:1_100_000],
+        received_at=datetime.now(timezone.utc),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def wipeout(session: Session) -> dict[str, int]:
+    """Delete every tally and ledger row: the only way totals may go down."""
+    tallies = session.execute(delete(TallyRow)).rowcount
+    ledger = session.execute(delete(LedgerRow)).rowcount
+    return {"tallies": tallies, "ledger": ledger}
+
+
+def audit(session: Session) -> list[Difference]:
+    """Recompute every tally from the ledger and list where the two disagree."""
+    from_ledger = {
+        (c, s): (v, n)
+        for c, s, v, n in session.execute(
+            select(
+                LedgerRow.candidate_id,
+                LedgerRow.source_id,
+                func.sum(LedgerRow.votes),
+                func.count(),
+            ).group_by(LedgerRow.candidate_id, LedgerRow.source_id)
+        )
+    }
+    from_tallies = {
+        (t.candidate_id, t.source_id): (t.votes, t.updates)
+        for t in session.scalars(select(TallyRow))
+    }
+    differences = []
+    for key in sorted(from_ledger.keys() | from_tallies.keys()):
+        ledger, tally = from_ledger.get(key), from_tallies.get(key)
+        if ledger is None or tally is None or tuple(map(int, ledger)) != tuple(tally):
+            differences.append(
+                Difference(
+                    key[0],
+                    key[1],
+                    tally[0] if tally else None,
+                    int(ledger[0]) if ledger else None,
+                )
+            )
+    return differences

@@ -1,0 +1,60 @@
+"""Define the canonical update every source's payload is normalized into."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+# More votes than this in one update of one reporting unit is a feed error, not a count.
+MAX_VOTES_PER_UPDATE = 10_000_000
+# A feed body larger than this is refused before it is parsed.
+MAX_PAYLOAD_BYTES = 1_000_000
+
+
+class InvalidPayload(ValueError):
+    """A payload that can never become a valid update; the message is the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Votes added for one candidate by one source in one tick of one reporting unit."""
+
+    source: str
+    tick: int
+    unit: int
+    race_id: int
+    candidate_id: int
+    votes: int
+    emitted_at: float
+
+    @property
+    def id(self) -> str:
+        # Stable across redelivery, republish and a second beat: it depends only
+        # on where the votes come from, never on when or how often they arrive.
+        return f"{self.source}:{self.tick}:{self.unit}:{self.candidate_id}"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Update:
+        try:
+            return cls(
+                source=str(data["source"]),
+                tick=_integer(data["tick"], "tick"),
+                unit=_integer(data["unit"], "unit"),
+                race_id=_integer(data["race_id"], "race_id"),
+                candidate_id=_integer(data["candidate_id"], "candidate_id"),
+                votes=_integer(data["votes"], "votes"),
+                emitted_at=float(data["emitted_at"]),
+            )
+        except KeyError as missing:
+            raise InvalidPayload(f"update is missing {missing}") from None
+        except (TypeError, ValueError) as exc:
+            raise InvalidPayload(f"update is malformed: {exc}") from None
+
+
+def _integer(value: object, name: str) -> int:
+    # bool is an int subclass; True votes is a bug upstream, not one vote.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidPayload(f"{name} must be an integer, got {value!r:.40}")
+    return value

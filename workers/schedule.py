@@ -1,0 +1,40 @@
+"""Fire each source on wall-clock-aligned ticks, passing the tick number."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery.beat import BeatLazyFunc
+from celery.schedules import schedstate, schedule
+
+from rome.sources import current_tick
+
+
+class TickSchedule(schedule):
+    """Due once per wall-clock slot of run_every seconds, at the slot's start.
+
+    Aligning to the clock, not to beat's start time, makes two beat processes
+    fire the same tick number, so their updates share ids and count once.
+    """
+
+    def is_due(self, last_run_at):
+        interval = self.seconds
+        now = self.now().timestamp()
+        this_tick = current_tick(interval, now)
+        due = this_tick > current_tick(interval, last_run_at.timestamp())
+        return schedstate(due, (this_tick + 1) * interval - now)
+
+
+def beat_schedule(interval: float, queues: dict[str, str]) -> dict:
+    """Return one entry per source: the source task on that source's queue."""
+    return {
+        f"source-{source}": {
+            "task": "rome.source.emit",
+            "schedule": TickSchedule(timedelta(seconds=interval)),
+            "args": (source,),
+            # Evaluated by beat at send time: the tick the entry fires for.
+            "kwargs": {"tick": BeatLazyFunc(current_tick, interval)},
+            "options": {"queue": queue},
+        }
+        for source, queue in queues.items()
+    }
