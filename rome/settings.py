@@ -59,7 +59,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"ROME_DATABASE_URL={database_url!r} must be a sqlite:// or postgresql:// URL"
         )
 
-    broker_url = env.get("ROME_BROKER_URL") or "filesystem://"
+    broker_url = env.get("ROME_BROKER_URL") or "filesystem://localhost/"
     if not broker_url.startswith(("filesystem://", "amqp://", "pyamqp://", "amqps://", "memory://")):
         raise SettingsError(
             f"ROME_BROKER_URL={broker_url!r} must be an amqp:// or filesystem:// URL"

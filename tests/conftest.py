@@ -1,0 +1,97 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when reachable) and brokers.
+
+Tests that need the real PostgreSQL or RabbitMQ are skipped on a laptop
+without them and fail when CI is set: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from rome import db
+from rome.models import LedgerRow, RejectedRow, TallyRow
+
+PG_URL = os.environ.get("ROME_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/rome_test")
+AMQP_URL = os.environ.get("ROME_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+IN_CI = bool(os.environ.get("CI"))
+
+
+def missing_service(what: str, error: Exception):
+    message = f"{what} is not reachable: {error}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI is set, so this is a failure, not a skip)")
+    pytest.skip(message)
+
+
+def _ensure_pg_database(url: str) -> None:
+    base, _, name = db.driver_url(url).rpartition("/")
+    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    try:
+        _ensure_pg_database(PG_URL)
+    except Exception as exc:  # any failure to reach the server means "not available"
+        missing_service("PostgreSQL", exc)
+    return PG_URL
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    from kombu import Connection
+
+    try:
+        with Connection(AMQP_URL, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:
+        missing_service("RabbitMQ", exc)
+    return AMQP_URL
+
+
+def clear(database: db.Database) -> None:
+    with database.Session.begin() as session:
+        for model in (LedgerRow, TallyRow, RejectedRow):
+            session.query(model).delete()
+
+
+@pytest.fixture(scope="session")
+def _pg_database(pg_url):
+    database = db.prepare(pg_url)
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """A migrated, seeded, empty database: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        database = db.prepare(f"sqlite:///{tmp_path / 'rome.sqlite3'}")
+        yield database
+        database.engine.dispose()
+    else:
+        database = request.getfixturevalue("_pg_database")
+        clear(database)
+        yield database
+
+
+@pytest.fixture
+def empty_tables():
+    """Return the function that empties ledger, tallies and rejected."""
+    return clear
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:8]

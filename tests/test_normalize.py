@@ -1,0 +1,86 @@
+import json
+
+import pytest
+
+from rome.normalize import normalize
+from rome.sources import emit_tick
+from rome.updates import MAX_PAYLOAD_BYTES, InvalidPayload, Update
+
+
+@pytest.mark.parametrize("source", ["ap", "mc", "sos"])
+def test_each_feed_normalizes_to_the_same_canonical_updates(source):
+    body, rows = emit_tick(source, 12, seed="x", chance=1.0, units=3, now=1700000000.0)
+    updates = normalize(source, body)
+    assert len(updates) == rows == 3
+    for i, u in enumerate(updates):
+        assert u.source == source and u.tick == 12 and u.unit == i
+        assert u.id == f"{source}:12:{i}:{u.candidate_id}"
+        assert u.emitted_at == 1700000000.0
+        assert Update.from_json(json.loads(json.dumps(u.to_json()))) == u
+
+
+def test_ap_party_case_and_reused_candidate_ids_are_mapped():
+    row = {"raceID": 1, "raceName": "President of the United States", "candidateID": 2,
+           "first": "Hillary", "last": "Clinton", "party": "Dem", "voteCount": 10,
+           "source": "AP", "tick": 5, "emittedAt": 1.0}
+    [update] = normalize("ap", json.dumps([row]))
+    assert update.candidate_id == 102 and update.race_id == 1 and update.votes == 10
+
+
+def ap_row(**changes):
+    row = {"raceID": 1, "candidateID": 1, "party": "GOP", "voteCount": 5, "tick": 3,
+           "emittedAt": 1.0}
+    row.update(changes)
+    return json.dumps([row])
+
+
+def mc_body(**changes):
+    body = {"contest": {"title": "Maricopa County Sheriff"}, "report": {"seq": 4, "generated": 1.0},
+            "choices": [{"precinct": 0, "choice": {"name": "ARPAIO, JOE", "party": "REP"},
+                         "delta": 7}]}
+    body.update(changes)
+    return json.dumps(body)
+
+
+BAD = [
+    ("ap", "{not json", "not valid JSON"),
+    ("ap", b"\xff\xfe\x00bytes", "not UTF-8"),
+    ("ap", "x" * (MAX_PAYLOAD_BYTES + 1), "over"),
+    ("ap", "{}", "must be a list"),
+    ("ap", "[]", "carries no updates"),
+    ("ap", ap_row(voteCount=-5), "negative"),
+    ("ap", ap_row(voteCount=10**12), "absurd"),
+    ("ap", ap_row(voteCount="many"), "whole number"),
+    ("ap", ap_row(voteCount=True), "wrong type"),
+    ("ap", ap_row(candidateID=9), "unknown candidate"),
+    ("ap", ap_row(raceID=2), "race 2"),
+    ("ap", ap_row(party="DEM"), "party"),
+    ("ap", ap_row(tick=-1), "tick"),
+    ("ap", json.dumps([{"raceID": 1}]), "missing 'candidateID'"),
+    ("mc", mc_body(contest={"title": "Dog catcher"}), "Dog catcher"),
+    ("mc", mc_body(report="yesterday"), "wrong type"),
+    ("mc", mc_body(choices=[{"precinct": 0, "choice": {"name": "NOBODY", "party": "REP"},
+                             "delta": 1}]), "unknown candidate"),
+    ("mc", "[1, 2]", "must be an object"),
+    ("sos", json.dumps({"office": "U.S. Senator", "sequence": 1, "timestamp": 1.0,
+                        "results": [{"unit": 0, "candidate": "MCCAIN", "partyCode": "X",
+                                     "addedVotes": "3"}]}), "unknown party"),
+    ("sos", json.dumps({"office": "U.S. Senator", "sequence": 1, "timestamp": "noon",
+                        "results": []}), "wrong type"),
+    ("cnn", "[]", "unknown source"),
+    (None, "[]", "unknown source"),
+]
+
+
+@pytest.mark.parametrize(("source", "body", "reason"), BAD)
+def test_bad_payloads_are_refused_with_a_reason(source, body, reason):
+    with pytest.raises(InvalidPayload, match=reason):
+        normalize(source, body)
+
+
+def test_update_from_json_rejects_wrong_types():
+    good = Update("ap", 1, 0, 1, 101, 5, 1.0).to_json()
+    with pytest.raises(InvalidPayload, match="votes"):
+        Update.from_json({**good, "votes": "5"})
+    with pytest.raises(InvalidPayload, match="missing"):
+        Update.from_json({k: v for k, v in good.items() if k != "tick"})
