@@ -78,9 +78,9 @@ def seed_catalog(session: Session, catalog: Catalog | None = None) -> int:
     for race in catalog.races.values():
         for c in race.candidates:
             if c.id not in known_candidates:
-                session.add(
-                    CandidateRow(id=c.id, race_id=race.id, first=c.first, last=c.last, party=c.party)
-                )
+                session.add(CandidateRow(
+                    id=c.id, race_id=race.id, first=c.first, last=c.last, party=c.party
+                ))
                 added += 1
     for source in catalog.sources.values():
         if source.id not in known_sources:

@@ -108,7 +108,10 @@ class Supervisor:
                 start_new_session=True,
             )
             self.procs[service.name] = proc
-            threading.Thread(target=self._relay, args=(service.name, proc.stdout), daemon=True).start()
+            relay = threading.Thread(
+                target=self._relay, args=(service.name, proc.stdout), daemon=True
+            )
+            relay.start()
             self.say("rome", f"started {service.name} pid={proc.pid}")
 
     def wait(self) -> int:
@@ -174,7 +177,9 @@ def run_demo(
     supervisor.start()
     user, _, password = flower_auth.partition(":")
     supervisor.say("rome", f"race page: http://{host}:{web_port}/race")
-    supervisor.say("rome", f"flower:    http://{host}:{flower_port}  user={user} password={password}")
+    supervisor.say(
+        "rome", f"flower:    http://{host}:{flower_port}  user={user} password={password}"
+    )
     try:
         code = supervisor.wait()
     finally:

@@ -16,7 +16,7 @@ import json
 import math
 from collections.abc import Callable
 
-from rome.catalog import Catalog, Candidate, default_catalog
+from rome.catalog import Candidate, Catalog, default_catalog
 from rome.updates import MAX_PAYLOAD_BYTES, MAX_VOTES_PER_UPDATE, InvalidPayload, Update
 
 MC_PARTIES = {"REP": "GOP", "DEM": "DEM"}
@@ -31,7 +31,9 @@ def parse_body(body: str | bytes) -> object:
         try:
             body = body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidPayload(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
+            raise InvalidPayload(
+                f"payload is not UTF-8: {exc.reason} at byte {exc.start}"
+            ) from None
     if not isinstance(body, str):
         raise InvalidPayload(f"payload must be text, got {type(body).__name__}")
     if len(body) > MAX_PAYLOAD_BYTES:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -92,13 +92,16 @@ def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     if moment.tzinfo is None:  # SQLite hands back naive datetimes; Rome stores UTC
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.isoformat()
 
 
 def race_views(session: Session) -> list[RaceView]:
     """Build every race with its candidates' totals and each source's share."""
-    races = {r.id: RaceView(r.id, r.name, [], []) for r in session.scalars(select(RaceRow).order_by(RaceRow.id))}
+    races = {
+        r.id: RaceView(r.id, r.name, [], [])
+        for r in session.scalars(select(RaceRow).order_by(RaceRow.id))
+    }
     candidates: dict[int, CandidateView] = {}
     for c in session.scalars(select(CandidateRow).order_by(CandidateRow.id)):
         candidates[c.id] = CandidateView(c.id, c.first, c.last, c.party)

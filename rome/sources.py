@@ -11,7 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from rome.catalog import Catalog, Candidate, default_catalog
+from rome.catalog import Candidate, Catalog, default_catalog
 
 AP_PARTY_SPELLING = {"GOP": "GOP", "DEM": "Dem", "LIB": "Lib", "GRN": "Grn"}
 MC_PARTY = {"GOP": "REP", "DEM": "DEM"}

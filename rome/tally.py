@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,7 +44,7 @@ def _insert(session: Session):
 
 
 def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
+    return datetime.fromtimestamp(timestamp, UTC)
 
 
 def record_updates(session: Session, updates: list[Update]) -> RecordResult:
@@ -81,7 +81,7 @@ def record_updates(session: Session, updates: list[Update]) -> RecordResult:
         total[0] += u.votes
         total[1] += 1
     if sums:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         stmt = insert(TallyRow)
         stmt = stmt.on_conflict_do_update(
             index_elements=["candidate_id", "source_id"],
@@ -119,7 +119,7 @@ def reject_payload(session: Session, source: object, body: object, reason: str) 
         source_id=str(source)[:64] if source is not None else None,
         reason=reason[:2000],
         payload=text[:1_100_000],
-        received_at=datetime.now(timezone.utc),
+        received_at=datetime.now(UTC),
     )
     session.add(row)
     session.flush()
