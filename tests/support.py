@@ -1,0 +1,94 @@
+"""Start real Rome processes for integration tests, and make sure they all end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CELERY = [sys.executable, "-m", "celery", "-A", "workers"]
+QUEUES = ["elections_ap", "elections_mc", "elections_sos", "notekeeper", "caesar"]
+ALL_QUEUES = ",".join(QUEUES)
+
+
+def session_members(sids: set[int]) -> set[int]:
+    """Return the pids of every live process whose session is one of sids."""
+    members = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        state, session = fields[0], int(fields[3])
+        if session in sids and state != "Z":
+            members.add(int(entry.name))
+    return members
+
+
+def wait_for(condition, timeout: float, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Processes:
+    """A set of child processes, each in its own session, logging to files."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def worker(self, name: str = "worker", queues: str = ALL_QUEUES, concurrency: int = 2):
+        return self.start(name, [*CELERY, "worker", "-Q", queues, "-n", f"{name}@%h",
+                                 "-c", str(concurrency), "-l", "info"])
+
+    def beat(self, name: str = "beat"):
+        schedule = self.log_dir / f"{name}-schedule"
+        return self.start(name, [*CELERY, "beat", "-s", str(schedule), "-l", "info"])
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+    def run(self, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def stop(self, name: str | None = None, grace: float = 15) -> None:
+        procs = [self.procs[name]] if name else list(self.procs.values())
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
