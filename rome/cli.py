@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
 from rome import db
 from rome.settings import SettingsError, load_settings, prepare_data_dir
@@ -19,20 +21,45 @@ def cmd_db_upgrade(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from rome.tally import audit
+    from rome.inject import read_expectation
+    from rome.tally import audit, compare, tallies
 
     settings = load_settings()
     database = db.connect(settings.database_url)
     with database.Session() as session:
         differences = audit(session)
+        if args.expect:
+            differences += compare(tallies(session), read_expectation(args.expect), "expected")
     database.engine.dispose()
     if differences:
-        print(f"audit FAILED: {len(differences)} tallies differ from the ledger", file=sys.stderr)
+        print(f"audit FAILED: {len(differences)} differences", file=sys.stderr)
         for difference in differences:
             print(f"  {difference}", file=sys.stderr)
         return 1
-    print("audit ok: every tally equals the sum of its ledger rows")
+    print("audit ok: every tally equals the sum of its ledger rows"
+          + (f" and the totals in {args.expect}" if args.expect else ""))
     return 0
+
+
+def cmd_inject(args) -> int:
+    from rome.inject import plan_stream, write_expectation
+    from workers.publish import publish_stream
+
+    messages, expectation = plan_stream(
+        args.updates,
+        batch=args.batch,
+        duplicate_rate=args.duplicate_rate,
+        shuffle=args.shuffle,
+        bad=args.bad,
+        first_tick=args.first_tick if args.first_tick is not None else time.time_ns() // 10**6,
+        seed=args.seed,
+    )
+    if args.expect:
+        write_expectation(args.expect, expectation)
+    sent = publish_stream(messages, rate=args.rate)
+    print(f"published {sent} messages carrying {args.updates} updates"
+          f" ({len(messages) - sent} failed)")
+    return 0 if sent == len(messages) else 1
 
 
 def cmd_demo(args) -> int:
@@ -60,9 +87,29 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_db_upgrade
     )
 
-    commands.add_parser(
+    audit = commands.add_parser(
         "audit", help="recompute every tally from the ledger; exit 1 if any differ"
-    ).set_defaults(func=cmd_audit)
+    )
+    audit.add_argument("--expect", type=Path, help="also compare the tallies with this file")
+    audit.set_defaults(func=cmd_audit)
+
+    inject = commands.add_parser(
+        "inject", help="publish known updates into notekeeper's queue, as a source does"
+    )
+    inject.add_argument("--updates", type=int, required=True, help="how many valid updates")
+    inject.add_argument("--batch", type=int, default=1, help="updates per feed message")
+    inject.add_argument("--duplicate-rate", type=float, default=0.0,
+                        help="chance each message is published twice")
+    inject.add_argument("--shuffle", action="store_true", help="publish in random order")
+    inject.add_argument("--rate", type=float, default=0.0,
+                        help="updates per second (0: as fast as possible)")
+    inject.add_argument("--bad", type=int, default=0, help="bad payloads to mix in")
+    inject.add_argument("--seed", default="inject")
+    inject.add_argument("--first-tick", type=int, default=None,
+                        help="tick of the first message (default: now in ms, so ids are new)")
+    inject.add_argument("--expect", type=Path,
+                        help="write the totals the stream must produce here")
+    inject.set_defaults(func=cmd_inject)
 
     demo = commands.add_parser("demo", help="run workers, beat, web and Flower until Ctrl-C")
     demo.add_argument("--web-port", type=int, default=8083)

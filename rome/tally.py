@@ -26,16 +26,23 @@ class RecordResult:
 
 @dataclass(frozen=True)
 class Difference:
+    """A tally that disagrees with its reference, as (votes, updates) pairs."""
+
     candidate_id: int
     source_id: str
-    tally_votes: int | None
-    ledger_votes: int | None
+    tally: tuple[int, int] | None
+    reference: tuple[int, int] | None
+    against: str = "ledger"
 
     def __str__(self) -> str:
         return (
             f"candidate={self.candidate_id} source={self.source_id} "
-            f"tally={self.tally_votes} ledger={self.ledger_votes}"
+            f"tally={_pair(self.tally)} {self.against}={_pair(self.reference)}"
         )
+
+
+def _pair(pair: tuple[int, int] | None) -> str:
+    return "missing" if pair is None else f"{pair[0]}votes/{pair[1]}updates"
 
 
 def _insert(session: Session):
@@ -115,9 +122,11 @@ def reject_payload(session: Session, source: object, body: object, reason: str) 
         text = body
     else:
         text = repr(body)
+    # PostgreSQL text cannot hold NUL; keep it visible instead.
+    text = text.replace("\x00", "\\x00")
     row = RejectedRow(
-        source_id=str(source)[:64] if source is not None else None,
-        reason=reason[:2000],
+        source_id=str(source)[:64].replace("\x00", "") if source is not None else None,
+        reason=reason[:2000].replace("\x00", "\\x00"),
         payload=text[:1_100_000],
         received_at=datetime.now(UTC),
     )
@@ -133,10 +142,31 @@ def wipeout(session: Session) -> dict[str, int]:
     return {"tallies": tallies, "ledger": ledger}
 
 
+def tallies(session: Session) -> dict[tuple[int, str], tuple[int, int]]:
+    """Return {(candidate_id, source_id): (votes, updates)} as the tallies hold them."""
+    return {
+        (t.candidate_id, t.source_id): (t.votes, t.updates)
+        for t in session.scalars(select(TallyRow))
+    }
+
+
+def compare(
+    found: dict[tuple[int, str], tuple[int, int]],
+    reference: dict[tuple[int, str], tuple[int, int]],
+    against: str,
+) -> list[Difference]:
+    """List every key where found and reference differ, in key order."""
+    return [
+        Difference(key[0], key[1], found.get(key), reference.get(key), against)
+        for key in sorted(found.keys() | reference.keys())
+        if found.get(key) != reference.get(key)
+    ]
+
+
 def audit(session: Session) -> list[Difference]:
     """Recompute every tally from the ledger and list where the two disagree."""
     from_ledger = {
-        (c, s): (v, n)
+        (c, s): (int(v), int(n))
         for c, s, v, n in session.execute(
             select(
                 LedgerRow.candidate_id,
@@ -146,20 +176,4 @@ def audit(session: Session) -> list[Difference]:
             ).group_by(LedgerRow.candidate_id, LedgerRow.source_id)
         )
     }
-    from_tallies = {
-        (t.candidate_id, t.source_id): (t.votes, t.updates)
-        for t in session.scalars(select(TallyRow))
-    }
-    differences = []
-    for key in sorted(from_ledger.keys() | from_tallies.keys()):
-        ledger, tally = from_ledger.get(key), from_tallies.get(key)
-        if ledger is None or tally is None or tuple(map(int, ledger)) != tuple(tally):
-            differences.append(
-                Difference(
-                    key[0],
-                    key[1],
-                    tally[0] if tally else None,
-                    int(ledger[0]) if ledger else None,
-                )
-            )
-    return differences
+    return compare(tallies(session), from_ledger, "ledger")

@@ -14,6 +14,16 @@ QUEUES = ["elections_ap", "elections_mc", "elections_sos", "notekeeper", "caesar
 ALL_QUEUES = ",".join(QUEUES)
 
 
+def reset_queues(url: str) -> None:
+    """Delete Rome's queues so workers declare them afresh, arguments included."""
+    from kombu import Connection
+
+    with Connection(url) as conn:
+        channel = conn.channel()
+        for name in [*QUEUES, "rome.dead"]:
+            channel.queue_delete(name)
+
+
 def session_members(sids: set[int]) -> set[int]:
     """Return the pids of every live process whose session is one of sids."""
     members = set()

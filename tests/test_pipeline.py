@@ -6,7 +6,6 @@ import sys
 
 import pytest
 from celery import Celery
-from kombu import Connection, Exchange, Queue
 from sqlalchemy import select
 
 from rome import db
@@ -14,17 +13,9 @@ from rome.models import LedgerRow, TallyRow
 from rome.normalize import normalize
 from rome.settings import load_settings
 from rome.sources import emit_tick
-from support import QUEUES, Processes, wait_for
+from support import Processes, reset_queues, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def purge_queues(url: str) -> None:
-    with Connection(url) as conn:
-        channel = conn.channel()
-        for name in QUEUES:
-            Queue(name, Exchange(name, "direct"), name, durable=True)(channel).declare()
-            channel.queue_purge(name)
 
 
 @pytest.fixture(params=["embedded", "rabbitmq+postgresql"])
@@ -38,7 +29,7 @@ def pipeline(request, tmp_path, unique, empty_tables):
     if request.param != "embedded":
         env["ROME_DATABASE_URL"] = request.getfixturevalue("pg_url")
         env["ROME_BROKER_URL"] = request.getfixturevalue("amqp_url")
-        purge_queues(env["ROME_BROKER_URL"])
+        reset_queues(env["ROME_BROKER_URL"])
     processes = Processes(env, tmp_path)
     upgraded = processes.run([sys.executable, "-m", "rome.cli", "db", "upgrade"])
     assert upgraded.returncode == 0, upgraded.stderr

@@ -52,10 +52,13 @@ def test_audit_finds_a_tampered_tally(database):
                        last_update_at=s.scalar(select(LedgerRow.applied_at).limit(1))))
     with database.Session() as s:
         differences = audit(s)
-    assert [(d.candidate_id, d.tally_votes, d.ledger_votes) for d in differences] == [
-        (101, 99, 100),
-        (102, 5, None),
+    assert [(d.candidate_id, d.tally, d.reference) for d in differences] == [
+        (101, (99, 1), (100, 1)),
+        (102, (5, 1), None),
     ]
+    assert str(differences[0]) == (
+        "candidate=101 source=ap tally=99votes/1updates ledger=100votes/1updates"
+    )
 
 
 def test_wipeout_empties_tallies_and_ledger(database):
@@ -120,3 +123,12 @@ def test_any_order_any_duplication_same_totals(database, empty_tables, data, bat
     assert totals(database) == {k: v for k, v in expected.items()}
     with database.Session() as s:
         assert audit(s) == []
+
+
+def test_rejected_payload_keeps_bytes_and_nul_readable(database):
+    with database.Session.begin() as s:
+        row = reject_payload(s, "ap\x00", b"\x80\x04pickle\x00\xff", "bad\x00reason")
+    with database.Session() as s:
+        stored = s.get(type(row), row.id)
+    assert stored.payload == "\\x80\x04pickle\\x00\\xff"
+    assert stored.source_id == "ap" and stored.reason == "bad\\x00reason"

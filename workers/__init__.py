@@ -9,7 +9,7 @@ Run it with:
 """
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import celeryd_after_setup, worker_process_init
 from kombu import Exchange, Queue
 
 from rome.settings import load_settings, prepare_data_dir
@@ -20,6 +20,21 @@ prepare_data_dir(settings)
 
 SOURCE_QUEUES = {source: f"elections_{source}" for source in ("ap", "mc", "sos")}
 QUEUES = [*SOURCE_QUEUES.values(), "notekeeper", "caesar"]
+# A message a task gives up on, or one no worker can decode, is rejected
+# without requeue; RabbitMQ then moves it here instead of dropping it.
+DEAD_EXCHANGE = Exchange("rome.dead", type="fanout", durable=True)
+DEAD_QUEUE = Queue("rome.dead", DEAD_EXCHANGE, durable=True)
+
+
+def work_queue(name: str) -> Queue:
+    return Queue(
+        name,
+        Exchange(name, type="direct", durable=True),
+        routing_key=name,
+        durable=True,
+        queue_arguments={"x-dead-letter-exchange": DEAD_EXCHANGE.name},
+    )
+
 
 app = Celery("rome", broker=settings.broker_url, include=["workers.tasks"])
 app.conf.update(
@@ -35,9 +50,18 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=4,
     worker_cancel_long_running_tasks_on_connection_loss=True,
+    # A task that fails for good is rejected, not acked: it dead-letters.
+    task_acks_on_failure_or_timeout=False,
+    worker_consumer="workers.consumer:DeadLetteringConsumer",
+    # Publishing retries through a broker restart (about a minute in all)
+    # before the caller sees the error.
+    task_publish_retry=True,
+    task_publish_retry_policy={
+        "max_retries": 30, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3,
+    },
     # Durable queues on their own direct exchanges; messages are persistent
     # (Celery's default delivery_mode=2).
-    task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q, durable=True) for q in QUEUES],
+    task_queues=[work_queue(q) for q in QUEUES],
     task_default_queue="notekeeper",
     task_routes={
         "rome.notekeeper.normalize": {"queue": "notekeeper"},
@@ -56,6 +80,13 @@ app.conf.update(
 if settings.amqp_broker:
     # Publisher confirms: apply_async returns only once RabbitMQ has the message.
     app.conf.broker_transport_options["confirm_publish"] = True
+
+
+@celeryd_after_setup.connect
+def _declare_dead_letter_queue(**_):
+    if settings.amqp_broker:
+        with app.connection_for_write() as connection:
+            DEAD_QUEUE(connection.default_channel).declare()
 
 
 @worker_process_init.connect

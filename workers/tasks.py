@@ -1,14 +1,28 @@
 """The pipeline's tasks: sources emit feeds, notekeeper normalizes, caesar records.
 
-Tasks are thin: decode, call rome, publish the next step, return.
+Tasks are thin: decode, call rome, publish the next step, return. How they
+fail is decided in one place, PipelineTask:
+
+- a payload that can never be valid is stored as rejected at once;
+- the database or the broker being down is waited out, with backoff and
+  jitter, for as long as it takes (the message is never acked uncommitted);
+- anything else is retried MAX_TRIES times, then stored as rejected and
+  dead-lettered.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
+import random
+import time
 from functools import cache
 
-from sqlalchemy.exc import OperationalError
+from celery.exceptions import Reject, Retry
+from celery.signals import task_rejected
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy.exc import OperationalError as DatabaseError
 
 from rome import db
 from rome.logs import log
@@ -20,16 +34,7 @@ from workers import app, settings
 
 logger = logging.getLogger("rome.pipeline")
 
-# Connection-level database failures are worth waiting out: retry with
-# exponential backoff and jitter, forever, rather than drop an update.
-DATABASE_DOWN = (OperationalError,)
-RETRY = {
-    "autoretry_for": DATABASE_DOWN,
-    "retry_backoff": 0.5,
-    "retry_backoff_max": 30,
-    "retry_jitter": True,
-    "max_retries": None,
-}
+MAX_TRIES = 3
 
 
 @cache
@@ -37,7 +42,75 @@ def database() -> db.Database:
     return db.connect(settings.database_url)
 
 
-@app.task(name="rome.source.emit", bind=True)
+def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    return random.uniform(0, min(cap, base * 2 ** min(attempt, 16)))
+
+
+def store_rejected(source: object, body: object, reason: str) -> int | None:
+    """Record a payload Rome will not count; return its id, or None if the database is down."""
+    try:
+        with database().Session.begin() as session:
+            return reject_payload(session, source, body, reason).id
+    except DatabaseError as exc:
+        log(logger, "reject_not_stored", logging.ERROR, reason=reason, error=str(exc))
+        return None
+
+
+@task_rejected.connect
+def _record_rejected_message(message, exc=None, **_):
+    """Record a message the worker refused before any task ran (it is dead-lettered)."""
+    reason = f"undecodable message ({message.content_type}): {exc}"
+    log(logger, "message_rejected", logging.ERROR, reason=reason)
+    store_rejected(None, message.body, reason)
+
+
+class PipelineTask(app.Task):
+    """Decide, for every task of the pipeline, what a failure means."""
+
+    # No limit of Celery's own: an outage is retried for as long as it lasts,
+    # and other errors are bounded by MAX_TRIES below.
+    max_retries = None
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except (Retry, Reject):
+            raise
+        except DatabaseError as exc:
+            # Database down: retry with no limit. self.retry publishes a copy
+            # with a countdown before this message is acked.
+            self._wait_out("database_unavailable", exc, publish_retry=True)
+        except BrokerError as exc:
+            # Broker down while publishing the next step: put the message back.
+            self._wait_out("broker_unavailable", exc, publish_retry=False)
+        except Exception as exc:
+            if self.request.retries + 1 < MAX_TRIES:
+                log(logger, "task_failed_retrying", logging.WARNING, task=self.name,
+                    task_id=self.request.id, attempt=self.request.retries + 1, error=repr(exc))
+                raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+            raise  # on_failure stores it; acks_on_failure=False dead-letters it
+
+    def _wait_out(self, event: str, exc: Exception, publish_retry: bool):
+        delay = backoff(self.request.retries)
+        log(logger, event, logging.WARNING, task=self.name, task_id=self.request.id,
+            retries=self.request.retries, delay=round(delay, 2), error=str(exc).splitlines()[0])
+        if publish_retry:
+            try:
+                raise self.retry(exc=exc, countdown=delay)
+            except BrokerError:
+                pass  # cannot publish the retry either: requeue this message instead
+        time.sleep(delay)
+        raise Reject(f"{event}: {exc}", requeue=True) from exc
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        source = args[0] if args and isinstance(args[0], str) else None
+        reason = f"{self.name} failed {MAX_TRIES} times: {exc!r}"
+        store_rejected(source, repr(args)[:1_000_000], reason)
+        log(logger, "dead_lettered", logging.ERROR, task=self.name, task_id=task_id, reason=reason)
+
+
+@app.task(name="rome.source.emit", bind=True, base=PipelineTask)
 def emit_source(self, source: str, tick: int) -> int:
     """Roll one tick of source's feed and hand any report to notekeeper."""
     body, rows = emit_tick(
@@ -54,28 +127,37 @@ def emit_source(self, source: str, tick: int) -> int:
     return rows
 
 
-@app.task(name="rome.notekeeper.normalize", bind=True, **RETRY)
-def normalize_feed(self, source: str, body: str) -> int:
+def decode_body(body: object, encoding: str) -> str | bytes:
+    """Undo the transport encoding of a feed body: text as is, raw bytes as base64."""
+    if encoding == "base64":
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise InvalidPayload(f"body is not valid base64: {exc}") from None
+    if encoding != "text":
+        raise InvalidPayload(f"unknown body encoding {encoding!r:.40}")
+    return body
+
+
+@app.task(name="rome.notekeeper.normalize", bind=True, base=PipelineTask)
+def normalize_feed(self, source: str, body: str, encoding: str = "text") -> int:
     """Normalize one feed body and chain its updates into caesar, or reject it."""
     try:
-        updates = normalize(source, body)
+        updates = normalize(source, decode_body(body, encoding))
     except InvalidPayload as exc:
-        with database().Session.begin() as session:
-            row = reject_payload(session, source, body, str(exc))
-        log(
-            logger, "rejected", logging.WARNING,
-            source=source, reason=str(exc), rejected_id=row.id, task_id=self.request.id,
-        )
+        rejected_id = store_rejected(source, body, str(exc))
+        if rejected_id is None:
+            raise DatabaseError("storing a rejected payload", None, exc) from exc
+        log(logger, "rejected", logging.WARNING, source=source, reason=str(exc),
+            rejected_id=rejected_id, task_id=self.request.id)
         return 0
     record.apply_async(([u.to_json() for u in updates],))
-    log(
-        logger, "normalized", source=source, updates=len(updates),
-        first_update_id=updates[0].id, task_id=self.request.id,
-    )
+    log(logger, "normalized", source=source, updates=len(updates),
+        first_update_id=updates[0].id, task_id=self.request.id)
     return len(updates)
 
 
-@app.task(name="rome.caesar.record", bind=True, **RETRY)
+@app.task(name="rome.caesar.record", bind=True, base=PipelineTask)
 def record(self, updates: list[dict]) -> int:
     """Apply a batch of canonical updates in one transaction."""
     parsed = []
@@ -89,9 +171,6 @@ def record(self, updates: list[dict]) -> int:
                 source = data.get("source") if isinstance(data, dict) else None
                 reject_payload(session, source, repr(data), str(exc))
         result = record_updates(session, parsed)
-    log(
-        logger, "recorded", applied=result.applied, duplicates=result.duplicates,
-        update_ids=",".join(u.id for u in parsed[:5]), task_id=self.request.id,
-    )
+    log(logger, "recorded", applied=result.applied, duplicates=result.duplicates,
+        update_ids=",".join(u.id for u in parsed[:5]), task_id=self.request.id)
     return result.applied
-
