@@ -124,9 +124,14 @@ class Supervisor:
             self.stopping.wait(0.5)
         return 0
 
-    def stop(self, grace: float = 15.0) -> None:
+    def stop(self, grace: float = 20.0) -> None:
+        # SIGTERM to each service's main process only, as docker stop does:
+        # Celery then shuts down warm (running tasks finish, the rest are
+        # requeued) and stops its own pool. Signalling the pool children too
+        # can kill one holding the pool's queue lock and hang the parent.
         for proc in self.procs.values():
-            _signal_group(proc.pid, signal.SIGTERM)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
         for proc in self.procs.values():
             try:
@@ -134,7 +139,9 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 pass
         # Whatever is left, leader or not, goes now: no orphans.
-        for proc in self.procs.values():
+        for name, proc in self.procs.items():
+            if proc.poll() is None:
+                self.say("rome", f"{name} did not stop within {grace:.0f}s: killing it")
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
         self.say("rome", "all services stopped")

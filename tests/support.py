@@ -87,10 +87,9 @@ class Processes:
     def stop(self, name: str | None = None, grace: float = 15) -> None:
         procs = [self.procs[name]] if name else list(self.procs.values())
         for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            # The main process only: it stops its own children (see rome/demo.py).
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
         for proc in procs:
             try:

@@ -1,10 +1,12 @@
 """Keep docker-compose.yml honest without a Docker engine.
 
-Three layers: `docker-compose config` validates the file; structural checks read the
-parsed YAML (healthchecks, restart policies, depends_on conditions, no hard-coded
-secret); and a smoke test runs every Python service's own command and environment from
-the compose file as a local process against the local RabbitMQ and PostgreSQL, with the
-compose hostnames mapped to 127.0.0.1. A wrong command in the compose file fails it.
+Three layers: `docker-compose config` validates the file, both on a fresh clone (no
+.env: the local-development defaults) and with a .env that overrides them; structural
+checks read the parsed YAML (healthchecks, restart policies, depends_on conditions, no
+secret but the documented development defaults of .env.example); and a smoke test runs
+every Python service's own command and environment from the compose file as a local
+process against the local RabbitMQ and PostgreSQL, with the compose hostnames mapped to
+127.0.0.1. A wrong command in the compose file fails it.
 """
 
 from __future__ import annotations
@@ -177,43 +179,99 @@ def compose_binary() -> str:
     return binary
 
 
-def run_compose_config(env_file_path: Path | str, extra_env: dict[str, str]):
-    # Only the variables given here: the caller's shell must not make the file valid.
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
-    env.update(extra_env)
+def run_compose(directory: Path, *args: str, extra_env: dict[str, str] | None = None):
+    """Run docker-compose on a copy of the compose file in `directory`.
+
+    Compose reads `directory`/.env if the test wrote one, and nothing else: no .env of the
+    working tree, and no secret or COMPOSE_* variable from the caller's shell.
+    """
+    compose_file = directory / COMPOSE_FILE.name
+    shutil.copyfile(COMPOSE_FILE, compose_file)
+    env = {
+        k: v for k, v in os.environ.items()
+        if k not in SECRET_VARS and not k.startswith("COMPOSE_")
+    }
+    env.update(extra_env or {})
     return subprocess.run(
-        [compose_binary(), "--env-file", str(env_file_path), "-f", str(COMPOSE_FILE),
-         "config", "-q"],
-        env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
+        [compose_binary(), "-f", str(compose_file), *args],
+        env=env, capture_output=True, text=True, timeout=120, cwd=directory,
     )
 
 
-def test_compose_file_validates():
-    result = run_compose_config(ENV_EXAMPLE, {})
+def resolved_config(directory: Path) -> dict:
+    """`config -q` passes, and `config` gives the file as Compose resolves it."""
+    check = run_compose(directory, "config", "-q")
+    assert check.returncode == 0, check.stderr
+    result = run_compose(directory, "config")
     assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
 
 
-def test_compose_file_refuses_to_start_without_the_secrets(tmp_path):
-    empty = tmp_path / "empty.env"
-    empty.write_text("")
-    result = run_compose_config(empty, {})
-    assert result.returncode != 0
-    assert any(name in result.stderr for name in SECRET_VARS), result.stderr
+def secrets_in(config: dict) -> dict[str, set[str]]:
+    """Where each secret lands once resolved: every value found for it, by variable."""
+    found: dict[str, set[str]] = {name: set() for name in SECRET_VARS}
+    for name, service in config["services"].items():
+        env = environment_of(service)
+        if "build" in service:
+            found["POSTGRES_PASSWORD"].add(urlsplit(env["ROME_DATABASE_URL"]).password)
+            found["RABBITMQ_PASSWORD"].add(urlsplit(env["ROME_BROKER_URL"]).password)
+            found["ROME_ADMIN_TOKEN"].add(env["ROME_ADMIN_TOKEN"])
+            found["ROME_FLOWER_AUTH"].add(env["ROME_FLOWER_AUTH"])
+        if name == "postgresdb":
+            found["POSTGRES_PASSWORD"].add(env["POSTGRES_PASSWORD"])
+        if name == "rabbitmq":
+            found["RABBITMQ_PASSWORD"].add(env["RABBITMQ_DEFAULT_PASS"])
+        if name == "flower":
+            flags = [a for a in argv_of(service) if a.startswith("--basic_auth=")]
+            found["ROME_FLOWER_AUTH"].update(a.partition("=")[2] for a in flags)
+    return found
 
 
-def test_env_example_sets_every_variable_the_compose_file_requires():
-    values = " ".join(_strings(load_compose()))  # the YAML's values, not its comments
-    required = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?\?", values))
-    assert required == set(SECRET_VARS)
+def test_fresh_clone_runs_without_a_dot_env(tmp_path):
+    """`docker compose up` on a fresh clone: no .env, no secret exported."""
+    assert not (tmp_path / ".env").exists()
+    config = resolved_config(tmp_path)
     example = env_file(ENV_EXAMPLE)
-    assert required <= set(example), required - set(example)
-    # The compose environment, filled from .env.example, is one Rome accepts.
-    for name, service in python_services().items():
-        env = {k: map_hosts(v) for k, v in resolve(environment_of(service), example).items()}
-        settings = load_settings(env)
-        assert settings.flower_auth and settings.admin_token, name
-        assert settings.database_url.startswith("postgresql://"), name
-        assert settings.amqp_broker, name
+    assert secrets_in(config) == {name: {example[name]} for name in SECRET_VARS}
+    # Compose and this file's resolver agree on every environment and command.
+    ours = resolve(services(), {})
+    for name, service in config["services"].items():
+        assert environment_of(service) == environment_of(ours[name]), name
+        assert argv_of(service) == argv_of(ours[name]), name
+
+
+def test_dot_env_overrides_every_default(tmp_path):
+    mine = {
+        "POSTGRES_PASSWORD": "from-dotenv-postgres",
+        "RABBITMQ_PASSWORD": "from-dotenv-rabbitmq",
+        "ROME_ADMIN_TOKEN": "from-dotenv-admin-token",
+        "ROME_FLOWER_AUTH": "ops:from-dotenv-flower",
+    }
+    assert set(mine) == set(SECRET_VARS)
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in mine.items()))
+    config = resolved_config(tmp_path)
+    assert secrets_in(config) == {name: {value} for name, value in mine.items()}
+    # No development value is left anywhere in the resolved file.
+    text = yaml.safe_dump(config)
+    for name, value in env_file(ENV_EXAMPLE).items():
+        assert value not in text, f"{name} kept its development value"
+
+
+def test_every_variable_has_a_default_and_the_environment_is_one_rome_accepts():
+    values = " ".join(_strings(load_compose()))  # the YAML's values, not its comments
+    references = [m for m in _VARIABLE.finditer(values) if not m["escaped"]]
+    # A fresh clone needs no .env: every variable is ${VAR:-default}.
+    for match in references:
+        assert match["op"] == ":-", f"{match[0]} has no default: a fresh clone would stop"
+    assert set(SECRET_VARS) <= {m["braced"] for m in references}
+    # The compose environment is one Rome accepts, with the defaults and with .env.example.
+    for variables in ({}, env_file(ENV_EXAMPLE)):
+        for name, service in python_services().items():
+            env = {k: map_hosts(v) for k, v in resolve(environment_of(service), variables).items()}
+            settings = load_settings(env)
+            assert settings.flower_auth and settings.admin_token, name
+            assert settings.database_url.startswith("postgresql://"), name
+            assert settings.amqp_broker, name
 
 
 # --- 2. structural checks -------------------------------------------------------------------
@@ -295,19 +353,29 @@ def test_ports_nero_public_flower_local_only():
             assert "ports" not in service, name
 
 
-def test_no_service_hard_codes_a_secret():
-    raw = load_compose()
+def test_the_only_secrets_written_are_the_development_defaults_of_env_example():
     text = COMPOSE_FILE.read_text()
     example = env_file(ENV_EXAMPLE)
+    # .env.example holds the secrets, and nothing else uncommented.
+    assert set(example) == set(SECRET_VARS)
     for name in SECRET_VARS:
-        assert example[name] not in text, f"the value of {name} is written in the compose file"
-        # A secret has no fallback value: ${VAR:?message} or ${VAR}, never ${VAR:-x}.
-        assert not re.search(rf"\$\{{{name}:?-", text), f"{name} has a default"
-    reference = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}$")
-    for name, service in raw["services"].items():
+        uses = re.findall(rf"\$\{{{name}(?P<op>:?[-?]|(?=\}}))(?P<arg>[^}}]*)\}}", text)
+        assert uses, f"{name} is not used"
+        for op, default in uses:
+            assert op == ":-" and default == example[name], (
+                f"${{{name}{op}{default}}}: the default must be .env.example's "
+                f"{example[name]!r}"
+            )
+        # The development value appears only as that default, in no comment or literal.
+        assert text.count(example[name]) == len(uses), f"{name}'s value written elsewhere"
+    # Where a secret goes, it comes from one of those variables.
+    reference = re.compile(
+        rf"^\$\{{(?P<name>{'|'.join(SECRET_VARS)}):-(?P<default>[^}}]*)\}}$"
+    )
+    for name, service in services().items():
         for key, value in environment_of(service).items():
             if SECRET_KEY.search(key) and "USER" not in key:
-                assert reference.match(value), f"{name}: {key} is not a ${{VAR}} reference"
+                assert reference.match(value), f"{name}: {key} is not a secret's ${{VAR:-}}"
         for value in _strings(service):
             # user:password@host in a URL: the password must come from a variable.
             for password in re.findall(r"://[^:/@\s]+:([^@\s]+)@", value):
@@ -403,8 +471,7 @@ def healthcheck_argv(test: list[str]) -> list[str]:
 def test_compose_commands_run_the_pipeline(
     pg_url, amqp_url, tmp_path, monkeypatch, empty_tables
 ):
-    example = env_file(ENV_EXAMPLE)
-    compose = resolve(python_services(), example)
+    compose = resolve(python_services(), {})  # a fresh clone: the development defaults
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     logs = tmp_path / "logs"

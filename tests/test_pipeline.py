@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
-from celery import Celery
 from sqlalchemy import select
 
 from rome import db
@@ -50,16 +50,6 @@ def source_tallies(database) -> dict[str, tuple[int, int]]:
         return out
 
 
-def publisher(settings) -> Celery:
-    app = Celery("test-publisher", broker=settings.broker_url, set_as_current=False)
-    options = dict(settings.broker_transport_options)
-    if settings.amqp_broker:
-        options["confirm_publish"] = True
-    app.conf.update(task_serializer="json", accept_content=["json"],
-                    broker_transport_options=options)
-    return app
-
-
 def test_updates_flow_from_every_source_and_count_once(pipeline):
     processes, settings, database = pipeline
     processes.worker()
@@ -88,19 +78,24 @@ def test_updates_flow_from_every_source_and_count_once(pipeline):
 
     wait_for(settled, 30, interval=1.5, what="the pipeline to drain")
     before = source_tallies(database)
-    body, _ = emit_tick("ap", 7, seed=f"dup-{settings.seed}", chance=1.0)
-    [update] = normalize("ap", body)
-    app = publisher(settings)
-    for _ in range(2):
-        app.send_task("rome.notekeeper.normalize", args=("ap", body), queue="notekeeper")
-    duplicate_seen = f"applied=0 duplicates=1 update_ids={update.id}"
+    # rome inject publishes through the production path; --duplicate-rate 1
+    # sends the one message twice.
+    expect = processes.log_dir / "dup.json"
+    injected = processes.run([sys.executable, "-m", "rome.cli", "inject", "--updates", "1",
+                              "--duplicate-rate", "1", "--first-tick", "7",
+                              "--expect", str(expect)])
+    assert injected.returncode == 0, injected.stderr
+    assert "published 2 messages" in injected.stdout
+    [tally] = json.loads(expect.read_text())["tallies"]
+    update_id = f"ap:7:0:{tally['candidate_id']}"
+    duplicate_seen = f"applied=0 duplicates=1 update_ids={update_id}"
     wait_for(lambda: duplicate_seen in processes.log("worker"), 30,
              what="the second copy to reach caesar")
     after = source_tallies(database)
-    assert after["ap"][0] - before["ap"][0] == update.votes
+    assert after["ap"][0] - before["ap"][0] == tally["votes"]
     assert after["ap"][1] - before["ap"][1] == 1
     with database.Session() as session:
-        assert session.get(LedgerRow, update.id).votes == update.votes
+        assert session.get(LedgerRow, update_id).votes == tally["votes"]
 
     processes.stop()
     audit = processes.run([sys.executable, "-m", "rome.cli", "audit"])

@@ -8,10 +8,19 @@ Run it with:
     celery -A workers flower --port=5555
 """
 
+import logging
+
 from celery import Celery
-from celery.signals import celeryd_after_setup, worker_process_init
+from celery._state import get_current_task
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    celeryd_after_setup,
+    worker_process_init,
+)
 from kombu import Exchange, Queue
 
+from rome.logs import JsonFormatter
 from rome.settings import load_settings, prepare_data_dir
 from workers.schedule import beat_schedule
 
@@ -80,6 +89,30 @@ app.conf.update(
 if settings.amqp_broker:
     # Publisher confirms: apply_async returns only once RabbitMQ has the message.
     app.conf.broker_transport_options["confirm_publish"] = True
+
+
+class CurrentTaskFilter(logging.Filter):
+    """Stamp each record with the running task's id, name, parent and root."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        task = get_current_task()
+        if task is not None and task.request.id:
+            record.task_id = task.request.id
+            record.task_name = task.name
+            record.parent_id = task.request.parent_id
+            record.root_id = task.request.root_id
+        return True
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _json_logs(logger, **_):
+    # One JSON object per line, Celery's own lines included, so a log
+    # pipeline can follow one update from source to caesar by root_id.
+    if settings.log_format == "json":
+        for handler in logger.handlers:
+            handler.setFormatter(JsonFormatter())
+            handler.addFilter(CurrentTaskFilter())
 
 
 @celeryd_after_setup.connect
