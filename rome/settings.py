@@ -71,6 +71,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "data_folder_in": str(queue_dir / "queue"),
             "data_folder_out": str(queue_dir / "queue"),
             "control_folder": str(queue_dir / "control"),
+            # The transport polls its folder; kombu's default of 1 s would add
+            # up to a second per hop to the demo's freshness.
+            "polling_interval": 0.1,
         }
 
     admin_token = env.get("ROME_ADMIN_TOKEN") or None
@@ -108,5 +111,6 @@ def prepare_data_dir(settings: Settings) -> None:
         Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
             parents=True, exist_ok=True
         )
-    for folder in settings.broker_transport_options.values():
-        Path(folder).mkdir(parents=True, exist_ok=True)
+    for key in ("data_folder_in", "data_folder_out", "control_folder"):
+        if key in settings.broker_transport_options:
+            Path(settings.broker_transport_options[key]).mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 # More votes than this in one update of one reporting unit is a feed error, not a count.
@@ -45,7 +46,7 @@ class Update:
                 race_id=_integer(data["race_id"], "race_id"),
                 candidate_id=_integer(data["candidate_id"], "candidate_id"),
                 votes=_integer(data["votes"], "votes"),
-                emitted_at=float(data["emitted_at"]),
+                emitted_at=_finite(data["emitted_at"]),
             )
         except KeyError as missing:
             raise InvalidPayload(f"update is missing {missing}") from None
@@ -58,3 +59,9 @@ def _integer(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidPayload(f"{name} must be an integer, got {value!r:.40}")
     return value
+
+
+def _finite(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidPayload(f"emitted_at must be a finite number, got {value!r:.40}")
+    return float(value)

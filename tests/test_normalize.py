@@ -82,5 +82,7 @@ def test_update_from_json_rejects_wrong_types():
     good = Update("ap", 1, 0, 1, 101, 5, 1.0).to_json()
     with pytest.raises(InvalidPayload, match="votes"):
         Update.from_json({**good, "votes": "5"})
+    with pytest.raises(InvalidPayload, match="finite"):
+        Update.from_json({**good, "emitted_at": float("nan")})
     with pytest.raises(InvalidPayload, match="missing"):
         Update.from_json({k: v for k, v in good.items() if k != "tick"})

@@ -132,3 +132,34 @@ def test_rejected_payload_keeps_bytes_and_nul_readable(database):
         stored = s.get(type(row), row.id)
     assert stored.payload == "\\x80\x04pickle\\x00\\xff"
     assert stored.source_id == "ap" and stored.reason == "bad\\x00reason"
+
+
+def test_concurrent_overlapping_batches_neither_deadlock_nor_double(database):
+    """Batches sharing updates, applied at once in opposite orders, count each once."""
+    import random
+    import threading
+
+    batch = [make(t, t % 1000, candidate=101 + t % 4, unit=u) for t in range(200)
+             for u in range(3)]
+    errors: list[Exception] = []
+
+    def apply(seed):
+        shuffled = batch[:]
+        random.Random(seed).shuffle(shuffled)
+        for start in range(0, len(shuffled), 150):
+            try:
+                with database.Session.begin() as s:
+                    record_updates(s, shuffled[start:start + 300])
+            except Exception as exc:  # a deadlock or a lock timeout would land here
+                errors.append(exc)
+
+    threads = [threading.Thread(target=apply, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    expected: dict = {}
+    for u in batch:
+        expected[(u.candidate_id, u.source)] = expected.get((u.candidate_id, u.source), 0) + u.votes
+    assert totals(database) == expected
