@@ -77,6 +77,14 @@ def cmd_demo(args) -> int:
     )
 
 
+def cmd_bench(args) -> int:
+    from workers.bench import main as bench_main
+
+    settings = load_settings()
+    prepare_data_dir(settings)
+    return bench_main(settings, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rome", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +127,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--single-worker", action="store_true", help="one worker for all queues, not one each"
     )
     demo.set_defaults(func=cmd_demo)
+    bench = commands.add_parser(
+        "bench", help="measure ingest against a COPY ceiling and one message per update"
+    )
+    bench.add_argument("--updates", type=int, default=200_000, help="updates for Rome's path")
+    bench.add_argument("--naive-updates", type=int, default=3_000,
+                       help="updates for the one-message-per-update baseline")
+    bench.add_argument("--batch", type=int, default=2_000,
+                       help="updates per message (a 2,000-row AP feed is about 430 KB)")
+    bench.add_argument("--sweep", type=lambda v: [int(x) for x in v.split(",") if x],
+                       default=[1, 10, 100, 1000, 2000, 4000],
+                       help="batch sizes for the throughput plot, comma-separated")
+    bench.add_argument("--freshness-seconds", type=float, default=30.0)
+    bench.add_argument("--freshness-rate", type=float, default=1000.0,
+                       help="updates per second offered while measuring freshness")
+    bench.add_argument("--freshness-batch", type=int, default=50,
+                       help="updates per message while measuring freshness")
+    bench.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    bench.add_argument("--plots", type=Path, help="write the two PNG plots into this folder")
+    bench.add_argument("--wipe", action="store_true",
+                       help="allow bench to erase the tallies and ledger it finds")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -6,12 +6,13 @@ transaction, so the ledger insert and the tally change commit together.
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from rome.models import LedgerRow, RejectedRow, TallyRow
@@ -45,11 +46,6 @@ def _pair(pair: tuple[int, int] | None) -> str:
     return "missing" if pair is None else f"{pair[0]}votes/{pair[1]}updates"
 
 
-def _insert(session: Session):
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
@@ -59,9 +55,77 @@ def record_updates(session: Session, updates: list[Update]) -> RecordResult:
     unique = {u.id: u for u in reversed(updates)}  # the first copy of an id wins
     if not unique:
         return RecordResult(0, len(updates))
-    insert = _insert(session)
     # A fixed key order means two batches touching the same rows lock them in
     # the same order and cannot deadlock each other.
+    ordered = [unique[key] for key in sorted(unique)]
+    if session.get_bind().dialect.name == "postgresql":
+        applied = _apply_copy(session, ordered)
+    else:
+        applied = _apply_portable(session, ordered)
+    return RecordResult(applied, len(updates) - applied)
+
+
+STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS ledger_stage (
+    update_id text, source_id text, candidate_id integer, tick bigint, unit integer,
+    votes bigint, emitted double precision
+) ON COMMIT DELETE ROWS
+"""
+
+# One statement: the ledger insert skips ids already there and hands the rows
+# it did insert to the tally upsert, so only new updates are added.
+APPLY_STAGE = """
+WITH inserted AS (
+    INSERT INTO ledger (update_id, source_id, candidate_id, tick, unit, votes, emitted_at)
+    SELECT update_id, source_id, candidate_id, tick, unit, votes, to_timestamp(emitted)
+    FROM ledger_stage ORDER BY update_id
+    ON CONFLICT (update_id) DO NOTHING
+    RETURNING candidate_id, source_id, votes
+), sums AS (
+    SELECT candidate_id, source_id, sum(votes) AS votes, count(*) AS n
+    FROM inserted GROUP BY candidate_id, source_id
+), upserted AS (
+    INSERT INTO tallies (candidate_id, source_id, votes, updates, last_update_at)
+    SELECT candidate_id, source_id, votes, n, now() FROM sums
+    ORDER BY candidate_id, source_id
+    ON CONFLICT (candidate_id, source_id) DO UPDATE
+    SET votes = tallies.votes + excluded.votes,
+        updates = tallies.updates + excluded.updates,
+        last_update_at = excluded.last_update_at
+    RETURNING 1
+)
+SELECT coalesce(sum(n), 0) FROM sums
+"""
+
+
+def _apply_copy(session: Session, ordered: list[Update]) -> int:
+    """PostgreSQL: COPY the batch into a staging table, then one insert-select."""
+    connection = session.connection()
+    dbapi = connection.connection.dbapi_connection
+    cursor = dbapi.cursor()
+    try:
+        if not connection.connection.info.get("rome_stage"):
+            cursor.execute(STAGE)
+            connection.connection.info["rome_stage"] = True
+        buffer = io.StringIO()
+        buffer.writelines(
+            f"{u.id}\t{u.source}\t{u.candidate_id}\t{u.tick}\t{u.unit}\t{u.votes}\t"
+            f"{u.emitted_at!r}\n"
+            for u in ordered
+        )
+        buffer.seek(0)
+        cursor.copy_expert("COPY ledger_stage FROM STDIN", buffer)
+        cursor.execute(APPLY_STAGE)
+        applied = int(cursor.fetchone()[0])
+        cursor.execute("TRUNCATE ledger_stage")  # the batch may not be the last in this transaction
+    finally:
+        cursor.close()
+    return applied
+
+
+def _apply_portable(session: Session, ordered: list[Update]) -> int:
+    """Any other database (SQLite): multi-row insert ON CONFLICT DO NOTHING RETURNING."""
+    insert = sqlite.insert
     rows = [
         {
             "update_id": u.id,
@@ -72,7 +136,7 @@ def record_updates(session: Session, updates: list[Update]) -> RecordResult:
             "votes": u.votes,
             "emitted_at": _utc(u.emitted_at),
         }
-        for _, u in sorted(unique.items())
+        for u in ordered
     ]
     inserted = set(
         session.scalars(
@@ -82,11 +146,11 @@ def record_updates(session: Session, updates: list[Update]) -> RecordResult:
         )
     )
     sums: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
-    for update_id in inserted:
-        u = unique[update_id]
-        total = sums[(u.candidate_id, u.source)]
-        total[0] += u.votes
-        total[1] += 1
+    for u in ordered:
+        if u.id in inserted:
+            total = sums[(u.candidate_id, u.source)]
+            total[0] += u.votes
+            total[1] += 1
     if sums:
         now = datetime.now(UTC)
         stmt = insert(TallyRow)
@@ -111,7 +175,7 @@ def record_updates(session: Session, updates: list[Update]) -> RecordResult:
                 for (candidate_id, source_id), (votes, count) in sorted(sums.items())
             ],
         )
-    return RecordResult(len(inserted), len(updates) - len(inserted))
+    return len(inserted)
 
 
 def reject_payload(session: Session, source: object, body: object, reason: str) -> RejectedRow:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 # More votes than this in one update of one reporting unit is a feed error, not a count.
 MAX_VOTES_PER_UPDATE = 10_000_000
@@ -33,25 +33,29 @@ class Update:
         # on where the votes come from, never on when or how often they arrive.
         return f"{self.source}:{self.tick}:{self.unit}:{self.candidate_id}"
 
-    def to_json(self) -> dict:
-        return asdict(self)
+    def to_wire(self) -> list:
+        """Return the update as caesar's message carries it: a list, not a dict,
+        because encoding and decoding 7 positional fields is the cheaper half."""
+        return [self.source, self.tick, self.unit, self.race_id, self.candidate_id, self.votes,
+                self.emitted_at]
 
     @classmethod
-    def from_json(cls, data: dict) -> Update:
-        try:
-            return cls(
-                source=str(data["source"]),
-                tick=_integer(data["tick"], "tick"),
-                unit=_integer(data["unit"], "unit"),
-                race_id=_integer(data["race_id"], "race_id"),
-                candidate_id=_integer(data["candidate_id"], "candidate_id"),
-                votes=_integer(data["votes"], "votes"),
-                emitted_at=_finite(data["emitted_at"]),
-            )
-        except KeyError as missing:
-            raise InvalidPayload(f"update is missing {missing}") from None
-        except (TypeError, ValueError) as exc:
-            raise InvalidPayload(f"update is malformed: {exc}") from None
+    def from_wire(cls, row: object) -> Update:
+        """Rebuild an update from to_wire's list, checking every field's type."""
+        if not isinstance(row, list) or len(row) != 7:
+            raise InvalidPayload(f"update must be a list of 7 fields, got {row!r:.80}")
+        source, tick, unit, race_id, candidate_id, votes, emitted_at = row
+        if not isinstance(source, str):
+            raise InvalidPayload(f"source must be a string, got {source!r:.40}")
+        return cls(
+            source=source,
+            tick=_integer(tick, "tick"),
+            unit=_integer(unit, "unit"),
+            race_id=_integer(race_id, "race_id"),
+            candidate_id=_integer(candidate_id, "candidate_id"),
+            votes=_integer(votes, "votes"),
+            emitted_at=_finite(emitted_at),
+        )
 
 
 def _integer(value: object, name: str) -> int:

@@ -68,6 +68,12 @@ def clear(database: db.Database) -> None:
 
 @pytest.fixture(scope="session")
 def _pg_database(pg_url):
+    # Start each test session from an empty schema, so the tables are exactly
+    # what the migrations make today, not what an older run left behind.
+    engine = create_engine(db.driver_url(pg_url))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
     database = db.prepare(pg_url)
     yield database
     database.engine.dispose()

@@ -250,8 +250,7 @@ def test_bad_input_mixed_into_a_good_stream(stack):
             content_type="application/x-python-serialize", content_encoding="binary",
             headers={"task": "rome.notekeeper.normalize", "id": "pickle-1"},
         )
-    poison = {"source": "ap", "tick": 1, "unit": 0, "race_id": 1, "candidate_id": 999,
-              "votes": 5, "emitted_at": 1.0}
+    poison = ["ap", 1, 0, 1, 999, 5, 1.0]  # candidate 999 is in no catalog
     with Connection(stack.broker_url) as conn:
         conn.Producer().publish(
             [[[poison]], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],

@@ -16,7 +16,7 @@ def test_each_feed_normalizes_to_the_same_canonical_updates(source):
         assert u.source == source and u.tick == 12 and u.unit == i
         assert u.id == f"{source}:12:{i}:{u.candidate_id}"
         assert u.emitted_at == 1700000000.0
-        assert Update.from_json(json.loads(json.dumps(u.to_json()))) == u
+        assert Update.from_wire(json.loads(json.dumps(u.to_wire()))) == u
 
 
 def test_ap_party_case_and_reused_candidate_ids_are_mapped():
@@ -78,11 +78,15 @@ def test_bad_payloads_are_refused_with_a_reason(source, body, reason):
         normalize(source, body)
 
 
-def test_update_from_json_rejects_wrong_types():
-    good = Update("ap", 1, 0, 1, 101, 5, 1.0).to_json()
+def test_update_from_wire_rejects_wrong_types():
+    good = Update("ap", 1, 0, 1, 101, 5, 1.0).to_wire()
     with pytest.raises(InvalidPayload, match="votes"):
-        Update.from_json({**good, "votes": "5"})
+        Update.from_wire([*good[:5], "5", good[6]])
     with pytest.raises(InvalidPayload, match="finite"):
-        Update.from_json({**good, "emitted_at": float("nan")})
-    with pytest.raises(InvalidPayload, match="missing"):
-        Update.from_json({k: v for k, v in good.items() if k != "tick"})
+        Update.from_wire([*good[:6], float("nan")])
+    with pytest.raises(InvalidPayload, match="7 fields"):
+        Update.from_wire(good[:6])
+    with pytest.raises(InvalidPayload, match="7 fields"):
+        Update.from_wire({"source": "ap"})
+    with pytest.raises(InvalidPayload, match="source"):
+        Update.from_wire([None, *good[1:]])

@@ -151,25 +151,23 @@ def normalize_feed(self, source: str, body: str, encoding: str = "text") -> int:
         log(logger, "rejected", logging.WARNING, source=source, reason=str(exc),
             rejected_id=rejected_id, task_id=self.request.id)
         return 0
-    record.apply_async(([u.to_json() for u in updates],))
+    record.apply_async(([u.to_wire() for u in updates],))
     log(logger, "normalized", source=source, updates=len(updates),
         first_update_id=updates[0].id, task_id=self.request.id)
     return len(updates)
 
 
 @app.task(name="rome.caesar.record", bind=True, base=PipelineTask)
-def record(self, updates: list[dict]) -> int:
+def record(self, updates: list[list]) -> int:
     """Apply a batch of canonical updates in one transaction."""
     parsed = []
     with database().Session.begin() as session:
-        for data in updates:
+        for row in updates:
             try:
-                if not isinstance(data, dict):
-                    raise InvalidPayload(f"update must be an object, got {type(data).__name__}")
-                parsed.append(Update.from_json(data))
+                parsed.append(Update.from_wire(row))
             except InvalidPayload as exc:
-                source = data.get("source") if isinstance(data, dict) else None
-                reject_payload(session, source, repr(data), str(exc))
+                source = row[0] if isinstance(row, list) and row else None
+                reject_payload(session, source, repr(row), str(exc))
         result = record_updates(session, parsed)
     log(logger, "recorded", applied=result.applied, duplicates=result.duplicates,
         update_ids=",".join(u.id for u in parsed[:5]), task_id=self.request.id)
