@@ -234,6 +234,34 @@ def measure_copy(database, messages: list[Message], updates: int) -> float | Non
     return updates / elapsed
 
 
+# -- where the time goes --------------------------------------------------------
+
+def measure_stages(database, messages: list[Message]) -> dict[str, float]:
+    """Time each step one batch takes in the workers, in microseconds per update (medians)."""
+    from rome.tally import record_updates
+    from rome.updates import Update
+
+    stages: dict[str, list[float]] = {k: [] for k in
+                                      ("normalize", "encode", "decode", "apply")}
+    with database.Session.begin() as session:
+        wipeout(session)
+    for message in messages[:20]:
+        t0 = time.perf_counter()
+        updates = normalize(message.source, message.body)
+        t1 = time.perf_counter()
+        wire = json.dumps([u.to_wire() for u in updates])
+        t2 = time.perf_counter()
+        decoded = [Update.from_wire(row) for row in json.loads(wire)]
+        t3 = time.perf_counter()
+        with database.Session.begin() as session:
+            record_updates(session, decoded)
+        t4 = time.perf_counter()
+        n = len(updates)
+        for key, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            stages[key].append(seconds * 1e6 / n)
+    return {key: round(statistics.median(values), 2) for key, values in stages.items()}
+
+
 # -- freshness -------------------------------------------------------------------
 
 def _free_port() -> int:
@@ -348,6 +376,7 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
         seed = {"seed": "bench"}
         messages, _ = plan_stream(updates, batch=batch, first_tick=1, **seed)
         copy = measure_copy(database, messages, updates)
+        stages = measure_stages(database, messages)
         rome = measure_pipeline(database, messages, updates, f"rome batch={batch}")
         naive_messages, _ = plan_stream(naive_updates, batch=1, first_tick=1, **seed)
         naive = measure_pipeline(database, naive_messages, naive_updates, "naive")
@@ -383,6 +412,7 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
         "worker_rss_mb_max": round(workers.rss_max_mb, 1),
         "rome/naive": round(rome / naive, 1),
         "rome/copy": round(rome / copy, 3) if copy else None,
+        "stage_us_per_update": stages,
         "by_batch": by_batch,
     }
     if plot_dir is not None:
