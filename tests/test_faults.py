@@ -286,3 +286,19 @@ def test_bad_input_mixed_into_a_good_stream(stack):
     assert ping.returncode == 0 and "pong" in ping.stdout, ping.stdout + ping.stderr
     api_check = json.dumps([r.reason for r in rows])
     assert "Traceback" not in api_check
+
+
+def test_sigterm_mid_stream_finishes_or_requeues_in_flight_tasks(stack):
+    """A graceful stop (docker stop sends SIGTERM) loses nothing and exits cleanly."""
+    worker = stack.worker()
+    stack.inject("--rate", "1500")
+    wait_for(lambda: stack.ledger_count() > 3000, 60, what="the stream to be under way")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(60) == 0  # warm shutdown: running tasks finished, the rest requeued
+    assert "Warm shutdown" in stack.processes.log("worker")
+    stopped_at = stack.ledger_count()
+    assert stopped_at < UPDATES  # it really stopped mid-stream
+    stack.worker("worker2")
+    stack.wait_injected()
+    stack.converged()
+    assert stack.ledger_count() == UPDATES
