@@ -86,6 +86,8 @@ app.conf.update(
     beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     worker_hijack_root_logger=True,
 )
+if settings.embedded_broker:
+    app.conf.broker_transport = "workers.transport:AtomicFilesystemTransport"
 if settings.amqp_broker:
     # Publisher confirms: apply_async returns only once RabbitMQ has the message.
     app.conf.broker_transport_options["confirm_publish"] = True
