@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
+from rome.freshness import is_stale
 from rome.models import CandidateRow, RaceRow, RejectedRow, SourceRow, TallyRow
 
 
@@ -29,6 +30,9 @@ class SourceView:
     votes: int = 0
     updates: int = 0
     last_update_at: datetime | None = None
+    stale: bool = False
+    stale_after: float | None = None
+    rejected: int = 0
 
 
 @dataclass
@@ -82,6 +86,9 @@ class RaceView:
                     "votes": s.votes,
                     "updates": s.updates,
                     "last_update_at": _iso(s.last_update_at),
+                    "stale": s.stale,
+                    "stale_after_seconds": s.stale_after,
+                    "rejected": s.rejected,
                 }
                 for s in self.sources
             ],
@@ -96,8 +103,10 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat()
 
 
-def race_views(session: Session) -> list[RaceView]:
-    """Build every race with its candidates' totals and each source's share."""
+def race_views(
+    session: Session, now: datetime | None = None, stale_after: float | None = None
+) -> list[RaceView]:
+    """Build every race with its candidates' totals and each source's share and freshness."""
     races = {
         r.id: RaceView(r.id, r.name, [], [])
         for r in session.scalars(select(RaceRow).order_by(RaceRow.id))
@@ -118,11 +127,38 @@ def race_views(session: Session) -> list[RaceView]:
         source.updates += t.updates
         if source.last_update_at is None or t.last_update_at > source.last_update_at:
             source.last_update_at = t.last_update_at
+    now = now or datetime.now(UTC)
+    rejected = rejected_by_source(session)
+    for source in sources.values():
+        source.stale_after = stale_after
+        source.stale = is_stale(source.last_update_at, now, stale_after)
+        source.rejected = rejected.get(source.id, 0)
     for race in races.values():
         total = race.total_votes
         for c in race.candidates:
             c.share = c.votes / total if total else 0.0
     return list(races.values())
+
+
+# Built once: this query runs on every request, so it must cost next to nothing.
+RESULTS_VERSION = text(
+    "SELECT t.n, t.votes, t.updates, t.newest, r.n, r.last"
+    " FROM (SELECT count(*) AS n, sum(votes) AS votes, sum(updates) AS updates,"
+    " max(last_update_at) AS newest FROM tallies) AS t"
+    " CROSS JOIN (SELECT count(*) AS n, max(id) AS last FROM rejected) AS r"
+)
+
+
+def results_version(connection: Connection) -> tuple:
+    """Fingerprint the tallies and rejected payloads: it changes whenever race_views would."""
+    # Every recorded batch adds to sum(updates) and moves max(last_update_at); a
+    # wipeout empties the table; rejected payloads are only ever added.
+    return tuple(connection.execute(RESULTS_VERSION).one())
+
+
+def race_ids(session: Session) -> set[int]:
+    """Return the id of every race Rome knows."""
+    return set(session.scalars(select(RaceRow.id)))
 
 
 def original_rows(session: Session) -> list[dict]:
@@ -147,7 +183,14 @@ def original_rows(session: Session) -> list[dict]:
 
 
 def rejected_count(session: Session) -> int:
+    """Count every payload Rome has rejected."""
     return session.scalar(select(func.count()).select_from(RejectedRow)) or 0
+
+
+def rejected_by_source(session: Session) -> dict[str | None, int]:
+    """Count rejected payloads per claimed source (None when none could be read)."""
+    counts = select(RejectedRow.source_id, func.count()).group_by(RejectedRow.source_id)
+    return {source: count for source, count in session.execute(counts)}
 
 
 def recent_rejected(session: Session, limit: int = 50) -> list[dict]:

@@ -25,6 +25,7 @@ class Settings:
     flower_auth: str | None
     log_format: str
     broker_transport_options: dict = field(default_factory=dict)
+    secret_key: str | None = None
 
     @property
     def embedded_broker(self) -> bool:
@@ -80,6 +81,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if admin_token is not None and len(admin_token) < 8:
         raise SettingsError("ROME_ADMIN_TOKEN must be at least 8 characters long")
 
+    secret_key = env.get("ROME_SECRET_KEY") or None
+    if secret_key is not None and len(secret_key) < 16:
+        raise SettingsError("ROME_SECRET_KEY must be at least 16 characters long")
+
     flower_auth = env.get("ROME_FLOWER_AUTH") or None
     if flower_auth is not None:
         user, _, password = flower_auth.partition(":")
@@ -102,6 +107,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         flower_auth=flower_auth,
         log_format=log_format,
         broker_transport_options=transport_options,
+        secret_key=secret_key,
     )
 
 

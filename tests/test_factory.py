@@ -48,6 +48,28 @@ def test_without_admin_token_the_setting_is_none():
     app = create_app()
     dispose(app)
     assert app.config["ADMIN_TOKEN"] is None
+    assert app.config["SECRET_KEY"] is None  # no form to protect, so no key
+
+
+def test_the_secret_key_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ROME_ADMIN_TOKEN", "env-admin-token")
+    monkeypatch.setenv("ROME_SECRET_KEY", "an-environment-secret")
+    app = create_app()
+    dispose(app)
+    assert app.config["SECRET_KEY"] == "an-environment-secret"
+
+
+def test_staleness_follows_the_source_interval_and_chance(monkeypatch):
+    monkeypatch.setenv("ROME_SOURCE_INTERVAL", "0.5")
+    monkeypatch.setenv("ROME_UPDATE_CHANCE", "1")
+    app = create_app()
+    dispose(app)
+    assert app.config["SOURCE_INTERVAL"] == 0.5
+    assert app.config["STALE_AFTER"] == 2.5
+    monkeypatch.setenv("ROME_UPDATE_CHANCE", "0.3")  # the default: silence is common
+    app = create_app()
+    dispose(app)
+    assert app.config["STALE_AFTER"] == 10.0
 
 
 def test_test_config_overrides_settings(tmp_path):
@@ -78,8 +100,14 @@ def test_every_route_is_registered():
         "/api/races",
         "/api/races/<int:race_id>",
         "/api/rejected",
+        "/api/races/<int:race_id>/history",
+        "/api/openapi.json",
+        "/race/<int:race_id>",
+        "/race/<int:race_id>/chart.svg",
+        "/metrics",
         "/registry",
         "/healthz",
+        "/livez",
     ):
         assert "GET" in rules[path]
     assert rules["/race/wipeout"] & {"GET", "POST"} == {"POST"}
@@ -102,7 +130,8 @@ def test_flask_cli_finds_the_factory():
 
 def test_rome_does_not_import_flask():
     code = (
-        "import sys, rome.db, rome.results, rome.tally, rome.settings, rome.normalize;"
+        "import sys, rome.db, rome.results, rome.tally, rome.settings, rome.normalize,"
+        " rome.history, rome.freshness;"
         "assert 'flask' not in sys.modules, 'rome imported flask'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.getcwd())

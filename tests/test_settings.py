@@ -14,6 +14,7 @@ def test_defaults_are_embedded(tmp_path):
     assert settings.source_interval == 2.0
     assert settings.update_chance == 0.3
     assert settings.admin_token is None
+    assert settings.secret_key is None
 
 
 def test_full_stack_urls():
@@ -36,6 +37,7 @@ def test_full_stack_urls():
         ("ROME_DATABASE_URL", "mysql://x/y"),
         ("ROME_BROKER_URL", "redis://localhost"),
         ("ROME_ADMIN_TOKEN", "short"),
+        ("ROME_SECRET_KEY", "not-16-chars"),
         ("ROME_FLOWER_AUTH", "nopassword"),
         ("ROME_LOG_FORMAT", "xml"),
     ],

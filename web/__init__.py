@@ -1,13 +1,37 @@
-"""Serve Rome's results page, JSON API, worker registry and health check."""
+"""Serve Rome's results pages, JSON API, metrics, worker registry and health check."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from flask import Flask
 
 from rome import db
+from rome.freshness import stale_after
+from rome.logs import JsonFormatter
+from rome.results_cache import ResultsCache
 from rome.settings import load_settings
+
+# The page loads nothing from elsewhere; the browser is told to refuse it too.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+
+
+def log_to_stderr(log_format: str) -> None:
+    """Send the web's events (wipeouts among them) to stderr, as text or JSON, once per process."""
+    logger = logging.getLogger("rome.web")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter() if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def create_app(test_config: Mapping | None = None) -> Flask:
@@ -17,23 +41,56 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.config.from_mapping(
         DATABASE_URL=settings.database_url,
         ADMIN_TOKEN=settings.admin_token,
+        SECRET_KEY=settings.secret_key,
         BROKER_URL=settings.broker_url,
         BROKER_TRANSPORT_OPTIONS=dict(settings.broker_transport_options),
+        SOURCE_INTERVAL=settings.source_interval,
+        UPDATE_CHANCE=settings.update_chance,
         # None means ask the real Celery workers; tests set a callable instead.
         REGISTRY=None,
         REGISTRY_TIMEOUT=1.0,
+        SESSION_COOKIE_NAME="rome_session",
+        # The session only carries the form token: never sent with other sites' requests.
+        SESSION_COOKIE_SAMESITE="Strict",
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
+    log_to_stderr(settings.log_format)
+    app.config.setdefault(
+        "STALE_AFTER", stale_after(app.config["SOURCE_INTERVAL"], app.config["UPDATE_CHANCE"])
+    )
+
+    from web import csrf
+
+    # Derived after test_config, so a test's admin token signs its sessions.
+    app.config["SECRET_KEY"] = csrf.secret_key(
+        app.config.get("SECRET_KEY"), app.config.get("ADMIN_TOKEN")
+    )
+    app.jinja_env.globals["csrf_token"] = csrf.csrf_token
+    app.jinja_env.globals["csrf_field"] = csrf.FIELD
 
     # One engine per app: its pool is shared by every request the app serves.
     app.extensions["rome_db"] = db.connect(app.config["DATABASE_URL"])
+    app.extensions["rome_results"] = ResultsCache()
 
-    from web import api, errors, health, race, registry
+    from web import api, errors, health, metrics, race, registry, wipeout
 
+    app.extensions["rome_metrics"] = metrics.metrics_registry(
+        app.extensions["rome_db"], app.config["STALE_AFTER"]
+    )
     errors.register(app)
     app.register_blueprint(race.bp)
+    app.register_blueprint(wipeout.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(registry.bp)
     app.register_blueprint(health.bp)
+
+    @app.after_request
+    def _protect_pages(response):
+        if response.mimetype in ("text/html", "image/svg+xml"):
+            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
     return app

@@ -1,39 +1,90 @@
-"""Serve race results and rejected payloads as JSON."""
+"""Serve race results, their history and rejected payloads as JSON, as openapi.json documents."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
-from rome.results import race_views, recent_rejected, rejected_count
-from web.database import database
+from rome.history import race_history
+from rome.results import race_ids, recent_rejected, rejected_count
+from rome.results_cache import Snapshot
+from web.caching import revalidate
+from web.database import database, results
 from web.errors import error_json
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+bp.after_request(revalidate)
 
 MAX_REJECTED = 500
 DEFAULT_REJECTED = 50
+# RFC 3339 date-times, which fromisoformat would otherwise read only in part.
+DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?", re.ASCII
+)
+
+
+def _json_once(snapshot: Snapshot, key: str, build) -> Response:
+    # Every poll between two changes asks for the same bytes: serialize them once.
+    body = snapshot.memo.get(key)
+    if body is None:
+        body = snapshot.memo[key] = current_app.json.response(build()).get_data()
+    return current_app.response_class(body, mimetype="application/json")
 
 
 @bp.get("/races")
 def races():
     """List every race with the total count of rejected payloads."""
-    with database().Session() as session:
-        return jsonify(
-            races=[race.to_json() for race in race_views(session)],
-            rejected=rejected_count(session),
-        )
+    snapshot = results()
+    return _json_once(snapshot, "races", lambda: {
+        "races": [race.to_json() for race in snapshot.races], "rejected": snapshot.rejected,
+    })
 
 
 @bp.get("/races/<int:race_id>")
 def one_race(race_id: int):
     """Return one race, or 404 when Rome has no race with that id."""
-    with database().Session() as session:
-        for race in race_views(session):
-            if race.id == race_id:
-                return jsonify(race.to_json())
+    snapshot = results()
+    for race in snapshot.races:
+        if race.id == race_id:
+            return _json_once(snapshot, f"race/{race_id}", race.to_json)
     return error_json(404, f"no race with id {race_id}")
+
+
+def parse_since(raw: str) -> datetime | None:
+    """Read an RFC 3339 date-time (UTC when it names no offset), or None if it is not one."""
+    if not DATE_TIME.fullmatch(raw):
+        return None
+    text = raw.upper().replace("Z", "+00:00")
+    # A leap second is valid RFC 3339 but not a Python time: read it as :59.
+    text = re.sub(r"(?<=\d{2}:\d{2}:)60", "59", text)
+    # Python keeps microseconds: cut finer fractions instead of refusing them.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        moment = datetime.fromisoformat(text)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        # Out of range (month 13, or year 1 shifted before year 1 by its offset).
+        return None
+
+
+@bp.get("/races/<int:race_id>/history")
+def history(race_id: int):
+    """Return one race's cumulative totals over time, only after ?since= when given."""
+    raw = request.args.get("since")
+    since = None
+    if raw is not None:
+        since = parse_since(raw)
+        if since is None:
+            return error_json(
+                400, "since must be an RFC 3339 date-time such as 2016-11-08T20:00:00Z"
+            )
+    with database().Session() as session:
+        # Checked here, not in SQL: a huge id would overflow PostgreSQL's integer.
+        if race_id not in race_ids(session):
+            return error_json(404, f"no race with id {race_id}")
+        return jsonify(race_history(session, race_id, since).to_json())
 
 
 @bp.get("/rejected")
@@ -49,3 +100,10 @@ def rejected():
         return error_json(400, f"limit must be an integer from 1 to {MAX_REJECTED}")
     with database().Session() as session:
         return jsonify(rejected=recent_rejected(session, limit), count=rejected_count(session))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """Serve the OpenAPI document that describes this API."""
+    with current_app.open_resource("openapi.json", "rb") as spec:
+        return current_app.response_class(spec.read(), mimetype="application/json")

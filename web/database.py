@@ -1,12 +1,22 @@
-"""Hand request handlers the app's one Rome database."""
+"""Hand request handlers the app's one Rome database, and its results as of now."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from flask import current_app
 
 from rome.db import Database
+from rome.results_cache import Snapshot
 
 
 def database() -> Database:
     """Return the Database that create_app connected for the current app."""
     return current_app.extensions["rome_db"]
+
+
+def results() -> Snapshot:
+    """Return every race as of now, from the app's cache when the database has not changed."""
+    return current_app.extensions["rome_results"].get(
+        database(), datetime.now(UTC), current_app.config["STALE_AFTER"]
+    )

@@ -52,6 +52,13 @@ def _message(exc: Exception) -> str:
     return str(getattr(exc, "orig", None) or exc) or type(exc).__name__
 
 
+@bp.get("/livez")
+def livez():
+    """Answer 200 while this process serves requests, touching nothing else."""
+    # Liveness, not readiness: a database outage must not get the web restarted.
+    return jsonify(status="ok")
+
+
 @bp.get("/healthz")
 def healthz():
     """Answer 200 when the database and broker both work, else 503 naming what failed."""

@@ -1,90 +1,121 @@
-"""Show every race as a page or as the original JSON rows, and wipe the tallies."""
+"""Show the races as pages (or the original JSON rows), and one race's totals over time."""
 
 from __future__ import annotations
 
-import hmac
-import logging
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
-from rome import tally
 from rome.catalog import default_catalog
-from rome.logs import log
-from rome.results import original_rows, race_views, rejected_count
-from web.database import database
-from web.errors import error_json
+from rome.freshness import age_seconds, as_utc
+from rome.history import race_history
+from rome.results import RaceView, original_rows
+from web.caching import revalidate
+from web.chart import line_chart
+from web.database import database, results
 
 bp = Blueprint("race", __name__)
-logger = logging.getLogger("rome.web")
+bp.after_request(revalidate)
+
+# An image's text scales with it: a phone gets a chart drawn for its width.
+CHART_SIZES = {"large": (960, 320), "small": (360, 260)}
+
+
+def page_context(now: datetime) -> dict:
+    """Return what every page template needs besides its races."""
+    interval = current_app.config["SOURCE_INTERVAL"]
+    return {
+        "now": now,
+        "parties": default_catalog().parties,
+        "stale_after": current_app.config["STALE_AFTER"],
+        "stale_intervals": round(current_app.config["STALE_AFTER"] / interval),
+        # Poll about as often as sources report, within reason.
+        "poll_ms": int(1000 * min(5.0, max(1.0, interval))),
+        "wipeout_enabled": bool(current_app.config.get("ADMIN_TOKEN")),
+    }
+
+
+def render_overview(status: int = 200, wipeout_error: str | None = None):
+    """Render every race as the results page, with an optional wipeout form error."""
+    snapshot = results()
+    html = render_template(
+        "race.html", races=snapshot.races, rejected=snapshot.rejected,
+        wipeout_error=wipeout_error, **page_context(datetime.now(UTC)),
+    )
+    return html, status
 
 
 @bp.get("/race")
 def race_page():
     """Render every race as HTML, or as the original demo's rows when JSON is preferred."""
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    with database().Session() as session:
-        if best == "application/json":
+    if best == "application/json":
+        with database().Session() as session:
             response = jsonify(original_rows(session))
-        else:
-            response = current_app.make_response(
-                render_template(
-                    "race.html",
-                    races=race_views(session),
-                    rejected=rejected_count(session),
-                    parties=default_catalog().parties,
-                    now=datetime.now(UTC),
-                )
-            )
+    else:
+        response = current_app.make_response(render_overview())
     # One URL, two representations: caches must key on Accept.
     response.vary.add("Accept")
     return response
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; Rome stores UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+def _one_race(race_id: int) -> RaceView:
+    for race in results().races:
+        if race.id == race_id:
+            return race
+    abort(404, f"no race with id {race_id}")
+
+
+@bp.get("/race/<int:race_id>")
+def one_race_page(race_id: int):
+    """Render one race with its totals over time."""
+    race = _one_race(race_id)
+    with database().Session() as session:
+        history = race_history(session, race_id)
+    chart = line_chart(history, race.candidates, *CHART_SIZES["large"])
+    return render_template(
+        "race_one.html", race=race, chart=chart, **page_context(datetime.now(UTC))
+    )
+
+
+@bp.get("/race/<int:race_id>/chart.svg")
+def race_chart(race_id: int):
+    """Draw one race's totals over time as an SVG image, ?size=large (default) or small."""
+    size = request.args.get("size", "large")
+    if size not in CHART_SIZES:
+        abort(400, f"size must be one of {', '.join(CHART_SIZES)}")
+    race = _one_race(race_id)
+    with database().Session() as session:
+        history = race_history(session, race_id)
+    chart = line_chart(history, race.candidates, *CHART_SIZES[size])
+    svg = render_template("chart.svg", race=race, chart=chart)
+    return svg, 200, {"Content-Type": "image/svg+xml; charset=utf-8"}
 
 
 @bp.app_template_filter("iso")
 def iso(moment: datetime) -> str:
     """Format moment as an ISO 8601 UTC timestamp for <time datetime>."""
-    return _utc(moment).astimezone(UTC).isoformat(timespec="seconds")
+    return as_utc(moment).isoformat(timespec="seconds")
 
 
 @bp.app_template_filter("clock")
 def clock(moment: datetime) -> str:
     """Format moment as a wall-clock UTC time for people to read."""
-    return _utc(moment).astimezone(UTC).strftime("%H:%M:%S UTC")
+    return as_utc(moment).strftime("%H:%M:%S UTC")
 
 
-def _bearer_token() -> str | None:
-    auth = request.authorization
-    if auth is None or auth.type != "bearer":
-        return None
-    return auth.token
+@bp.app_template_filter("ago")
+def ago(moment: datetime, now: datetime) -> str:
+    """Say how long before now moment was, as people say it."""
+    seconds = int(age_seconds(moment, now) or 0)
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
 
 
-def _unauthorized(message: str):
-    log(logger, "wipeout_refused", logging.WARNING, remote_addr=request.remote_addr, reason=message)
-    response, status = error_json(401, message)
-    response.headers["WWW-Authenticate"] = "Bearer"
-    return response, status
-
-
-@bp.post("/race/wipeout")
-def wipeout():
-    """Delete every tally and ledger row for a caller holding the admin token."""
-    expected = current_app.config.get("ADMIN_TOKEN")
-    if not expected:
-        return error_json(403, "wipeout is disabled: no admin token configured")
-    given = _bearer_token()
-    if given is None:
-        return _unauthorized("wipeout needs an Authorization: Bearer token")
-    # Compare bytes: compare_digest refuses non-ASCII str, and a header may hold any.
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        return _unauthorized("the admin token is wrong")
-    with database().Session.begin() as session:
-        counts = tally.wipeout(session)
-    log(logger, "wipeout", logging.WARNING, remote_addr=request.remote_addr, **counts)
-    return jsonify(counts)
+@bp.app_template_filter("seconds")
+def seconds(value: float) -> str:
+    """Write a duration in seconds without needless decimals: 10, 1.5."""
+    return f"{value:g}"

@@ -1,0 +1,121 @@
+"""Rebuild a race's running totals over time from the ledger, in a bounded number of points."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Float, Integer, cast, extract, func, select
+from sqlalchemy.orm import Session
+
+from rome.freshness import as_utc
+from rome.models import CandidateRow, LedgerRow
+
+MAX_POINTS = 240
+# Bucket widths people read easily on a time axis, in seconds.
+WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+
+
+@dataclass
+class RaceHistory:
+    """Cumulative votes per candidate, as of since (baseline) and then at each point."""
+
+    race_id: int
+    candidate_ids: list[int]
+    since: datetime | None
+    bucket_seconds: int
+    baseline: list[int]
+    points: list[tuple[datetime, list[int]]] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "race_id": self.race_id,
+            "candidate_ids": self.candidate_ids,
+            "since": self.since.isoformat() if self.since else None,
+            "bucket_seconds": self.bucket_seconds,
+            "baseline": self.baseline,
+            "points": [{"at": at.isoformat(), "votes": votes} for at, votes in self.points],
+        }
+
+
+def _epoch(session: Session, column):
+    # Seconds since 1970 as a float, in each dialect's own words.
+    if session.get_bind().dialect.name == "sqlite":
+        # julianday is a float of days: round off its noise, or 20:00:10 may
+        # come back as 20:00:09.9999998 and fall into the bucket before.
+        return func.round((func.julianday(column) - 2440587.5) * 86400.0, 3)
+    return cast(extract("epoch", column), Float)
+
+
+def _floor(session: Session, value):
+    # PostgreSQL's cast rounds; SQLite's truncates, which is floor for positive epochs.
+    if session.get_bind().dialect.name == "sqlite":
+        return cast(value, Integer)
+    return cast(func.floor(value), Integer)
+
+
+def bucket_width(first: float, last: float, max_points: int = MAX_POINTS) -> int:
+    """Pick the narrowest readable width that splits first..last into at most max_points."""
+    needed = (last - first) / max(1, max_points - 1)
+    for width in WIDTHS:
+        if width >= needed:
+            return width
+    return math.ceil(needed / WIDTHS[-1]) * WIDTHS[-1]
+
+
+def race_history(
+    session: Session, race_id: int, since: datetime | None = None, max_points: int = MAX_POINTS
+) -> RaceHistory:
+    """Return race_id's cumulative totals after since, one point per bucket of applied updates."""
+    since = as_utc(since) if since is not None else None
+    candidate_ids = list(
+        session.scalars(
+            select(CandidateRow.id).where(CandidateRow.race_id == race_id).order_by(CandidateRow.id)
+        )
+    )
+    column = {cid: i for i, cid in enumerate(candidate_ids)}
+    in_race = LedgerRow.candidate_id.in_(candidate_ids)
+    epoch = _epoch(session, LedgerRow.applied_at)
+
+    baseline = [0] * len(candidate_ids)
+    if since is not None:
+        before = (
+            select(LedgerRow.candidate_id, func.sum(LedgerRow.votes))
+            .where(in_race, LedgerRow.applied_at <= since)
+            .group_by(LedgerRow.candidate_id)
+        )
+        for candidate_id, votes in session.execute(before):
+            baseline[column[candidate_id]] = int(votes)
+
+    after = [in_race] + ([LedgerRow.applied_at > since] if since is not None else [])
+    first, last = session.execute(select(func.min(epoch), func.max(epoch)).where(*after)).one()
+    history = RaceHistory(race_id, candidate_ids, since, 1, baseline)
+    if first is None:
+        return history
+    history.bucket_seconds = width = bucket_width(first, last, max_points)
+
+    bucket = _floor(session, epoch / width)
+    rows = session.execute(
+        select(bucket, LedgerRow.candidate_id, func.sum(LedgerRow.votes), func.max(epoch))
+        .where(*after)
+        .group_by(bucket, LedgerRow.candidate_id)
+        .order_by(bucket)
+    )
+    running = list(baseline)
+    current, at = None, 0.0
+    for number, candidate_id, votes, newest in rows:
+        if current is not None and number != current:
+            history.points.append((_moment(at), list(running)))
+            at = 0.0
+        current = number
+        running[column[candidate_id]] += int(votes)
+        # A point stands at its newest update: its totals were true from then on.
+        at = max(at, float(newest))
+    history.points.append((_moment(at), list(running)))
+    return history
+
+
+def _moment(epoch: float) -> datetime:
+    # Rounded to the millisecond: the float epoch carries a little noise.
+    return datetime.fromtimestamp(round(epoch, 3), UTC)

@@ -1,0 +1,44 @@
+"""Check the API against its OpenAPI document with schemathesis: no 5xx, every answer fits it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+import web
+from webapp import clean_env, dispose, make_app, seed
+
+SPEC = Path(web.__file__).with_name("openapi.json")
+# Loaded at import, not from a fixture: schemathesis's fixture loader needs
+# a pytest internal (node._nodeid) that pytest 9 no longer has.
+schema = schemathesis.openapi.from_path(SPEC)
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    clean_env(monkeypatch, tmp_path)
+    url = f"sqlite:///{tmp_path / 'rome.sqlite3'}"
+    seed(url)
+    app = make_app(url, tmp_path)
+    yield app
+    dispose(app)
+
+
+def test_the_app_serves_this_document(app):
+    response = app.test_client().get("/api/openapi.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.get_json() == json.loads(SPEC.read_text())
+
+
+@schema.parametrize()
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_every_operation_answers_as_documented(case, app):
+    case.call_and_validate(app=app)

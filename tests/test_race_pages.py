@@ -1,0 +1,237 @@
+"""The results pages, one race's page and chart, and the history API behind them."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from rome import db, tally
+from rome.history import RaceHistory
+from rome.results import CandidateView
+from rome.updates import Update
+from web.api import parse_since
+from web.chart import axis_ticks, line_chart, short_number
+from webapp import clean_env, dispose, make_app, seed
+
+
+@pytest.fixture
+def database_url(tmp_path, monkeypatch):
+    clean_env(monkeypatch, tmp_path)
+    url = f"sqlite:///{tmp_path / 'rome.sqlite3'}"
+    seed(url)
+    return url
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    app = make_app(database_url, tmp_path)
+    yield app
+    dispose(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def no_outside_requests(html: str) -> bool:
+    return not re.search(r'(src|href|srcset|action)="(https?:)?//', html)
+
+
+# The overview ---------------------------------------------------------------
+
+
+def test_the_page_updates_itself_and_still_refreshes_without_scripts(client):
+    html = client.get("/race").get_data(as_text=True)
+    assert '<script src="/static/live.js" defer></script>' in html
+    assert 'data-api="/api/races"' in html and 'data-poll-ms="2000"' in html
+    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in html
+    for hook in ('data-race="1"', 'data-candidate="102"', "data-votes", "data-pct", "data-bar",
+                 'data-source="ap"', "data-numbers", "data-rejected-total"):
+        assert hook in html
+    script = client.get("/static/live.js").get_data(as_text=True)
+    assert "fetch(" in script and "http" not in script.replace("HTTP ", "")
+
+
+def test_the_page_is_locked_to_its_own_origin(client):
+    response = client.get("/race")
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert no_outside_requests(response.get_data(as_text=True))
+
+
+def test_sources_show_live_stale_or_waiting_and_say_what_stale_means(database_url, tmp_path):
+    fresh = make_app(database_url, tmp_path, SOURCE_INTERVAL=2.0)
+    stale = make_app(database_url, tmp_path, SOURCE_INTERVAL=2.0, STALE_AFTER=0.0)
+    time.sleep(0.01)
+    fresh_html = fresh.test_client().get("/race").get_data(as_text=True)
+    stale_html = stale.test_client().get("/race").get_data(as_text=True)
+    for app in (fresh, stale):
+        dispose(app)
+    assert fresh_html.count('data-state>Live</span>') == 3
+    assert stale_html.count('data-state>Stale</span>') == 3
+    assert stale_html.count('<li data-source="mc" class="stale">') == 1
+    assert "has not reported for 5 of its\n      intervals (10&nbsp;s)" in fresh_html
+    assert " s ago</span>" in fresh_html
+
+
+def test_a_wiped_source_is_waiting(client):
+    from webapp import TOKEN
+
+    client.post("/race/wipeout", headers={"Authorization": f"Bearer {TOKEN}"})
+    html = client.get("/race").get_data(as_text=True)
+    assert html.count("data-state>Waiting</span>") == 3
+    assert "no reports yet" in html
+
+
+def test_each_source_shows_its_rejected_payloads(client):
+    html = client.get("/race").get_data(as_text=True)
+    assert '<span class="source-rejected has-rejected" data-rejected>1 rejected</span>' in html
+    assert '<span class="source-rejected" data-rejected>0 rejected</span>' in html
+
+
+# One race -------------------------------------------------------------------
+
+
+def test_one_race_has_its_own_page_with_a_chart(client):
+    response = client.get("/race/2")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "<title>Maricopa County Sheriff · Rome</title>" in html
+    assert '<h1 id="race-2" class="race-name">Maricopa County Sheriff</h1>' in html
+    assert 'data-api="/api/races/2"' in html
+    assert '<img src="/race/2/chart.svg" data-chart' in html
+    assert 'srcset="/race/2/chart.svg?size=small" data-chart' in html
+    assert "Joe Arpaio 200, Paul Penzone 250" in html  # the chart's alt text
+    assert no_outside_requests(html)
+
+
+def test_the_overview_links_each_race(client):
+    html = client.get("/race").get_data(as_text=True)
+    for race_id in (1, 2, 3):
+        assert f'<a href="/race/{race_id}">' in html
+
+
+@pytest.mark.parametrize("path", ["/race/9", "/race/9/chart.svg", "/race/x"])
+def test_unknown_race_pages_are_404(client, path):
+    assert client.get(path).status_code == 404
+
+
+def test_the_chart_is_an_svg_with_a_line_per_candidate(client):
+    response = client.get("/race/1/chart.svg")
+    assert response.status_code == 200
+    assert response.mimetype == "image/svg+xml"
+    svg = response.get_data(as_text=True)
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 960 320"')
+    assert svg.count("<polyline") == 4
+    assert "Hillary Clinton: 513" in svg
+    small = client.get("/race/1/chart.svg?size=small").get_data(as_text=True)
+    assert 'viewBox="0 0 360 260"' in small
+    assert client.get("/race/1/chart.svg?size=huge").status_code == 400
+
+
+def test_an_empty_race_draws_an_empty_chart(client):
+    from webapp import TOKEN
+
+    client.post("/race/wipeout", headers={"Authorization": f"Bearer {TOKEN}"})
+    svg = client.get("/race/3/chart.svg").get_data(as_text=True)
+    assert "No votes recorded yet" in svg and "<polyline" not in svg
+
+
+def test_line_chart_scales_steps_into_the_plot_area():
+    start = datetime(2016, 11, 8, 20, tzinfo=UTC)
+    history = RaceHistory(
+        race_id=2, candidate_ids=[201, 202], since=None, bucket_seconds=10, baseline=[0, 0],
+        points=[(start, [10, 0]), (start + timedelta(seconds=30), [10, 40])],
+    )
+    candidates = [CandidateView(201, "Joe", "Arpaio", "GOP"), CandidateView(202, "Al", "X", "GOP")]
+    chart = line_chart(history, candidates, width=200, height=100)
+    arpaio, other = chart.lines
+    assert (arpaio.color, arpaio.dash, other.dash) == ("#c0392b", "", "7 4")
+    assert other.votes == 40 and arpaio.label == "Joe Arpaio"
+    xs = [float(p.split(",")[0]) for p in arpaio.points.split()]
+    ys = [float(p.split(",")[1]) for p in other.points.split()]
+    assert xs[0] == chart.left and xs[-1] == chart.right
+    assert ys[0] == chart.bottom and min(ys) == chart.top  # 40 of a 40-vote axis
+    assert [label for _, label in chart.y_ticks] == ["0", "10", "20", "30", "40"]
+    assert chart.x_ticks[0][1] == "19:59:50" and chart.x_ticks[-1][1] == "20:00:30"
+
+
+@pytest.mark.parametrize(
+    ("value", "ticks"),
+    [(0, [0, 1]), (1, [0, 1]), (3, [0, 1, 2, 3]), (7, [0, 2, 4, 6, 8]),
+     (40, [0, 10, 20, 30, 40]), (41, [0, 20, 40, 60]), (2400, [0, 1000, 2000, 3000])],
+)
+def test_axis_ticks_are_round(value, ticks):
+    assert axis_ticks(value) == ticks
+
+
+def test_axis_labels_are_short():
+    assert [short_number(v) for v in (0, 950, 12000, 1_500_000)] == ["0", "950", "12k", "1.5M"]
+
+
+# The history API --------------------------------------------------------------
+
+
+def test_history_of_a_race(client):
+    response = client.get("/api/races/1/history")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["candidate_ids"] == [101, 102, 103, 104]
+    assert body["points"][-1]["votes"] == [480, 513, 33, 12]
+    assert body["since"] is None and body["baseline"] == [0, 0, 0, 0]
+
+
+def test_history_since_a_moment(client, database_url):
+    body = client.get("/api/races/1/history?since=2999-01-01T00:00:00Z").get_json()
+    assert body["points"] == [] and body["baseline"] == [480, 513, 33, 12]
+    assert body["since"] == "2999-01-01T00:00:00+00:00"
+    database = db.connect(database_url)
+    with database.Session.begin() as session:
+        tally.record_updates(session, [Update("ap", 9, 0, 1, 104, 5, time.time())])
+    database.engine.dispose()
+    # A naive time is UTC; the query string may also use an offset.
+    for since in ("2000-01-01T00:00:00", "2000-01-01T01:00:00+01:00"):
+        body = client.get("/api/races/1/history", query_string={"since": since}).get_json()
+        assert body["baseline"] == [0, 0, 0, 0] and body["points"][-1]["votes"][3] == 17
+
+
+@pytest.mark.parametrize(
+    "since", ["yesterday", "", "2016-13-01T00:00:00Z", "2016-11-08", "1478635200",
+              "0001-01-01T00:00:00+01:00", "2016-11-08T20:00:00+24:00"]
+)
+def test_history_with_a_bad_since_is_400(client, since):
+    response = client.get("/api/races/1/history", query_string={"since": since})
+    assert response.status_code == 400
+    assert "RFC 3339" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("race_id", ["9", "99999999999999999999"])
+def test_history_of_an_unknown_race_is_404(client, race_id):
+    response = client.get(f"/api/races/{race_id}/history")
+    assert response.status_code == 404
+    assert response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2016-11-08T20:00:00Z", datetime(2016, 11, 8, 20, tzinfo=UTC)),
+        ("2016-11-08t20:00:00z", datetime(2016, 11, 8, 20, tzinfo=UTC)),
+        ("2016-11-08T20:00:00.123456789-07:00", datetime(2016, 11, 9, 3, 0, 0, 123456, UTC)),
+        ("2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, tzinfo=UTC)),
+    ],
+)
+def test_parse_since_reads_rfc_3339(raw, expected):
+    assert parse_since(raw) == expected
+
+
+def test_livez_touches_nothing(tmp_path, monkeypatch):
+    clean_env(monkeypatch, tmp_path)
+    app = make_app(f"sqlite:///{tmp_path / 'missing' / 'rome.sqlite3'}", tmp_path)
+    response = app.test_client().get("/livez")
+    dispose(app)
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}

@@ -1,0 +1,165 @@
+"""Wipe out from the page's form: admin token, confirmation and a CSRF token, all required."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from webapp import TOKEN, VOTES, clean_env, dispose, make_app, seed
+
+
+@pytest.fixture
+def database_url(tmp_path, monkeypatch):
+    clean_env(monkeypatch, tmp_path)
+    url = f"sqlite:///{tmp_path / 'rome.sqlite3'}"
+    seed(url)
+    return url
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    app = make_app(database_url, tmp_path)
+    yield app
+    dispose(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def form_token(client) -> str:
+    html = client.get("/race").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def total(client) -> int:
+    return sum(race["total_votes"] for race in client.get("/api/races").get_json()["races"])
+
+
+def post_form(client, **fields):
+    return client.post("/race/wipeout", data=fields, headers={"Origin": "http://localhost"})
+
+
+def test_the_page_offers_the_form_with_a_token_and_a_confirmation(client):
+    html = client.get("/race").get_data(as_text=True)
+    assert '<form method="post" action="/race/wipeout" class="wipeout">' in html
+    assert 'type="password" name="token"' in html
+    assert 'type="checkbox" name="confirm" value="yes" required' in html
+    assert len(form_token(client)) >= 40
+
+
+def test_the_form_token_lives_in_a_strict_same_site_session_cookie(client):
+    response = client.get("/race")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("rome_session=")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert set(response.headers["Cache-Control"].split(", ")) == {"private", "no-cache"}
+    assert "Cookie" in response.vary
+
+
+def test_the_form_wipes_out_with_token_confirmation_and_csrf(client, caplog):
+    token = form_token(client)
+    with caplog.at_level(logging.INFO, logger="rome.web"):
+        response = post_form(client, csrf_token=token, token=TOKEN, confirm="yes")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/race"
+    assert total(client) == 0
+    page = client.get("/race").get_data(as_text=True)
+    assert f"Wiped out {len(VOTES)} tallies and {len(VOTES)} ledger rows." in page
+    [record] = [r for r in caplog.records if "event=wipeout " in r.getMessage()]
+    message = record.getMessage()
+    assert "via=form" in message and "origin=http://localhost" in message
+    assert re.search(r"at=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", message)
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ({"token": TOKEN, "confirm": "yes"}, 403, "expired or was sent from another site"),
+        ({"csrf_token": "forged", "token": TOKEN, "confirm": "yes"}, 403, "another site"),
+        ({"csrf_token": None, "token": TOKEN}, 400, "Tick the box to confirm"),
+        ({"csrf_token": None, "confirm": "yes"}, 401, "Enter the admin token."),
+        ({"csrf_token": None, "token": "", "confirm": "yes"}, 401, "Enter the admin token."),
+        ({"csrf_token": None, "token": "wrong-token", "confirm": "yes"}, 401, "token is wrong"),
+        ({"csrf_token": None, "token": TOKEN + "x", "confirm": "yes"}, 401, "token is wrong"),
+    ],
+)
+def test_the_form_refuses_anything_less(client, caplog, fields, status, message):
+    if "csrf_token" in fields and fields["csrf_token"] is None:
+        fields = {**fields, "csrf_token": form_token(client)}
+    with caplog.at_level(logging.INFO, logger="rome.web"):
+        response = post_form(client, **fields)
+    assert response.status_code == status
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert message in html and 'role="alert"' in html
+    assert "<details id=\"wipeout\" open>" in html
+    assert total(client) == 1038 + 450 + 600
+    assert any("event=wipeout_refused via=form" in r.getMessage() for r in caplog.records)
+
+
+def test_a_token_from_another_session_is_refused(app, client):
+    stolen = form_token(app.test_client())
+    response = post_form(client, csrf_token=stolen, token=TOKEN, confirm="yes")
+    assert response.status_code == 403
+
+
+def test_every_worker_signs_sessions_with_the_same_key(database_url, tmp_path):
+    # Two apps stand for two gunicorn workers with the same environment.
+    first = make_app(database_url, tmp_path)
+    second = make_app(database_url, tmp_path)
+    try:
+        client = first.test_client()
+        token = form_token(client)
+        cookie = client.get_cookie("rome_session")
+        other = second.test_client()
+        other.set_cookie("rome_session", cookie.value)
+        response = post_form(other, csrf_token=token, token=TOKEN, confirm="yes")
+    finally:
+        dispose(first)
+        dispose(second)
+    assert response.status_code == 303
+
+
+def test_the_session_key_is_the_configured_secret_or_derived_from_the_token(
+    database_url, tmp_path
+):
+    configured = make_app(database_url, tmp_path, SECRET_KEY="a-configured-secret-key")
+    derived = make_app(database_url, tmp_path)
+    other_token = make_app(database_url, tmp_path, ADMIN_TOKEN="another-admin-token")
+    disabled = make_app(database_url, tmp_path, ADMIN_TOKEN=None)
+    for app in (configured, derived, other_token, disabled):
+        dispose(app)
+    assert configured.secret_key == "a-configured-secret-key"
+    assert isinstance(derived.secret_key, bytes) and len(derived.secret_key) == 32
+    assert TOKEN.encode() not in derived.secret_key
+    assert derived.secret_key != other_token.secret_key
+    assert disabled.secret_key is None
+
+
+def test_without_admin_token_the_form_is_disabled(database_url, tmp_path):
+    app = make_app(database_url, tmp_path, ADMIN_TOKEN=None)
+    client = app.test_client()
+    page = client.get("/race")
+    response = client.post("/race/wipeout", data={"token": TOKEN, "confirm": "yes"})
+    remaining = total(client)
+    dispose(app)
+    html = page.get_data(as_text=True)
+    assert "Wipeout is disabled" in html and "<form" not in html
+    assert "Set-Cookie" not in page.headers  # no form, so no session
+    assert response.status_code == 403
+    assert "Wipeout is disabled" in response.get_data(as_text=True)
+    assert remaining == 1038 + 450 + 600
+
+
+def test_a_bearer_token_takes_the_api_route_even_with_a_form_body(client):
+    response = client.post(
+        "/race/wipeout",
+        data={"token": "ignored", "confirm": "yes"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert response.status_code == 200
+    assert response.get_json() == {"tallies": len(VOTES), "ledger": len(VOTES)}

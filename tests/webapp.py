@@ -1,0 +1,73 @@
+"""Build the web app over a small, known set of results, for the web tests."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from flask import Flask
+
+from rome import db, tally
+from rome.updates import Update
+from web import create_app
+
+TOKEN = "s3cret-admin-token"
+VOTES = {101: 480, 102: 513, 103: 33, 104: 12, 201: 200, 202: 250, 301: 300, 302: 300}
+SOURCE_OF_RACE = {1: "ap", 2: "mc", 3: "sos"}
+
+
+def seed(url: str) -> None:
+    """Migrate the database at url and record VOTES and two rejected payloads in it."""
+    database = db.prepare(url)
+    now = time.time()
+    updates = [
+        Update(SOURCE_OF_RACE[cid // 100], 1, 0, cid // 100, cid, votes, now)
+        for cid, votes in VOTES.items()
+    ]
+    with database.Session.begin() as session:
+        tally.record_updates(session, updates)
+        tally.reject_payload(session, "mc", b"<html>not json", "body is not JSON")
+        tally.reject_payload(session, "ap", "{}", "races missing")
+    database.engine.dispose()
+
+
+def broker_folders(root: Path) -> dict[str, str]:
+    """Create the embedded broker's folders under root, as the app's transport options."""
+    folders = {
+        "data_folder_in": root / "broker" / "queue",
+        "data_folder_out": root / "broker" / "queue",
+        "control_folder": root / "broker" / "control",
+    }
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    return {key: str(folder) for key, folder in folders.items()}
+
+
+def make_app(url: str, root: Path, **overrides) -> Flask:
+    """Build a testing app on the database at url, with the admin token TOKEN."""
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": url,
+        "ADMIN_TOKEN": TOKEN,
+        "BROKER_URL": "filesystem://",
+        "BROKER_TRANSPORT_OPTIONS": broker_folders(root),
+        "REGISTRY": lambda: [],
+        # Sources that report every tick: stale means 5 silent intervals.
+        "UPDATE_CHANCE": 1.0,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+def dispose(app: Flask) -> None:
+    """Close the app's database connections."""
+    app.extensions["rome_db"].engine.dispose()
+
+
+def clean_env(monkeypatch, root: Path) -> None:
+    """Remove the developer's own ROME_* settings, which the factory would read."""
+    for name in list(os.environ):
+        if name.startswith("ROME_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ROME_DATA_DIR", str(root / "data"))

@@ -1,0 +1,111 @@
+"""Serve Prometheus metrics read from the database at scrape time.
+
+Every number comes from the database, not from process memory, so whichever
+gunicorn worker answers a scrape reports the same values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from rome.db import Database
+from rome.freshness import age_seconds
+from rome.results import race_views, rejected_by_source
+
+bp = Blueprint("metrics", __name__)
+
+
+class RomeCollector:
+    """Collect applied and rejected updates, freshness and tallies from Rome's database."""
+
+    def __init__(self, database: Database, stale_after: float):
+        self.database = database
+        self.stale_after = stale_after
+
+    def describe(self):
+        # Nothing to declare up front: registering must not query the database.
+        return []
+
+    def collect(self):
+        now = datetime.now(UTC)
+        with self.database.Session() as session:
+            races = race_views(session, now=now, stale_after=self.stale_after)
+            rejected = rejected_by_source(session)
+        sources = [source for race in races for source in race.sources]
+
+        applied = CounterMetricFamily(
+            "rome_updates_applied", "Updates applied to the tallies, per source.", labels=["source"]
+        )
+        lag = GaugeMetricFamily(
+            "rome_source_freshness_lag_seconds",
+            "Seconds since the newest update from the source was applied (absent: none yet).",
+            labels=["source"],
+        )
+        stale = GaugeMetricFamily(
+            "rome_source_stale",
+            "1 when the source has been silent longer than rome_source_stale_after_seconds.",
+            labels=["source"],
+        )
+        for source in sources:
+            applied.add_metric([source.id], source.updates)
+            age = age_seconds(source.last_update_at, now)
+            if age is not None:
+                lag.add_metric([source.id], age)
+            stale.add_metric([source.id], int(source.stale))
+        yield applied
+        yield lag
+        yield stale
+        yield GaugeMetricFamily(
+            "rome_source_stale_after_seconds",
+            "Silence after which a source counts as stale.",
+            value=self.stale_after,
+        )
+
+        refused = CounterMetricFamily(
+            "rome_rejected_payloads",
+            "Payloads rejected, per claimed source (unknown: not one of Rome's sources).",
+            labels=["source"],
+        )
+        known = {source.id for source in sources}
+        per_source = dict.fromkeys(sorted(known), 0) | {"unknown": 0}
+        # Anyone can claim any source name in a bad payload: keep labels bounded.
+        for source, count in rejected.items():
+            per_source[source if source in known else "unknown"] += count
+        for source, count in per_source.items():
+            refused.add_metric([source], count)
+        yield refused
+
+        votes = CounterMetricFamily(
+            "rome_votes",
+            "Votes in the tallies, per candidate and reporting source.",
+            labels=["race_id", "race", "candidate_id", "candidate", "party", "source"],
+        )
+        for race in races:
+            for c in race.candidates:
+                for source_id, count in sorted(c.by_source.items()):
+                    votes.add_metric(
+                        [str(race.id), race.name, str(c.id), f"{c.first} {c.last}", c.party,
+                         source_id],
+                        count,
+                    )
+        yield votes
+
+
+def metrics_registry(database: Database, stale_after: float) -> CollectorRegistry:
+    """Build a registry holding only Rome's collector, not this process's own metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RomeCollector(database, stale_after))
+    return registry
+
+
+@bp.get("/metrics")
+def metrics():
+    """Expose Rome's metrics in Prometheus's text format."""
+    body = generate_latest(current_app.extensions["rome_metrics"])
+    response = Response(body, content_type=CONTENT_TYPE_LATEST)
+    response.cache_control.no_store = True
+    return response

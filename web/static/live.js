@@ -1,0 +1,150 @@
+// Keep the results current without reloading: poll the JSON API (a 304 when
+// nothing changed, thanks to its ETag) and update the numbers in place.
+(() => {
+  "use strict";
+  const body = document.body;
+  const api = body.dataset.api;
+  const every = Number(body.dataset.pollMs) || 2000;
+  const number = new Intl.NumberFormat("en-US");
+  const live = document.querySelector("[data-live]");
+  const updated = document.querySelector("[data-updated]");
+  // The chart's <img> and <source>s, each with the URL it was first given.
+  const charts = [...document.querySelectorAll("[data-chart]")].map((element) => ({
+    element, url: element.getAttribute(element.tagName === "IMG" ? "src" : "srcset"),
+  }));
+  let skew = 0; // the server's clock minus ours, so ages match the server's staleness
+  let lastTag = null;
+  let chartKey = null;
+
+  const plural = (n, word) => `${number.format(n)} ${word}${n === 1 ? "" : "s"}`;
+  const pad = (n) => String(n).padStart(2, "0");
+  const clock = (d) =>
+    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} UTC`;
+
+  function ago(iso) {
+    const seconds = Math.max(0, Math.floor((Date.now() + skew - Date.parse(iso)) / 1000));
+    if (seconds < 60) return `${seconds} s ago`;
+    if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+    return `${Math.floor(seconds / 3600)} h ago`;
+  }
+
+  function timeElement(iso) {
+    const time = document.createElement("time");
+    const moment = new Date(iso);
+    time.dateTime = moment.toISOString().replace(/\.\d{3}Z$/, "+00:00");
+    time.title = time.dateTime;
+    time.textContent = clock(moment);
+    return time;
+  }
+
+  function renderSource(item, source) {
+    item.classList.toggle("stale", source.stale);
+    item.querySelector("[data-state]").textContent =
+      source.stale ? "Stale" : source.last_update_at ? "Live" : "Waiting";
+    const numbers = item.querySelector("[data-numbers]");
+    const parts = [`${number.format(source.votes)} votes in ${plural(source.updates, "update")} · `];
+    if (source.last_update_at) {
+      const age = document.createElement("span");
+      age.dataset.age = "";
+      age.textContent = ago(source.last_update_at);
+      parts.push("last ", timeElement(source.last_update_at), ", ", age);
+    } else {
+      parts.push("no reports yet");
+    }
+    numbers.replaceChildren(...parts);
+    const rejected = item.querySelector("[data-rejected]");
+    rejected.textContent = `${number.format(source.rejected)} rejected`;
+    rejected.classList.toggle("has-rejected", source.rejected > 0);
+  }
+
+  function renderRace(race) {
+    const card = document.querySelector(`[data-race="${race.id}"]`);
+    if (!card) return;
+    card.querySelector("[data-total]").textContent = number.format(race.total_votes);
+    card.querySelector("[data-tie]").hidden = !(race.total_votes > 0 && race.leader === null);
+    const tbody = card.querySelector("tbody");
+    const order = race.candidates.map((c) => c.id);
+    const ranked = [...race.candidates].sort(
+      (a, b) => b.votes - a.votes || order.indexOf(a.id) - order.indexOf(b.id));
+    for (const c of ranked) {
+      const row = tbody.querySelector(`[data-candidate="${c.id}"]`);
+      if (!row) continue;
+      const leading = race.leader === c.id;
+      row.classList.toggle("leader", leading);
+      row.querySelector("[data-leading]").hidden = !leading;
+      row.querySelector("[data-votes]").textContent = number.format(c.votes);
+      row.querySelector("[data-pct]").textContent = `${(c.share * 100).toFixed(1)}%`;
+      row.querySelector("[data-bar]").style.setProperty("--share", `${(c.share * 100).toFixed(2)}%`);
+      row.querySelectorAll("td.by-source").forEach((cell, i) => {
+        cell.textContent = number.format(c.by_source[race.sources[i].id] || 0);
+      });
+      tbody.appendChild(row); // in ranked order: the leader rises to the top
+    }
+    for (const source of race.sources) {
+      const item = card.querySelector(`[data-source="${source.id}"]`);
+      if (item) renderSource(item, source);
+    }
+    const key = `${race.total_votes}|${race.last_update_at}`;
+    if (charts.length && key !== chartKey) {
+      // Only a race's own page has a chart; a new URL makes the browser fetch it anew.
+      for (const { element, url } of charts) {
+        const next = new URL(url, window.location.href);
+        next.searchParams.set("v", key);
+        const path = next.pathname + next.search;
+        if (element.tagName === "IMG") element.src = path;
+        else element.srcset = path;
+      }
+    }
+    chartKey = key;
+  }
+
+  function render(data) {
+    const races = Array.isArray(data.races) ? data.races : [data];
+    races.forEach(renderRace);
+    const total = document.querySelector("[data-rejected-total]");
+    if (total && typeof data.rejected === "number") {
+      total.textContent = plural(data.rejected, "rejected payload");
+      total.classList.toggle("has-rejected", data.rejected > 0);
+    }
+  }
+
+  function tick() {
+    for (const age of document.querySelectorAll("[data-age]")) {
+      const time = age.parentElement.querySelector("time");
+      if (time) age.textContent = ago(time.dateTime);
+    }
+  }
+
+  function setLive(ok) {
+    if (!live) return;
+    live.classList.toggle("offline", !ok);
+    live.textContent = ok ? "Live" : "Reconnecting";
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch(api, { cache: "no-cache", headers: { Accept: "application/json" } });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const date = Date.parse(response.headers.get("Date"));
+      if (!Number.isNaN(date)) skew = date - Date.now();
+      const tag = response.headers.get("ETag");
+      if (tag === null || tag !== lastTag) {
+        render(await response.json());
+        lastTag = tag;
+      }
+      if (updated) {
+        const now = new Date(Date.now() + skew);
+        updated.dateTime = now.toISOString();
+        updated.textContent = clock(now);
+      }
+      setLive(true);
+    } catch (error) {
+      setLive(false);
+    } finally {
+      window.setTimeout(poll, every);
+    }
+  }
+
+  window.setInterval(tick, 1000);
+  window.setTimeout(poll, every);
+})();
