@@ -34,7 +34,6 @@ def plan(
     *,
     web_port: int,
     flower_port: int,
-    flower_auth: str,
     single_worker: bool,
     host: str = "127.0.0.1",
 ) -> list[Service]:
@@ -63,11 +62,9 @@ def plan(
             [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"{host}:{web_port}",
              "--access-logfile", "-", "web:create_app()"],
         ),
-        Service(
-            "flower",
-            [*CELERY, "flower", f"--port={flower_port}", f"--address={host}",
-             f"--basic_auth={flower_auth}"],
-        ),
+        # The password reaches Flower as FLOWER_BASIC_AUTH (see run_demo), not
+        # as an argument every user of `ps` could read.
+        Service("flower", [*CELERY, "flower", f"--port={flower_port}", f"--address={host}"]),
     ]
 
 
@@ -168,9 +165,10 @@ def run_demo(
         **os.environ,
         "ROME_DATA_DIR": str(settings.data_dir),
         "PYTHONUNBUFFERED": "1",
+        "FLOWER_BASIC_AUTH": flower_auth,
     }
     supervisor = Supervisor(
-        plan(settings, web_port=web_port, flower_port=flower_port, flower_auth=flower_auth,
+        plan(settings, web_port=web_port, flower_port=flower_port,
              single_worker=single_worker, host=host),
         env,
     )
@@ -184,9 +182,9 @@ def run_demo(
     supervisor.start()
     user, _, password = flower_auth.partition(":")
     supervisor.say("rome", f"race page: http://{host}:{web_port}/race")
-    supervisor.say(
-        "rome", f"flower:    http://{host}:{flower_port}  user={user} password={password}"
-    )
+    # Print the password only when we made it up: one the user chose stays theirs.
+    login = f"user={user} password={password}" if not settings.flower_auth else "ROME_FLOWER_AUTH"
+    supervisor.say("rome", f"flower:    http://{host}:{flower_port}  login: {login}")
     try:
         code = supervisor.wait()
     finally:

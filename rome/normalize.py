@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 
 from rome.catalog import Candidate, Catalog, default_catalog
@@ -56,7 +57,7 @@ def _field(obj: object, key: str, kind: type | tuple, where: str):
 
 
 def _votes(value: object, where: str) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidPayload(f"{where} votes must be a whole number, got {value!r:.60}")

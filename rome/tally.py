@@ -11,8 +11,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rome.models import LedgerRow, RejectedRow, TallyRow
@@ -65,8 +66,8 @@ def record_updates(session: Session, updates: list[Update]) -> RecordResult:
     return RecordResult(applied, len(updates) - applied)
 
 
-STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS ledger_stage (
+STAGE_TEMPLATE = """
+CREATE TEMP TABLE IF NOT EXISTS {stage} (
     update_id text, source_id text, candidate_id integer, tick bigint, unit integer,
     votes bigint, emitted double precision
 ) ON COMMIT DELETE ROWS
@@ -74,52 +75,72 @@ CREATE TEMP TABLE IF NOT EXISTS ledger_stage (
 
 # One statement: the ledger insert skips ids already there and hands the rows
 # it did insert to the tally upsert, so only new updates are added.
-APPLY_STAGE = """
+APPLY_TEMPLATE = """
 WITH inserted AS (
-    INSERT INTO ledger (update_id, source_id, candidate_id, tick, unit, votes, emitted_at)
+    INSERT INTO {ledger} (update_id, source_id, candidate_id, tick, unit, votes, emitted_at)
     SELECT update_id, source_id, candidate_id, tick, unit, votes, to_timestamp(emitted)
-    FROM ledger_stage ORDER BY update_id
+    FROM {stage} ORDER BY update_id
     ON CONFLICT (update_id) DO NOTHING
     RETURNING candidate_id, source_id, votes
 ), sums AS (
     SELECT candidate_id, source_id, sum(votes) AS votes, count(*) AS n
     FROM inserted GROUP BY candidate_id, source_id
 ), upserted AS (
-    INSERT INTO tallies (candidate_id, source_id, votes, updates, last_update_at)
+    INSERT INTO {tallies} (candidate_id, source_id, votes, updates, last_update_at)
     SELECT candidate_id, source_id, votes, n, now() FROM sums
     ORDER BY candidate_id, source_id
     ON CONFLICT (candidate_id, source_id) DO UPDATE
-    SET votes = tallies.votes + excluded.votes,
-        updates = tallies.updates + excluded.updates,
+    SET votes = {tallies}.votes + excluded.votes,
+        updates = {tallies}.updates + excluded.updates,
         last_update_at = excluded.last_update_at
     RETURNING 1
 )
 SELECT coalesce(sum(n), 0) FROM sums
 """
 
+TABLES = {"ledger": "ledger", "tallies": "tallies", "stage": "ledger_stage"}
+STAGE = STAGE_TEMPLATE.format(**TABLES)
+APPLY_STAGE = APPLY_TEMPLATE.format(**TABLES)
+
+
+def copy_text(ordered: list[Update]) -> str:
+    """Render updates as the staging table's COPY text."""
+    return "".join(
+        f"{u.id}\t{u.source}\t{u.candidate_id}\t{u.tick}\t{u.unit}\t{u.votes}\t"
+        f"{u.emitted_at!r}\n"
+        for u in ordered
+    )
+
 
 def _apply_copy(session: Session, ordered: list[Update]) -> int:
     """PostgreSQL: COPY the batch into a staging table, then one insert-select."""
     connection = session.connection()
     dbapi = connection.connection.dbapi_connection
-    cursor = dbapi.cursor()
+    buffer = io.StringIO(copy_text(ordered))
+    cursor = None
     try:
-        if not connection.connection.info.get("rome_stage"):
-            cursor.execute(STAGE)
-            connection.connection.info["rome_stage"] = True
-        buffer = io.StringIO()
-        buffer.writelines(
-            f"{u.id}\t{u.source}\t{u.candidate_id}\t{u.tick}\t{u.unit}\t{u.votes}\t"
-            f"{u.emitted_at!r}\n"
-            for u in ordered
-        )
-        buffer.seek(0)
+        cursor = dbapi.cursor()
+        # Every time, not once per connection: a rolled-back transaction takes
+        # the table it created with it.
+        cursor.execute(STAGE)
         cursor.copy_expert("COPY ledger_stage FROM STDIN", buffer)
         cursor.execute(APPLY_STAGE)
         applied = int(cursor.fetchone()[0])
-        cursor.execute("TRUNCATE ledger_stage")  # the batch may not be the last in this transaction
+        cursor.execute("DELETE FROM ledger_stage")  # another batch may follow in this transaction
+    except connection.dialect.loaded_dbapi.Error as exc:
+        # Raw cursor errors arrive unwrapped: wrap them as SQLAlchemy does, and
+        # drop a dead connection from the pool, so callers see the same errors
+        # (and the same recovery) as on any other statement.
+        lost = connection.dialect.is_disconnect(exc, dbapi, cursor)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            "COPY ledger_stage / apply", None, exc, connection.dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+        ) from exc
     finally:
-        cursor.close()
+        if cursor is not None and not cursor.closed:
+            cursor.close()
     return applied
 
 
@@ -201,6 +222,11 @@ def reject_payload(session: Session, source: object, body: object, reason: str) 
 
 def wipeout(session: Session) -> dict[str, int]:
     """Delete every tally and ledger row: the only way totals may go down."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Wait for batches in flight and keep new ones out until the wipe commits;
+        # otherwise a batch's new tally rows could escape the DELETE and
+        # survive their ledger rows.
+        session.execute(text("LOCK TABLE ledger, tallies IN ACCESS EXCLUSIVE MODE"))
     tallies = session.execute(delete(TallyRow)).rowcount
     ledger = session.execute(delete(LedgerRow)).rowcount
     return {"tallies": tallies, "ledger": ledger}
@@ -228,7 +254,13 @@ def compare(
 
 
 def audit(session: Session) -> list[Difference]:
-    """Recompute every tally from the ledger and list where the two disagree."""
+    """Recompute every tally from the ledger and list where the two disagree.
+
+    Call it first in a transaction: on PostgreSQL it reads both tables from
+    one snapshot, so batches committing meanwhile cannot look like differences.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
     from_ledger = {
         (c, s): (int(v), int(n))
         for c, s, v, n in session.execute(

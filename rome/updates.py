@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 # More votes than this in one update of one reporting unit is a feed error, not a count.
 MAX_VOTES_PER_UPDATE = 10_000_000
 # A feed body larger than this is refused before it is parsed.
 MAX_PAYLOAD_BYTES = 1_000_000
+MAX_TICK = 2**62  # bigint column
+MAX_UNIT = 2**31 - 1  # integer column
+MAX_TIME = 32_503_680_000.0  # year 3000, within every timestamp type
+SOURCE_ID = re.compile(r"[a-z]{1,16}")
 
 
 class InvalidPayload(ValueError):
@@ -26,6 +31,20 @@ class Update:
     candidate_id: int
     votes: int
     emitted_at: float
+
+    def __post_init__(self) -> None:
+        # Everything that reaches caesar must fit its columns: a value that
+        # cannot would fail the whole batch in the database instead.
+        if not (0 <= self.votes <= MAX_VOTES_PER_UPDATE):
+            raise InvalidPayload(f"votes must be 0 to {MAX_VOTES_PER_UPDATE}, got {self.votes}")
+        if not (0 <= self.tick <= MAX_TICK):
+            raise InvalidPayload(f"tick must be 0 to {MAX_TICK}, got {self.tick}")
+        if not (0 <= self.unit <= MAX_UNIT):
+            raise InvalidPayload(f"unit must be 0 to {MAX_UNIT}, got {self.unit}")
+        if not (0.0 <= self.emitted_at <= MAX_TIME):
+            raise InvalidPayload(f"emitted_at must be 0 to {MAX_TIME:.0f}, got {self.emitted_at}")
+        if not SOURCE_ID.fullmatch(self.source):
+            raise InvalidPayload(f"source must be a short lowercase id, got {self.source!r:.40}")
 
     @property
     def id(self) -> str:

@@ -344,7 +344,8 @@ def test_there_is_exactly_one_beat():
 
 def test_ports_nero_public_flower_local_only():
     all_services = services()
-    assert all_services["nero"]["ports"] == ["8083:8083"]
+    # Local only: the development admin token is public.
+    assert all_services["nero"]["ports"] == ["127.0.0.1:8083:8083"]
     flower = all_services["flower"]
     assert flower["ports"] and all(str(p).startswith("127.0.0.1:") for p in flower["ports"])
     assert any(a.startswith("--basic_auth=") for a in argv_of(flower))

@@ -56,6 +56,10 @@ BAD = [
     ("ap", ap_row(raceID=2), "race 2"),
     ("ap", ap_row(party="DEM"), "party"),
     ("ap", ap_row(tick=-1), "tick"),
+    ("ap", ap_row(tick=2**63), "tick must be 0"),
+    ("ap", ap_row(unit=2**31), "unit must be 0"),
+    ("ap", ap_row(emittedAt=1e300), "emitted_at must be 0"),
+    ("ap", ap_row(voteCount="²"), "whole number"),
     ("ap", json.dumps([{"raceID": 1}]), "missing 'candidateID'"),
     ("mc", mc_body(contest={"title": "Dog catcher"}), "Dog catcher"),
     ("mc", mc_body(report="yesterday"), "wrong type"),
@@ -90,3 +94,7 @@ def test_update_from_wire_rejects_wrong_types():
         Update.from_wire({"source": "ap"})
     with pytest.raises(InvalidPayload, match="source"):
         Update.from_wire([None, *good[1:]])
+    with pytest.raises(InvalidPayload, match="source"):
+        Update.from_wire(["ap\tx", *good[1:]])  # would break the COPY text
+    with pytest.raises(InvalidPayload, match="votes must be 0"):
+        Update.from_wire([*good[:5], -5, good[6]])

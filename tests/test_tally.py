@@ -1,6 +1,7 @@
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from rome.models import LedgerRow, TallyRow
 from rome.results import original_rows, race_views
@@ -163,3 +164,38 @@ def test_concurrent_overlapping_batches_neither_deadlock_nor_double(database):
     for u in batch:
         expected[(u.candidate_id, u.source)] = expected.get((u.candidate_id, u.source), 0) + u.votes
     assert totals(database) == expected
+
+
+def test_a_batch_rolled_back_on_a_new_connection_does_not_break_the_next(pg_url, empty_tables):
+    """The staging table dies with a rolled-back transaction; the next batch must not care."""
+    from rome import db
+
+    fresh = db.connect(pg_url)  # a new pool: its first connection has no staging table yet
+    try:
+        empty_tables(fresh)
+        try:
+            with fresh.Session.begin() as s:
+                record_updates(s, [make(1, 100)])
+                raise RuntimeError("worker died before commit")
+        except RuntimeError:
+            pass
+        with fresh.Session.begin() as s:
+            assert record_updates(s, [make(1, 100)]).applied == 1
+        assert totals(fresh) == {(101, "ap"): 100}
+    finally:
+        fresh.engine.dispose()
+
+
+def test_a_lost_server_during_copy_is_an_sqlalchemy_error(database):
+    """Raw-cursor errors are wrapped, so the task's outage handling sees them."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if database.dialect != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's")
+    with database.Session() as s:
+        pid = s.execute(text("SELECT pg_backend_pid()")).scalar()
+        with database.engine.connect() as killer:
+            killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            killer.commit()
+        with pytest.raises((OperationalError, InterfaceError)):
+            record_updates(s, [make(1, 100)])

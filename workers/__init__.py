@@ -60,7 +60,7 @@ app.conf.update(
     worker_prefetch_multiplier=4,
     worker_cancel_long_running_tasks_on_connection_loss=True,
     # A task that fails for good is rejected, not acked: it dead-letters.
-    task_acks_on_failure_or_timeout=False,
+    task_acks_on_failure=False,
     worker_consumer="workers.consumer:DeadLetteringConsumer",
     # Publishing retries through a broker restart (about a minute in all)
     # before the caller sees the error.

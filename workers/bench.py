@@ -34,7 +34,7 @@ from rome.inject import Message, plan_stream
 from rome.models import TallyRow
 from rome.normalize import normalize
 from rome.settings import Settings
-from rome.tally import wipeout
+from rome.tally import APPLY_TEMPLATE, STAGE_TEMPLATE, copy_text, wipeout
 from workers import QUEUES, app
 from workers.publish import Progress, publish_confirmed
 
@@ -165,43 +165,18 @@ def measure_pipeline(database, messages: list[Message], updates: int, label: str
 
 # -- the COPY ceiling ----------------------------------------------------------
 
+SCRATCH_TABLES = {"ledger": "bench_ledger", "tallies": "bench_tallies", "stage": "bench_stage"}
 SCRATCH = """
-DROP TABLE IF EXISTS bench_ledger, bench_tallies, bench_stage;
+DROP TABLE IF EXISTS bench_ledger, bench_tallies;
 CREATE TABLE bench_ledger (LIKE ledger INCLUDING ALL);
 CREATE TABLE bench_tallies (LIKE tallies INCLUDING ALL);
-CREATE TABLE bench_stage (LIKE ledger INCLUDING DEFAULTS);
-"""
-
-COPY_APPLY = """
-WITH inserted AS (
-    INSERT INTO bench_ledger (update_id, source_id, candidate_id, tick, unit, votes, emitted_at)
-    SELECT DISTINCT ON (update_id) update_id, source_id, candidate_id, tick, unit, votes,
-           emitted_at
-    FROM bench_stage ORDER BY update_id
-    ON CONFLICT (update_id) DO NOTHING
-    RETURNING candidate_id, source_id, votes
-)
-INSERT INTO bench_tallies (candidate_id, source_id, votes, updates, last_update_at)
-SELECT candidate_id, source_id, sum(votes), count(*), now()
-FROM inserted GROUP BY candidate_id, source_id ORDER BY candidate_id, source_id
-ON CONFLICT (candidate_id, source_id) DO UPDATE
-SET votes = bench_tallies.votes + excluded.votes,
-    updates = bench_tallies.updates + excluded.updates,
-    last_update_at = excluded.last_update_at
 """
 
 
 def _copy_text(messages: list[Message]) -> list[str]:
     """Render each message's updates as COPY text: the rows Rome's path would write."""
-    chunks = []
-    for message in messages:
-        buffer = io.StringIO()
-        for u in normalize(message.source, message.body):
-            at = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(u.emitted_at))
-            buffer.write(f"{u.id}\t{u.source}\t{u.candidate_id}\t{u.tick}\t{u.unit}\t"
-                         f"{u.votes}\t{at}\n")
-        chunks.append(buffer.getvalue())
-    return chunks
+    return [copy_text(sorted(normalize(m.source, m.body), key=lambda u: u.id))
+            for m in messages]
 
 
 def measure_copy(database, messages: list[Message], updates: int) -> float | None:
@@ -214,20 +189,21 @@ def measure_copy(database, messages: list[Message], updates: int) -> float | Non
         cursor = raw.cursor()
         cursor.execute(SCRATCH)
         raw.commit()
+        # The same staging table and statement as rome.tally, on scratch tables.
+        stage = STAGE_TEMPLATE.format(**SCRATCH_TABLES)
+        apply = APPLY_TEMPLATE.format(**SCRATCH_TABLES)
         started = time.monotonic()
         for chunk in chunks:
-            cursor.copy_expert(
-                "COPY bench_stage (update_id, source_id, candidate_id, tick, unit, votes, "
-                "emitted_at) FROM STDIN", io.StringIO(chunk))
-            cursor.execute(COPY_APPLY)
-            cursor.execute("TRUNCATE bench_stage")
+            cursor.execute(stage)
+            cursor.copy_expert("COPY bench_stage FROM STDIN", io.StringIO(chunk))
+            cursor.execute(apply)
             raw.commit()
         elapsed = time.monotonic() - started
         cursor.execute("SELECT sum(updates) FROM bench_tallies")
         counted = cursor.fetchone()[0]
         if counted != updates:
             raise BenchError(f"COPY baseline counted {counted} of {updates} rows")
-        cursor.execute("DROP TABLE bench_ledger, bench_tallies, bench_stage")
+        cursor.execute("DROP TABLE bench_ledger, bench_tallies")
         raw.commit()
     finally:
         raw.close()

@@ -22,7 +22,7 @@ from functools import cache
 from celery.exceptions import Reject, Retry
 from celery.signals import task_rejected
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy.exc import OperationalError as DatabaseError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from rome import db
 from rome.logs import log
@@ -33,8 +33,12 @@ from rome.updates import InvalidPayload, Update
 from workers import app, settings
 
 logger = logging.getLogger("rome.pipeline")
+# A lost or unreachable database: wait it out.
+DatabaseError = (OperationalError, InterfaceError)
 
 MAX_TRIES = 3
+# Consecutive outage failures in this process: the exponent of its backoff.
+_outage_streak = 0
 
 
 @cache
@@ -68,38 +72,37 @@ def _record_rejected_message(message, exc=None, **_):
 class PipelineTask(app.Task):
     """Decide, for every task of the pipeline, what a failure means."""
 
-    # No limit of Celery's own: an outage is retried for as long as it lasts,
-    # and other errors are bounded by MAX_TRIES below.
-    max_retries = None
-
     def __call__(self, *args, **kwargs):
+        global _outage_streak
         try:
-            return super().__call__(*args, **kwargs)
+            result = super().__call__(*args, **kwargs)
         except (Retry, Reject):
             raise
         except DatabaseError as exc:
-            # Database down: retry with no limit. self.retry publishes a copy
-            # with a countdown before this message is acked.
-            self._wait_out("database_unavailable", exc, publish_retry=True)
+            self._wait_out("database_unavailable", exc)
         except BrokerError as exc:
-            # Broker down while publishing the next step: put the message back.
-            self._wait_out("broker_unavailable", exc, publish_retry=False)
+            self._wait_out("broker_unavailable", exc)
         except Exception as exc:
             if self.request.retries + 1 < MAX_TRIES:
                 log(logger, "task_failed_retrying", logging.WARNING, task=self.name,
                     task_id=self.request.id, attempt=self.request.retries + 1, error=repr(exc))
                 raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
             raise  # on_failure stores it; acks_on_failure=False dead-letters it
+        _outage_streak = 0
+        return result
 
-    def _wait_out(self, event: str, exc: Exception, publish_retry: bool):
-        delay = backoff(self.request.retries)
+    def _wait_out(self, event: str, exc: Exception):
+        """Back off, then put the message back: nothing was committed, nothing is lost.
+
+        Requeueing needs no publish (the broker may be the thing that is down)
+        and leaves the retry count to ordinary errors; the backoff grows with
+        this process's run of consecutive outage failures instead.
+        """
+        global _outage_streak
+        delay = backoff(_outage_streak)
+        _outage_streak += 1
         log(logger, event, logging.WARNING, task=self.name, task_id=self.request.id,
-            retries=self.request.retries, delay=round(delay, 2), error=str(exc).splitlines()[0])
-        if publish_retry:
-            try:
-                raise self.retry(exc=exc, countdown=delay)
-            except BrokerError:
-                pass  # cannot publish the retry either: requeue this message instead
+            streak=_outage_streak, delay=round(delay, 2), error=str(exc).splitlines()[0])
         time.sleep(delay)
         raise Reject(f"{event}: {exc}", requeue=True) from exc
 
@@ -147,7 +150,7 @@ def normalize_feed(self, source: str, body: str, encoding: str = "text") -> int:
     except InvalidPayload as exc:
         rejected_id = store_rejected(source, body, str(exc))
         if rejected_id is None:
-            raise DatabaseError("storing a rejected payload", None, exc) from exc
+            raise OperationalError("storing a rejected payload", None, exc) from exc
         log(logger, "rejected", logging.WARNING, source=source, reason=str(exc),
             rejected_id=rejected_id, task_id=self.request.id)
         return 0
