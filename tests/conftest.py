@@ -101,3 +101,28 @@ def empty_tables():
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:8]
+
+
+# The web app on a seeded SQLite database, for the web tests (tests/webapp.py).
+@pytest.fixture
+def database_url(tmp_path, monkeypatch):
+    from webapp import clean_env, seed
+
+    clean_env(monkeypatch, tmp_path)
+    url = f"sqlite:///{tmp_path / 'rome.sqlite3'}"
+    seed(url)
+    return url
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    from webapp import dispose, make_app
+
+    app = make_app(database_url, tmp_path)
+    yield app
+    dispose(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

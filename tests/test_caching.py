@@ -8,7 +8,6 @@ import pytest
 
 from rome import db, tally
 from rome.updates import Update
-from webapp import clean_env, dispose, make_app, seed
 
 LIVE_GETS = [
     "/api/races",
@@ -18,21 +17,6 @@ LIVE_GETS = [
     "/race/1",
     "/race/1/chart.svg",
 ]
-
-
-@pytest.fixture
-def database_url(tmp_path, monkeypatch):
-    clean_env(monkeypatch, tmp_path)
-    url = f"sqlite:///{tmp_path / 'rome.sqlite3'}"
-    seed(url)
-    return url
-
-
-@pytest.fixture
-def client(database_url, tmp_path):
-    app = make_app(database_url, tmp_path)
-    yield app.test_client()
-    dispose(app)
 
 
 @pytest.mark.parametrize("path", [*LIVE_GETS, "/race"])

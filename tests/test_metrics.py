@@ -6,15 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rome import db, tally
-from webapp import clean_env, dispose, make_app, seed
-
-
-@pytest.fixture
-def database_url(tmp_path, monkeypatch):
-    clean_env(monkeypatch, tmp_path)
-    url = f"sqlite:///{tmp_path / 'rome.sqlite3'}"
-    seed(url)
-    return url
+from webapp import clean_env, dispose, make_app
 
 
 @pytest.fixture

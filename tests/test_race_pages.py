@@ -14,27 +14,7 @@ from rome.results import CandidateView
 from rome.updates import Update
 from web.api import parse_since
 from web.chart import axis_ticks, line_chart, short_number
-from webapp import clean_env, dispose, make_app, seed
-
-
-@pytest.fixture
-def database_url(tmp_path, monkeypatch):
-    clean_env(monkeypatch, tmp_path)
-    url = f"sqlite:///{tmp_path / 'rome.sqlite3'}"
-    seed(url)
-    return url
-
-
-@pytest.fixture
-def app(database_url, tmp_path):
-    app = make_app(database_url, tmp_path)
-    yield app
-    dispose(app)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+from webapp import clean_env, dispose, make_app
 
 
 def no_outside_requests(html: str) -> bool:

@@ -7,27 +7,7 @@ import re
 
 import pytest
 
-from webapp import TOKEN, VOTES, clean_env, dispose, make_app, seed
-
-
-@pytest.fixture
-def database_url(tmp_path, monkeypatch):
-    clean_env(monkeypatch, tmp_path)
-    url = f"sqlite:///{tmp_path / 'rome.sqlite3'}"
-    seed(url)
-    return url
-
-
-@pytest.fixture
-def app(database_url, tmp_path):
-    app = make_app(database_url, tmp_path)
-    yield app
-    dispose(app)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+from webapp import TOKEN, VOTES, dispose, make_app
 
 
 def form_token(client) -> str:
