@@ -98,3 +98,15 @@ def test_update_from_wire_rejects_wrong_types():
         Update.from_wire(["ap\tx", *good[1:]])  # would break the COPY text
     with pytest.raises(InvalidPayload, match="votes must be 0"):
         Update.from_wire([*good[:5], -5, good[6]])
+
+
+def test_every_kind_of_bad_input_the_injector_mixes_in_is_refused():
+    from rome.catalog import default_catalog
+    from rome.inject import BAD_KINDS, _bad_messages
+    from workers.tasks import decode_body
+
+    messages = _bad_messages(default_catalog())
+    assert tuple(m.kind for m in messages) == BAD_KINDS
+    for m in messages:
+        with pytest.raises(InvalidPayload):
+            normalize(m.source, decode_body(m.body, m.encoding))
