@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from flask.cli import ScriptInfo
 
+import webapp
 from rome.db import Database
 from rome.settings import load_settings
 from web import create_app
@@ -17,11 +18,7 @@ from web import create_app
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
-    # The factory reads ROME_* settings; the developer's own must not leak in.
-    for name in list(os.environ):
-        if name.startswith("ROME_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("ROME_DATA_DIR", str(tmp_path / "data"))
+    webapp.clean_env(monkeypatch, tmp_path)
 
 
 def dispose(app: Flask) -> None:

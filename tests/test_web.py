@@ -9,15 +9,13 @@ from types import SimpleNamespace
 import pytest
 from kombu.exceptions import OperationalError as BrokerError
 
+import webapp
 from rome import db, tally
 from rome.updates import Update
 from web import create_app
 from web.registry import inspect_workers
 
-TOKEN = "s3cret-admin-token"
-
-VOTES = {101: 480, 102: 513, 103: 33, 104: 12, 201: 200, 202: 250, 301: 300, 302: 300}
-SOURCE_OF_RACE = {1: "ap", 2: "mc", 3: "sos"}
+TOKEN, VOTES = webapp.TOKEN, webapp.VOTES
 
 WORKERS = [
     {
@@ -46,29 +44,13 @@ WORKERS = [
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
-    # The factory reads ROME_* settings; the developer's own must not leak in.
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("ROME_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("ROME_DATA_DIR", str(tmp_path / "data"))
+    webapp.clean_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture
 def database_url(tmp_path):
     url = f"sqlite:///{tmp_path / 'rome.sqlite3'}"
-    database = db.prepare(url)
-    now = time.time()
-    updates = [
-        Update(SOURCE_OF_RACE[cid // 100], 1, 0, cid // 100, cid, votes, now)
-        for cid, votes in VOTES.items()
-    ]
-    with database.Session.begin() as session:
-        tally.record_updates(session, updates)
-        tally.reject_payload(session, "mc", b"<html>not json", "body is not JSON")
-        tally.reject_payload(session, "ap", "{}", "races missing")
-    database.engine.dispose()
+    webapp.seed(url)
     return url
 
 

@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from workers.bench import percentile  # noqa: E402
+
 
 def plot_batches(by_batch: list[dict], naive: float, path: Path) -> None:
     """Plot throughput against batch size for COPY, Rome's path and one message per update."""
@@ -36,9 +38,9 @@ def plot_freshness(delays_ms: list[float], rate: float, path: Path) -> None:
     """Plot the distribution of emit → visible delays."""
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     ax.hist(delays_ms, bins=50, color="#4a6fa5")
-    ordered = sorted(delays_ms)
+    ordered = delays_ms
     for q, style in ((50, "-"), (99, "--")):
-        value = ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+        value = percentile(ordered, q)
         ax.axvline(value, color="black", linestyle=style, label=f"p{q} = {value:.0f} ms")
     ax.set_xlabel("emit → visible in GET /api/races (ms)")
     ax.set_ylabel("messages")
