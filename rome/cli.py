@@ -1,4 +1,4 @@
-"""The `rome` command: migrate the database, run the demo, audit the tallies."""
+"""The `rome` command: migrate, run the demo, audit, inject, normalize and replay feeds, bench."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from rome import db
+from rome.formats import FORMAT_NAMES
 from rome.settings import SettingsError, load_settings, prepare_data_dir
 
 
@@ -21,22 +22,23 @@ def cmd_db_upgrade(args) -> int:
 
 
 def cmd_audit(args) -> int:
+    from rome.audit import audit, compare, tallies_by_key
     from rome.inject import read_expectation
-    from rome.tally import audit, compare, tallies
 
     settings = load_settings()
     database = db.connect(settings.database_url)
     with database.Session() as session:
         differences = audit(session)
         if args.expect:
-            differences += compare(tallies(session), read_expectation(args.expect), "expected")
+            differences += compare(tallies_by_key(session), read_expectation(args.expect),
+                                   "expected")
     database.engine.dispose()
     if differences:
         print(f"audit FAILED: {len(differences)} differences", file=sys.stderr)
         for difference in differences:
             print(f"  {difference}", file=sys.stderr)
         return 1
-    print("audit ok: every tally equals the sum of its ledger rows"
+    print("audit ok: every count is its history's newest, every tally the sum of its counts"
           + (f" and the totals in {args.expect}" if args.expect else ""))
     return 0
 
@@ -51,15 +53,72 @@ def cmd_inject(args) -> int:
         duplicate_rate=args.duplicate_rate,
         shuffle=args.shuffle,
         bad=args.bad,
-        first_tick=args.first_tick if args.first_tick is not None else time.time_ns() // 10**6,
+        first_version=args.first_version if args.first_version is not None
+        else time.time_ns() // 10**6,
         seed=args.seed,
+        units=args.units,
     )
     if args.expect:
         write_expectation(args.expect, expectation)
     sent = publish_stream(messages, rate=args.rate)
-    print(f"published {sent} messages carrying {args.updates} updates"
+    print(f"published {sent} messages carrying {args.updates} counts"
           f" ({len(messages) - sent} failed)")
     return 0 if sent == len(messages) else 1
+
+
+def cmd_normalize(args) -> int:
+    import json
+
+    from rome.formats import parse_feed
+    from rome.snapshot import InvalidPayload
+
+    try:
+        snapshot = parse_feed(args.format, args.file.read_bytes(), source=args.source,
+                              version=args.version)
+    except (InvalidPayload, OSError) as exc:
+        print(f"rome normalize: {args.file}: {exc}", file=sys.stderr)
+        return 1
+    races = {r.key: r for r in snapshot.races}
+    units = {u.key: u for u in snapshot.units}
+    candidates = {(c.race, c.key): c for c in snapshot.candidates}
+    statuses = {s.race: s for s in snapshot.statuses}
+    for n in snapshot.counts:
+        unit, candidate = units[n.unit], candidates[(n.race, n.candidate)]
+        status = statuses.get(n.race)
+        print(json.dumps({
+            "source": snapshot.source, "format": snapshot.format, "version": snapshot.version,
+            "feed_at": snapshot.feed_at, "test": snapshot.test,
+            "race": n.race, "race_name": races[n.race].name,
+            "unit": n.unit, "unit_name": unit.name, "level": unit.level, "parent": unit.parent,
+            "candidate": n.candidate, "first": candidate.first, "last": candidate.last,
+            "party": candidate.party, "vote_type": n.vote_type, "votes": n.votes,
+            "winner": bool(status and status.winner == n.candidate),
+        }))
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from rome.replay import delays, plan_replay
+    from rome.snapshot import SOURCE_ID
+
+    if not SOURCE_ID.fullmatch(args.source):
+        print(f"rome replay: --source must be a short lowercase id, got {args.source!r}",
+              file=sys.stderr)
+        return 2
+    recorded = plan_replay(args.paths, args.source, args.format)
+    if not recorded:
+        print("rome replay: no feed files found", file=sys.stderr)
+        return 1
+    for r in recorded:
+        note = f"version {r.version}" if r.error is None else f"will be rejected: {r.error}"
+        print(f"{r.path}: {note}")
+    if args.dry_run:
+        return 0
+    from workers.publish import publish_stream
+
+    sent = publish_stream([r.message for r in recorded], delays=delays(recorded, args.speed))
+    print(f"published {sent} of {len(recorded)} files as source {args.source}")
+    return 0 if sent == len(recorded) else 1
 
 
 def cmd_demo(args) -> int:
@@ -104,20 +163,48 @@ def build_parser() -> argparse.ArgumentParser:
     inject = commands.add_parser(
         "inject", help="publish known updates into notekeeper's queue, as a source does"
     )
-    inject.add_argument("--updates", type=int, required=True, help="how many valid updates")
-    inject.add_argument("--batch", type=int, default=1, help="updates per feed message")
+    inject.add_argument("--updates", type=int, required=True,
+                        help="how many unit-level counts in all")
+    inject.add_argument("--batch", type=int, default=1, help="counts per feed message")
+    inject.add_argument("--units", type=int, default=0,
+                        help="units per source the counts revisit (default: two batches' worth)")
     inject.add_argument("--duplicate-rate", type=float, default=0.0,
                         help="chance each message is published twice")
     inject.add_argument("--shuffle", action="store_true", help="publish in random order")
     inject.add_argument("--rate", type=float, default=0.0,
-                        help="updates per second (0: as fast as possible)")
+                        help="counts per second (0: as fast as possible)")
     inject.add_argument("--bad", type=int, default=0, help="bad payloads to mix in")
     inject.add_argument("--seed", default="inject")
-    inject.add_argument("--first-tick", type=int, default=None,
-                        help="tick of the first message (default: now in ms, so ids are new)")
+    inject.add_argument("--first-version", type=int, default=None,
+                        help="version of each source's first message (default: now in ms, "
+                             "newer than any earlier run)")
     inject.add_argument("--expect", type=Path,
                         help="write the totals the stream must produce here")
     inject.set_defaults(func=cmd_inject)
+
+    normalize = commands.add_parser(
+        "normalize", help="print the canonical counts of one feed file as JSON lines"
+    )
+    normalize.add_argument("--format", required=True, choices=FORMAT_NAMES)
+    normalize.add_argument("--source", default="file", help="source id to read it as")
+    normalize.add_argument("--version", type=int, default=None,
+                           help="the feed's version where the file does not say (Clarity)")
+    normalize.add_argument("file", type=Path)
+    normalize.set_defaults(func=cmd_normalize)
+
+    replay = commands.add_parser(
+        "replay", help="publish recorded feed files into the pipeline, in version order"
+    )
+    replay.add_argument("--source", required=True, help="source id to publish them as")
+    replay.add_argument("--format", choices=FORMAT_NAMES, default=None,
+                        help="the files' format (default: told from each file)")
+    replay.add_argument("--speed", type=float, default=0.0,
+                        help="replay the recording's own gaps this many times faster "
+                             "(0: as fast as confirmed)")
+    replay.add_argument("--dry-run", action="store_true",
+                        help="list the files in the order they would be sent, send nothing")
+    replay.add_argument("paths", type=Path, nargs="+", help="files or folders")
+    replay.set_defaults(func=cmd_replay)
 
     demo = commands.add_parser("demo", help="run workers, beat, web and Flower until Ctrl-C")
     demo.add_argument("--web-port", type=int, default=8083)

@@ -64,7 +64,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def seed_catalog(session: Session, catalog: Catalog | None = None) -> int:
-    """Insert races, candidates and sources that are missing; return how many rows."""
+    """Insert the catalog's sources, races and candidates that are missing; return how many."""
     catalog = catalog or default_catalog()
     added = 0
     known_races = set(session.scalars(select(RaceRow.id)))
@@ -72,19 +72,20 @@ def seed_catalog(session: Session, catalog: Catalog | None = None) -> int:
     known_sources = set(session.scalars(select(SourceRow.id)))
     for race in catalog.races.values():
         if race.id not in known_races:
-            session.add(RaceRow(id=race.id, name=race.name))
+            session.add(RaceRow(id=race.id, key=race.key, name=race.name, state=race.state,
+                                office=race.office))
             added += 1
     session.flush()
     for race in catalog.races.values():
         for c in race.candidates:
             if c.id not in known_candidates:
-                session.add(CandidateRow(
-                    id=c.id, race_id=race.id, first=c.first, last=c.last, party=c.party
-                ))
+                session.add(CandidateRow(id=c.id, key=c.key, race_id=race.id, first=c.first,
+                                         last=c.last, party=c.party))
                 added += 1
     for source in catalog.sources.values():
         if source.id not in known_sources:
-            session.add(SourceRow(id=source.id, name=source.name, race_id=source.race_id))
+            session.add(SourceRow(id=source.id, name=source.name, code=source.code,
+                                  format=source.format))
             added += 1
     session.flush()
     return added

@@ -1,4 +1,8 @@
-"""Rebuild a race's running totals over time from the ledger, in a bounded number of points."""
+"""Rebuild a race's running totals over time from the history, in a bounded number of points.
+
+The series is the race's primary source at its top level, in total votes:
+exactly the changes that made the headline figure, corrections included.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Float, Integer, cast, extract, func, select
+from sqlalchemy import Float, Integer, and_, cast, extract, func, select
 from sqlalchemy.orm import Session
 
 from rome.freshness import as_utc
-from rome.models import CandidateRow, LedgerRow
+from rome.models import CandidateRow, HistoryRow, TallyRow
+from rome.results import source_order
+from rome.snapshot import TOTAL
 
 MAX_POINTS = 240
 # Bucket widths people read easily on a time axis, in seconds.
@@ -23,15 +29,18 @@ class RaceHistory:
 
     race_id: int
     candidate_ids: list[int]
-    since: datetime | None
-    bucket_seconds: int
-    baseline: list[int]
+    source: str | None = None
+    level_rank: int | None = None
+    since: datetime | None = None
+    bucket_seconds: int = 1
+    baseline: list[int] = field(default_factory=list)
     points: list[tuple[datetime, list[int]]] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
             "race_id": self.race_id,
             "candidate_ids": self.candidate_ids,
+            "source": self.source,
             "since": self.since.isoformat() if self.since else None,
             "bucket_seconds": self.bucket_seconds,
             "baseline": self.baseline,
@@ -75,31 +84,43 @@ def race_history(
         )
     )
     column = {cid: i for i, cid in enumerate(candidate_ids)}
-    in_race = LedgerRow.candidate_id.in_(candidate_ids)
-    epoch = _epoch(session, LedgerRow.applied_at)
+    levels: dict[str, set[int]] = {}
+    for source_id, rank in session.execute(
+        select(TallyRow.source_id, TallyRow.rank)
+        .where(TallyRow.race_id == race_id, TallyRow.vote_type == TOTAL).distinct()
+    ):
+        levels.setdefault(source_id, set()).add(rank)
+    if not levels:
+        return RaceHistory(race_id, candidate_ids, None, None, since, 1,
+                           [0] * len(candidate_ids))
+    source = source_order(race_id, set(levels))[0]
+    rank = min(levels[source])
+    in_race = and_(HistoryRow.race_id == race_id, HistoryRow.source_id == source,
+                   HistoryRow.rank == rank, HistoryRow.vote_type == TOTAL)
+    epoch = _epoch(session, HistoryRow.applied_at)
 
     baseline = [0] * len(candidate_ids)
     if since is not None:
         before = (
-            select(LedgerRow.candidate_id, func.sum(LedgerRow.votes))
-            .where(in_race, LedgerRow.applied_at <= since)
-            .group_by(LedgerRow.candidate_id)
+            select(HistoryRow.candidate_id, func.sum(HistoryRow.delta))
+            .where(in_race, HistoryRow.applied_at <= since)
+            .group_by(HistoryRow.candidate_id)
         )
         for candidate_id, votes in session.execute(before):
             baseline[column[candidate_id]] = int(votes)
 
-    after = [in_race] + ([LedgerRow.applied_at > since] if since is not None else [])
+    after = [in_race] + ([HistoryRow.applied_at > since] if since is not None else [])
     first, last = session.execute(select(func.min(epoch), func.max(epoch)).where(*after)).one()
-    history = RaceHistory(race_id, candidate_ids, since, 1, baseline)
+    history = RaceHistory(race_id, candidate_ids, source, rank, since, 1, baseline)
     if first is None:
         return history
     history.bucket_seconds = width = bucket_width(first, last, max_points)
 
     bucket = _floor(session, epoch / width)
     rows = session.execute(
-        select(bucket, LedgerRow.candidate_id, func.sum(LedgerRow.votes), func.max(epoch))
+        select(bucket, HistoryRow.candidate_id, func.sum(HistoryRow.delta), func.max(epoch))
         .where(*after)
-        .group_by(bucket, LedgerRow.candidate_id)
+        .group_by(bucket, HistoryRow.candidate_id)
         .order_by(bucket)
     )
     running = list(baseline)

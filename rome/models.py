@@ -4,30 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite gives autoincrement only to INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
+BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Base(DeclarativeBase):
     pass
-
-
-class RaceRow(Base):
-    __tablename__ = "races"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    name: Mapped[str] = mapped_column(String(200))
-
-
-class CandidateRow(Base):
-    __tablename__ = "candidates"
-
-    # Ids are unique across races: the original reused 1, 2, ... in every race.
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    race_id: Mapped[int] = mapped_column(ForeignKey("races.id"), index=True)
-    first: Mapped[str] = mapped_column(String(100))
-    last: Mapped[str] = mapped_column(String(100))
-    party: Mapped[str] = mapped_column(String(8))
 
 
 class SourceRow(Base):
@@ -35,39 +31,125 @@ class SourceRow(Base):
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    race_id: Mapped[int] = mapped_column(ForeignKey("races.id"))
+    code: Mapped[str] = mapped_column(String(16))  # the original's spelling: "AP"
+    format: Mapped[str] = mapped_column(String(16))
+    # When the simulated feed's night began: its counts are a function of time since.
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                 server_default=func.now())
+
+
+class RaceRow(Base):
+    __tablename__ = "races"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # "catalog:<id>" for the catalog's races, "<source>:<feed key>" for others.
+    key: Mapped[str] = mapped_column(String(240), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    state: Mapped[str] = mapped_column(String(16), default="")
+    office: Mapped[str] = mapped_column(String(300), default="")
+
+
+class CandidateRow(Base):
+    __tablename__ = "candidates"
+
+    # Ids are unique across races: the original reused 1, 2, ... in every race.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(480), unique=True)
+    race_id: Mapped[int] = mapped_column(ForeignKey("races.id"), index=True)
+    first: Mapped[str] = mapped_column(String(300))
+    last: Mapped[str] = mapped_column(String(300))
+    party: Mapped[str] = mapped_column(String(16))
+
+
+class UnitRow(Base):
+    """A reporting unit of one source: a state, county, precinct..."""
+
+    __tablename__ = "units"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(240), unique=True)  # "<source>:<feed key>"
+    source_id: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(300))
+    level: Mapped[str] = mapped_column(String(16))
+    rank: Mapped[int] = mapped_column(SmallInteger)  # rome.snapshot.LEVEL_RANK
+    parent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class CurrentRow(Base):
+    """The newest version of one count: what each source says now, per unit and vote type."""
+
+    __tablename__ = "current_counts"
+
+    race_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vote_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rank: Mapped[int] = mapped_column(SmallInteger)
+    votes: Mapped[int] = mapped_column(BigInteger)
+    # What the row said before its last change (None when it was new): the
+    # upsert sets it, so the change's delta comes back with the new row.
+    prev_votes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    feed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HistoryRow(Base):
+    """Every accepted change of a count, appended and never updated."""
+
+    __tablename__ = "history"
+    __table_args__ = (Index("history_race_applied", "race_id", "applied_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    race_id: Mapped[int] = mapped_column(Integer)
+    source_id: Mapped[str] = mapped_column(String(16))
+    unit_id: Mapped[int] = mapped_column(Integer)
+    candidate_id: Mapped[int] = mapped_column(Integer)
+    vote_type: Mapped[str] = mapped_column(String(32))
+    rank: Mapped[int] = mapped_column(SmallInteger)
+    version: Mapped[int] = mapped_column(BigInteger)
+    votes: Mapped[int] = mapped_column(BigInteger)
+    delta: Mapped[int] = mapped_column(BigInteger)  # votes minus what the row said before
+    feed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class TallyRow(Base):
-    """Votes one source has reported for one candidate: the sum of its ledger rows."""
+    """The sum of current counts of one candidate, source, vote type and level."""
 
     __tablename__ = "tallies"
 
-    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), primary_key=True)
-    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id"), primary_key=True)
+    race_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vote_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rank: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     votes: Mapped[int] = mapped_column(BigInteger, default=0)
-    updates: Mapped[int] = mapped_column(Integer, default=0)
+    units: Mapped[int] = mapped_column(Integer, default=0)  # units counted in votes
+    changes: Mapped[int] = mapped_column(Integer, default=0)  # history rows behind it
+    corrections: Mapped[int] = mapped_column(Integer, default=0)  # changes that lowered it
     last_update_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class LedgerRow(Base):
-    """One applied update; its primary key is what makes each update count once."""
+class RaceStatusRow(Base):
+    """What a source last said of a race as a whole: its version, precincts, call, test flag."""
 
-    __tablename__ = "ledger"
+    __tablename__ = "race_status"
 
-    update_id: Mapped[str] = mapped_column(String(120), primary_key=True)
-    # Not foreign keys (see the migration): the tally upsert checks the same ids.
-    source_id: Mapped[str] = mapped_column(String(16))
-    candidate_id: Mapped[int] = mapped_column(Integer, index=True)
-    tick: Mapped[int] = mapped_column(BigInteger)
-    unit: Mapped[int] = mapped_column(Integer, default=0)
-    votes: Mapped[int] = mapped_column(BigInteger)
-    emitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    race_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    feed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    precincts_reporting: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    precincts_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    winner_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class RejectedRow(Base):
-    """A payload notekeeper could not turn into updates, kept with the reason."""
+    """A payload notekeeper could not turn into a snapshot, kept with the reason."""
 
     __tablename__ = "rejected"
 
@@ -76,3 +158,6 @@ class RejectedRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+RESULT_TABLES = (CurrentRow, HistoryRow, TallyRow, RaceStatusRow)

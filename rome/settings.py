@@ -22,6 +22,7 @@ class Settings:
     update_chance: float
     seed: str
     reporting_units: int
+    night_seconds: float
     flower_auth: str | None
     log_format: str
     broker_transport_options: dict = field(default_factory=dict)
@@ -103,7 +104,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         source_interval=_number(env, "ROME_SOURCE_INTERVAL", 2.0, float, 0.05, 3600.0),
         update_chance=_number(env, "ROME_UPDATE_CHANCE", 0.3, float, 0.0, 1.0),
         seed=env.get("ROME_SEED") or "rome",
-        reporting_units=_number(env, "ROME_REPORTING_UNITS", 1, int, 1, 100_000),
+        reporting_units=_number(env, "ROME_REPORTING_UNITS", 15, int, 1, 100_000),
+        night_seconds=_number(env, "ROME_NIGHT_SECONDS", 10_800.0, float, 1.0, 10**7),
         flower_auth=flower_auth,
         log_format=log_format,
         broker_transport_options=transport_options,

@@ -1,118 +1,233 @@
-"""Simulate the three results feeds, each in its own format, one tick at a time.
+"""Simulate the three results feeds as cumulative snapshots, in the formats real sources publish.
 
-A tick's content depends only on (seed, source, tick): two beat schedulers
-firing the same tick produce the same bytes and so the same update ids.
+Every figure is a pure function of (seed, race, unit, candidate, time since
+the night began): two beat schedulers firing the same tick render the same
+bytes. Units start counting at different times and finish at different
+times; early votes arrive at once, election-day votes climb, provisional
+ballots come last. Each source sees a unit's figures only on the ticks it
+"reports" it (ROME_UPDATE_CHANCE), so AP and the Secretary of State, which
+both report the presidential race for the state, disagree while counting
+and agree at the end. Now and then a figure is overstated for a few ticks
+and then corrected downward, and AP's state row briefly disagrees with the
+sum of its counties: the feeds' faults Rome must show, not hide.
 """
 
 from __future__ import annotations
 
-import json
-import random
-import time
+import hashlib
+import math
+import struct
 from dataclasses import dataclass
 
-from rome.catalog import Candidate, Catalog, default_catalog
+from rome.catalog import Catalog, Race, default_catalog
+from rome.formats import render_feed
+from rome.snapshot import TOTAL, CandidateRef, Count, RaceRef, RaceStatus, Snapshot, UnitRef
 
-AP_PARTY_SPELLING = {"GOP": "GOP", "DEM": "Dem", "LIB": "Lib", "GRN": "Grn"}
-MC_PARTY = {"GOP": "REP", "DEM": "DEM"}
-SOS_PARTY = {"GOP": "R", "DEM": "D"}
+AZ_COUNTIES = ("Apache", "Cochise", "Coconino", "Gila", "Graham", "Greenlee", "La Paz",
+               "Maricopa", "Mohave", "Navajo", "Pima", "Pinal", "Santa Cruz", "Yavapai", "Yuma")
+# Vote types and their shares of a unit's ballots (provisional: what is left).
+EARLY, ELECTION_DAY, PROVISIONAL = "early", "election_day", "provisional"
+LOOKBACK = 400  # ticks searched back for a unit's last report
+CORRECTION_WINDOW = 25  # ticks; a correction may happen once per window
+DISAGREEMENT_WINDOW = 50
+
+
+def _unit_hash(*parts: object) -> float:
+    """Return a number in [0, 1) fixed by parts."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return struct.unpack(">Q", digest)[0] / 2**64
 
 
 @dataclass(frozen=True)
-class Row:
-    unit: int
-    candidate: Candidate
-    votes: int
+class Layout:
+    """What one source reports of one race: its top unit and the units below it."""
+
+    race: Race
+    feed_key: str
+    top: UnitRef
+    below: tuple[UnitRef, ...]
 
 
-def roll_tick(
-    catalog: Catalog, source: str, tick: int, seed: str, chance: float, units: int
-) -> list[Row]:
-    """Decide, per reporting unit, whether it reports and who gains 0-999 votes."""
-    rng = random.Random(f"{seed}:{source}:{tick}")
-    candidates = catalog.race_of(source).candidates
-    rows = []
-    for unit in range(units):
-        if rng.random() < chance:
-            rows.append(Row(unit, rng.choice(candidates), rng.randint(0, 999)))
-    return rows
+def layouts(catalog: Catalog, source: str, units: int) -> list[Layout]:
+    """Return the races source reports and the units it reports them by."""
+    result = []
+    for race in catalog.races_of(source):
+        if source == "mc":  # a county's feed: the county, then its precincts
+            top = UnitRef("Maricopa", "Maricopa", "county")
+            below = tuple(UnitRef(f"Precinct {i + 1:04d}", f"Precinct {i + 1:04d}", "precinct",
+                                  top.key) for i in range(units))
+        else:  # a state's figure, then its counties
+            top = UnitRef(race.state, race.state, "state")
+            names = [AZ_COUNTIES[i] if i < len(AZ_COUNTIES) else f"County {i + 1}"
+                     for i in range(units)]
+            below = tuple(UnitRef(name, name, "county", top.key) for name in names)
+        result.append(Layout(race, race.keys[source], top, below))
+    return result
 
 
-def render_ap(catalog: Catalog, tick: int, rows: list[Row], at: float) -> str:
-    race = catalog.race_of("ap")
-    return json.dumps([
-        {
-            "raceID": race.id,
-            "raceName": race.name,
-            "candidateID": int(r.candidate.source_key),
-            "first": r.candidate.first,
-            "last": r.candidate.last,
-            "party": AP_PARTY_SPELLING[r.candidate.party],
-            "voteCount": r.votes,
-            "source": "AP",
-            "tick": tick,
-            "unit": r.unit,
-            "emittedAt": at,
-        }
-        for r in rows
-    ])
+@dataclass(frozen=True)
+class Night:
+    """The simulation's fixed parameters."""
+
+    seed: str
+    chance: float
+    interval: float
+    started_at: float  # epoch seconds of the night's first tick
+    length: float = 10_800.0  # seconds until every unit has counted
 
 
-def render_mc(catalog: Catalog, tick: int, rows: list[Row], at: float) -> str:
-    return json.dumps({
-        "feed": "maricopa",
-        "contest": {"title": catalog.race_of("mc").name},
-        "report": {"seq": tick, "generated": at},
-        "choices": [
-            {
-                "precinct": r.unit,
-                "choice": {"name": r.candidate.source_key, "party": MC_PARTY[r.candidate.party]},
-                "delta": r.votes,
-            }
-            for r in rows
-        ],
-    })
+def _progress(night: Night, race: Race, unit: str, seconds: float) -> tuple[float, float, bool]:
+    """Return (election-day share counted, early counted 0/1, provisional counted) at seconds."""
+    start = night.length * 0.4 * _unit_hash(night.seed, "start", race.id, unit)
+    duration = night.length * (0.2 + 0.4 * _unit_hash(night.seed, "dur", race.id, unit))
+    if seconds < start:
+        return 0.0, 0.0, False
+    day = min(1.0, (seconds - start) / duration)
+    return day, 1.0, seconds >= start + duration
 
 
-def render_sos(catalog: Catalog, tick: int, rows: list[Row], at: float) -> str:
-    return json.dumps({
-        "agency": "AZSOS",
-        "office": catalog.race_of("sos").name,
-        "sequence": tick,
-        "timestamp": at,
-        "results": [
-            {
-                "unit": r.unit,
-                "candidate": r.candidate.source_key,
-                "partyCode": SOS_PARTY[r.candidate.party],
-                "addedVotes": str(r.votes),
-            }
-            for r in rows
-        ],
-    })
+def unit_counts(night: Night, race: Race, unit: str, seconds: float) -> dict[str, list[int]]:
+    """Return {vote type: [votes per candidate]} for one unit after seconds of counting."""
+    size = 1_000 + int(60_000 * _unit_hash(night.seed, "size", race.id, unit))
+    weights = [
+        (0.5 + _unit_hash(night.seed, "w", race.id, c.id))
+        * (0.7 + 0.6 * _unit_hash(night.seed, "w", race.id, c.id, unit))
+        for c in race.candidates
+    ]
+    early_share = 0.3 + 0.3 * _unit_hash(night.seed, "early", race.id, unit)
+    day, early, provisional = _progress(night, race, unit, seconds)
+    result: dict[str, list[int]] = {EARLY: [], ELECTION_DAY: [], PROVISIONAL: []}
+    total_weight = sum(weights)
+    for weight in weights:
+        final = size * weight / total_weight
+        result[EARLY].append(math.floor(final * early_share * early))
+        result[ELECTION_DAY].append(math.floor(final * (0.97 - early_share) * day))
+        result[PROVISIONAL].append(math.floor(final * 0.03) if provisional else 0)
+    return result
 
 
-RENDERERS = {"ap": render_ap, "mc": render_mc, "sos": render_sos}
+def last_report(night: Night, source: str, unit: str, tick: int) -> int | None:
+    """Return the newest tick at or before tick on which source reported unit."""
+    for back in range(LOOKBACK):
+        if _unit_hash(night.seed, "report", source, unit, tick - back) < night.chance:
+            return tick - back
+    return None
+
+
+def _seconds(night: Night, tick: int) -> float:
+    return tick * night.interval - night.started_at
+
+
+def race_snapshot_counts(
+    night: Night, source: str, layout: Layout, tick: int
+) -> tuple[list[Count], int, bool]:
+    """Return one race's counts as source reports them at tick, units reporting, and
+    whether every unit has finished counting (as far as source has seen)."""
+    race, counts = layout.race, []
+    top: dict[str, list[int]] = {}
+    reporting, finished = 0, True
+    for unit in layout.below:
+        seen = last_report(night, source, unit.key, tick)
+        seconds = _seconds(night, seen) if seen is not None else -1.0
+        figures = unit_counts(night, race, unit.key, seconds)
+        finished = finished and _progress(night, race, unit.key, seconds)[2]
+        if (seen is not None and seen % CORRECTION_WINDOW < 5
+                and _unit_hash(night.seed, "overstate", source, unit.key,
+                               seen // CORRECTION_WINDOW) < 0.05):
+            # A typo upstream, fixed a few ticks later: a correction downward.
+            figures[ELECTION_DAY][0] += 100
+        reporting += any(any(v) for v in figures.values())
+        totals = [sum(column) for column in zip(*figures.values(), strict=True)]
+        for vote_type, values in (*figures.items(), (TOTAL, totals)):
+            for candidate, votes in zip(race.candidates, values, strict=True):
+                counts.append(Count(layout.feed_key, unit.key, candidate.keys[source], votes,
+                                    vote_type))
+            running = top.setdefault(vote_type, [0] * len(race.candidates))
+            for i, votes in enumerate(values):
+                running[i] += votes
+    if (source == "ap" and reporting
+            and _unit_hash(night.seed, "disagree", tick // DISAGREEMENT_WINDOW) < 0.2
+            and tick % DISAGREEMENT_WINDOW < 10):
+        top[TOTAL][0] += 7  # the state row briefly disagrees with its counties
+    for vote_type, values in top.items():
+        for candidate, votes in zip(race.candidates, values, strict=True):
+            counts.append(Count(layout.feed_key, layout.top.key, candidate.keys[source], votes,
+                                vote_type))
+    return counts, reporting, finished
+
+
+def simulate(
+    source: str,
+    tick: int,
+    night: Night,
+    *,
+    units: int = len(AZ_COUNTIES),
+    catalog: Catalog | None = None,
+) -> Snapshot | None:
+    """Return source's snapshot at tick, or None when nothing changed since the tick before.
+
+    AP answers like its API's incremental requests: only the races that
+    changed. Clarity and NIST publish a whole new version of the file.
+    """
+    catalog = catalog or default_catalog()
+    fmt = catalog.sources[source].format
+    parts = []
+    for layout in layouts(catalog, source, units):
+        now = race_snapshot_counts(night, source, layout, tick)
+        before = race_snapshot_counts(night, source, layout, tick - 1)
+        parts.append((layout, now, now[0] != before[0]))
+    if not any(changed for _, _, changed in parts):
+        return None
+    if fmt == "ap":
+        parts = [part for part in parts if part[2]]
+    races, unit_refs, candidates, counts, statuses = [], {}, [], [], []
+    for layout, (race_counts, reporting, finished), _ in parts:
+        race = layout.race
+        races.append(RaceRef(layout.feed_key, race.name, race.state, race.office))
+        unit_refs[layout.top.key] = layout.top
+        unit_refs.update((u.key, u) for u in layout.below)
+        candidates += [CandidateRef(layout.feed_key, c.keys[source], c.first, c.last, c.party)
+                       for c in race.candidates]
+        # AP's API carries no vote types: its figures are totals.
+        counts += [n for n in race_counts if fmt != "ap" or n.vote_type == TOTAL]
+        statuses.append(RaceStatus(
+            layout.feed_key, reporting, len(layout.below),
+            _winner(layout, race_counts) if finished and fmt == "ap" else None,
+        ))
+    return Snapshot(
+        source=source, format=fmt, version=tick, feed_at=tick * night.interval,
+        races=tuple(races), units=tuple(unit_refs.values()), candidates=tuple(candidates),
+        counts=tuple(counts), statuses=tuple(statuses),
+    )
+
+
+def _winner(layout: Layout, counts: list[Count]) -> str | None:
+    """Call the race for the leader of the top unit, unless it is tied."""
+    top = sorted((n for n in counts if n.unit == layout.top.key and n.vote_type == TOTAL),
+                 key=lambda n: n.votes, reverse=True)
+    if len(top) > 1 and top[0].votes > top[1].votes:
+        return top[0].candidate
+    return None
 
 
 def emit_tick(
     source: str,
     tick: int,
+    night: Night,
     *,
-    seed: str,
-    chance: float,
-    units: int = 1,
+    units: int = len(AZ_COUNTIES),
     catalog: Catalog | None = None,
-    now: float | None = None,
-) -> tuple[str | None, int]:
-    """Return (feed body or None when nothing reported, row count) for one tick."""
+) -> tuple[bytes | None, int]:
+    """Return (the feed body source publishes at tick, or None, and how many counts it carries)."""
     catalog = catalog or default_catalog()
-    rows = roll_tick(catalog, source, tick, seed, chance, units)
-    if not rows:
+    snapshot = simulate(source, tick, night, units=units, catalog=catalog)
+    if snapshot is None:
         return None, 0
-    return RENDERERS[source](catalog, tick, rows, time.time() if now is None else now), len(rows)
+    return render_feed(snapshot.format, snapshot), len(snapshot.counts)
 
 
 def current_tick(interval: float, now: float | None = None) -> int:
     """Number the wall-clock slot of length interval that now falls in."""
+    import time
+
     return int((time.time() if now is None else now) // interval)

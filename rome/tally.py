@@ -1,7 +1,19 @@
-"""Apply canonical updates to the ledger and tallies so each update counts once.
+"""Apply snapshots so that, per count, the newest version wins, and keep the tallies in step.
 
+A count's key is (race, source, unit, candidate, vote type). Applying a batch:
+
+- upserts every count into ``current_counts`` only where its version is newer
+  (ties broken by the larger figure, so the final state never depends on
+  arrival order); an equal or older version is a no-op;
+- appends each change of a figure to ``history`` (a lower figure is a
+  correction, kept and counted as one);
+- adds each change's delta to ``tallies``, one row per (race, source,
+  candidate, vote type, level), so a race's total is read, never summed.
+
+All in one statement on PostgreSQL (COPY into a staging table, then one
+insert-select), in a fixed key order so concurrent batches cannot deadlock.
 Every function takes a session and never commits: the caller owns the
-transaction, so the ledger insert and the tally change commit together.
+transaction.
 """
 
 from __future__ import annotations
@@ -11,122 +23,188 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import delete, text, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from rome.models import LedgerRow, RejectedRow, TallyRow
-from rome.updates import Update
+from rome.catalog import Catalog, default_catalog
+from rome.models import RESULT_TABLES, CurrentRow, HistoryRow, RaceStatusRow, RejectedRow, TallyRow
+from rome.reference import resolve
+from rome.snapshot import Snapshot
+
+# (race_id, source_id, unit_id, candidate_id, vote_type) -> (rank, votes, version, feed_at)
+Row = tuple[int, str, int, int, str, int, int, int, float]
 
 
 @dataclass(frozen=True)
 class RecordResult:
-    applied: int
-    duplicates: int
-
-
-@dataclass(frozen=True)
-class Difference:
-    """A tally that disagrees with its reference, as (votes, updates) pairs."""
-
-    candidate_id: int
-    source_id: str
-    tally: tuple[int, int] | None
-    reference: tuple[int, int] | None
-    against: str = "ledger"
-
-    def __str__(self) -> str:
-        return (
-            f"candidate={self.candidate_id} source={self.source_id} "
-            f"tally={_pair(self.tally)} {self.against}={_pair(self.reference)}"
-        )
-
-
-def _pair(pair: tuple[int, int] | None) -> str:
-    return "missing" if pair is None else f"{pair[0]}votes/{pair[1]}updates"
+    applied: int  # counts whose stored version moved forward
+    changed: int  # of those, counts whose figure changed (history rows)
+    corrections: int  # of those, figures that went down
+    stale: int  # counts at an equal or older version: no-ops
+    races: frozenset[tuple[int, str]] = frozenset()  # (race id, source) the batch touched
 
 
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
-def record_updates(session: Session, updates: list[Update]) -> RecordResult:
-    """Add each update not yet in the ledger to its tally; ignore the rest."""
-    unique = {u.id: u for u in reversed(updates)}  # the first copy of an id wins
-    if not unique:
-        return RecordResult(0, len(updates))
-    # A fixed key order means two batches touching the same rows lock them in
-    # the same order and cannot deadlock each other.
-    ordered = [unique[key] for key in sorted(unique)]
+def count_rows(
+    session: Session, snapshots: list[Snapshot], catalog: Catalog
+) -> tuple[list[Row], set[tuple[int, str]]]:
+    """Resolve every snapshot's keys; return its counts as rows (one per key, key-sorted)
+    and the (race id, source) pairs they belong to."""
+    best: dict[tuple, Row] = {}
+    races: set[tuple[int, str]] = set()
+    for snapshot in snapshots:
+        ids = resolve(session, snapshot, catalog)
+        for n in snapshot.counts:
+            unit_id, rank = ids.units[n.unit]
+            key = (ids.races[n.race], snapshot.source, unit_id,
+                   ids.candidates[(n.race, n.candidate)], n.vote_type)
+            row = (*key, rank, n.votes, snapshot.version, snapshot.feed_at)
+            old = best.get(key)
+            # Within a batch too, the newest version (then the larger figure) wins.
+            if old is None or (old[7], old[6]) < (row[7], row[6]):
+                best[key] = row
+        _record_status(session, snapshot, ids)
+        races.update((race_id, snapshot.source) for race_id in ids.races.values())
+    # A fixed key order: two batches touching the same rows lock them in the
+    # same order and cannot deadlock each other.
+    return [best[key] for key in sorted(best)], races
+
+
+def record_snapshots(
+    session: Session, snapshots: list[Snapshot], catalog: Catalog | None = None
+) -> RecordResult:
+    """Apply every count that is newer than what is stored; ignore the rest."""
+    catalog = catalog or default_catalog()
+    rows, races = count_rows(session, snapshots, catalog)
+    if not rows:
+        return RecordResult(0, 0, 0, 0, frozenset(races))
     if session.get_bind().dialect.name == "postgresql":
-        applied = _apply_copy(session, ordered)
+        applied, changed, corrections = _apply_copy(session, rows)
     else:
-        applied = _apply_portable(session, ordered)
-    return RecordResult(applied, len(updates) - applied)
+        applied, changed, corrections = _apply_portable(session, rows)
+    return RecordResult(applied, changed, corrections, len(rows) - applied, frozenset(races))
+
+
+def _record_status(session: Session, snapshot: Snapshot, ids) -> None:
+    """Store what the snapshot says of each race as a whole, if it is newer."""
+    statuses = {s.race: s for s in snapshot.statuses}
+    now = datetime.now(UTC)
+    values = []
+    for race in sorted(snapshot.races, key=lambda r: ids.races[r.key]):
+        status = statuses.get(race.key)
+        winner = status.winner if status else None
+        values.append({
+            "race_id": ids.races[race.key],
+            "source_id": snapshot.source,
+            "version": snapshot.version,
+            "feed_at": _utc(snapshot.feed_at),
+            "precincts_reporting": status.precincts_reporting if status else None,
+            "precincts_total": status.precincts_total if status else None,
+            "winner_id": ids.candidates[(race.key, winner)] if winner else None,
+            "test": snapshot.test,
+            "updated_at": now,
+        })
+    if not values:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(RaceStatusRow)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["race_id", "source_id"],
+        set_={name: stmt.excluded[name] for name in values[0] if name not in
+              ("race_id", "source_id")},
+        where=RaceStatusRow.version < stmt.excluded.version,
+    )
+    session.execute(stmt, values)
 
 
 STAGE_TEMPLATE = """
 CREATE TEMP TABLE IF NOT EXISTS {stage} (
-    update_id text, source_id text, candidate_id integer, tick bigint, unit integer,
-    votes bigint, emitted double precision
+    race_id integer, source_id text, unit_id integer, candidate_id integer, vote_type text,
+    rank smallint, votes bigint, version bigint, feed_at double precision
 ) ON COMMIT DELETE ROWS
 """
 
-# One statement: the ledger insert skips ids already there and hands the rows
-# it did insert to the tally upsert, so only new updates are added.
+# One statement. The upsert moves only counts whose version is newer and hands
+# the rows it changed, with what they said before, to the history insert and
+# to the tally upsert, so only real changes are added, each once.
 APPLY_TEMPLATE = """
-WITH inserted AS (
-    INSERT INTO {ledger} (update_id, source_id, candidate_id, tick, unit, votes, emitted_at)
-    SELECT update_id, source_id, candidate_id, tick, unit, votes, to_timestamp(emitted)
-    FROM {stage} ORDER BY update_id
-    ON CONFLICT (update_id) DO NOTHING
-    RETURNING candidate_id, source_id, votes
+WITH changed AS (
+    INSERT INTO {current} AS c (race_id, source_id, unit_id, candidate_id, vote_type, rank,
+                                votes, prev_votes, version, feed_at, applied_at)
+    SELECT race_id, source_id, unit_id, candidate_id, vote_type, rank, votes, NULL, version,
+           to_timestamp(feed_at), now()
+    FROM {stage} ORDER BY race_id, source_id, unit_id, candidate_id, vote_type
+    ON CONFLICT (race_id, source_id, unit_id, candidate_id, vote_type) DO UPDATE
+    SET prev_votes = c.votes, votes = excluded.votes, version = excluded.version,
+        feed_at = excluded.feed_at, applied_at = excluded.applied_at
+    WHERE (c.version, c.votes) < (excluded.version, excluded.votes)
+    RETURNING race_id, source_id, unit_id, candidate_id, vote_type, rank, votes, prev_votes,
+              version, feed_at, applied_at
+), appended AS (
+    INSERT INTO {history} (race_id, source_id, unit_id, candidate_id, vote_type, rank, version,
+                           votes, delta, feed_at, applied_at)
+    SELECT race_id, source_id, unit_id, candidate_id, vote_type, rank, version, votes,
+           votes - coalesce(prev_votes, 0), feed_at, applied_at
+    FROM changed WHERE prev_votes IS DISTINCT FROM votes
+    RETURNING 1
 ), sums AS (
-    SELECT candidate_id, source_id, sum(votes) AS votes, count(*) AS n
-    FROM inserted GROUP BY candidate_id, source_id
+    SELECT race_id, source_id, candidate_id, vote_type, rank,
+           sum(votes - coalesce(prev_votes, 0)) AS delta,
+           count(*) FILTER (WHERE prev_votes IS NULL) AS units,
+           count(*) FILTER (WHERE prev_votes IS DISTINCT FROM votes) AS changes,
+           count(*) FILTER (WHERE votes < prev_votes) AS corrections,
+           max(applied_at) AS at
+    FROM changed GROUP BY race_id, source_id, candidate_id, vote_type, rank
 ), upserted AS (
-    INSERT INTO {tallies} (candidate_id, source_id, votes, updates, last_update_at)
-    SELECT candidate_id, source_id, votes, n, now() FROM sums
-    ORDER BY candidate_id, source_id
-    ON CONFLICT (candidate_id, source_id) DO UPDATE
-    SET votes = {tallies}.votes + excluded.votes,
-        updates = {tallies}.updates + excluded.updates,
+    INSERT INTO {tallies} AS t (race_id, source_id, candidate_id, vote_type, rank, votes, units,
+                                changes, corrections, last_update_at)
+    SELECT race_id, source_id, candidate_id, vote_type, rank, delta, units, changes,
+           corrections, at
+    FROM sums ORDER BY race_id, source_id, candidate_id, vote_type, rank
+    ON CONFLICT (race_id, source_id, candidate_id, vote_type, rank) DO UPDATE
+    SET votes = t.votes + excluded.votes, units = t.units + excluded.units,
+        changes = t.changes + excluded.changes,
+        corrections = t.corrections + excluded.corrections,
         last_update_at = excluded.last_update_at
     RETURNING 1
 )
-SELECT coalesce(sum(n), 0) FROM sums
+SELECT (SELECT count(*) FROM changed), coalesce(sum(changes), 0), coalesce(sum(corrections), 0)
+FROM sums
 """
 
-TABLES = {"ledger": "ledger", "tallies": "tallies", "stage": "ledger_stage"}
+TABLES = {"current": "current_counts", "history": "history", "tallies": "tallies",
+          "stage": "count_stage"}
 STAGE = STAGE_TEMPLATE.format(**TABLES)
 APPLY_STAGE = APPLY_TEMPLATE.format(**TABLES)
 
 
-def copy_text(ordered: list[Update]) -> str:
-    """Render updates as the staging table's COPY text."""
+def copy_text(rows: list[Row]) -> str:
+    """Render count rows as the staging table's COPY text."""
     return "".join(
-        f"{u.id}\t{u.source}\t{u.candidate_id}\t{u.tick}\t{u.unit}\t{u.votes}\t"
-        f"{u.emitted_at!r}\n"
-        for u in ordered
+        f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]!r}\n" for r in rows
     )
 
 
-def _apply_copy(session: Session, ordered: list[Update]) -> int:
+def _apply_copy(session: Session, rows: list[Row]) -> tuple[int, int, int]:
     """PostgreSQL: COPY the batch into a staging table, then one insert-select."""
     connection = session.connection()
     dbapi = connection.connection.dbapi_connection
-    buffer = io.StringIO(copy_text(ordered))
     cursor = None
     try:
         cursor = dbapi.cursor()
         # Every time, not once per connection: a rolled-back transaction takes
         # the table it created with it.
         cursor.execute(STAGE)
-        cursor.copy_expert("COPY ledger_stage FROM STDIN", buffer)
+        cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))
         cursor.execute(APPLY_STAGE)
-        applied = int(cursor.fetchone()[0])
-        cursor.execute("DELETE FROM ledger_stage")  # another batch may follow in this transaction
+        applied, changed, corrections = (int(v) for v in cursor.fetchone())
+        cursor.execute(f"DELETE FROM {TABLES['stage']}")  # another batch may follow
     except connection.dialect.loaded_dbapi.Error as exc:
         # Raw cursor errors arrive unwrapped: wrap them as SQLAlchemy does, and
         # drop a dead connection from the pool, so callers see the same errors
@@ -135,84 +213,99 @@ def _apply_copy(session: Session, ordered: list[Update]) -> int:
         if lost:
             connection.invalidate(exc)
         raise DBAPIError.instance(
-            "COPY ledger_stage / apply", None, exc, connection.dialect.loaded_dbapi.Error,
+            "COPY count_stage / apply", None, exc, connection.dialect.loaded_dbapi.Error,
             connection_invalidated=lost,
         ) from exc
     finally:
         if cursor is not None and not cursor.closed:
             cursor.close()
-    return applied
+    return applied, changed, corrections
 
 
-def _apply_portable(session: Session, ordered: list[Update]) -> int:
-    """Any other database (SQLite): multi-row insert ON CONFLICT DO NOTHING RETURNING."""
-    insert = sqlite.insert
-    rows = [
-        {
-            "update_id": u.id,
-            "source_id": u.source,
-            "candidate_id": u.candidate_id,
-            "tick": u.tick,
-            "unit": u.unit,
-            "votes": u.votes,
-            "emitted_at": _utc(u.emitted_at),
-        }
-        for u in ordered
-    ]
-    inserted = set(
-        session.scalars(
-            insert(LedgerRow).on_conflict_do_nothing(index_elements=["update_id"])
-            .returning(LedgerRow.update_id),
-            rows,
-        )
+def _apply_portable(session: Session, rows: list[Row]) -> tuple[int, int, int]:
+    """Any other database (SQLite): the same three steps, the upsert returning what it changed."""
+    now = datetime.now(UTC)
+    stmt = sqlite.insert(CurrentRow)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["race_id", "source_id", "unit_id", "candidate_id", "vote_type"],
+        set_={
+            "prev_votes": CurrentRow.votes,
+            "votes": stmt.excluded.votes,
+            "version": stmt.excluded.version,
+            "feed_at": stmt.excluded.feed_at,
+            "applied_at": stmt.excluded.applied_at,
+        },
+        where=tuple_(CurrentRow.version, CurrentRow.votes)
+        < tuple_(stmt.excluded.version, stmt.excluded.votes),
+    ).returning(
+        CurrentRow.race_id, CurrentRow.source_id, CurrentRow.unit_id, CurrentRow.candidate_id,
+        CurrentRow.vote_type, CurrentRow.rank, CurrentRow.votes, CurrentRow.prev_votes,
+        CurrentRow.version, CurrentRow.feed_at,
     )
-    sums: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
-    for u in ordered:
-        if u.id in inserted:
-            total = sums[(u.candidate_id, u.source)]
-            total[0] += u.votes
-            total[1] += 1
+    changed_rows = []
+    for start in range(0, len(rows), 1000):  # well within SQLite's variable limit
+        values = [
+            {"race_id": r[0], "source_id": r[1], "unit_id": r[2], "candidate_id": r[3],
+             "vote_type": r[4], "rank": r[5], "votes": r[6], "prev_votes": None,
+             "version": r[7], "feed_at": _utc(r[8]), "applied_at": now}
+            for r in rows[start:start + 1000]
+        ]
+        changed_rows += session.execute(stmt.values(values)).all()
+    history = []
+    sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for race, source, unit, candidate, vote_type, rank, votes, prev, version, feed_at in (
+        changed_rows
+    ):
+        total = sums[(race, source, candidate, vote_type, rank)]
+        total[0] += votes - (prev or 0)
+        total[1] += prev is None
+        if prev != votes:
+            total[2] += 1
+            total[3] += prev is not None and votes < prev
+            history.append({
+                "race_id": race, "source_id": source, "unit_id": unit, "candidate_id": candidate,
+                "vote_type": vote_type, "rank": rank, "version": version, "votes": votes,
+                "delta": votes - (prev or 0), "feed_at": feed_at, "applied_at": now,
+            })
+    if history:
+        session.execute(sqlite.insert(HistoryRow), history)
     if sums:
-        now = datetime.now(UTC)
-        stmt = insert(TallyRow)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["candidate_id", "source_id"],
+        tally = sqlite.insert(TallyRow)
+        tally = tally.on_conflict_do_update(
+            index_elements=["race_id", "source_id", "candidate_id", "vote_type", "rank"],
             set_={
-                "votes": TallyRow.votes + stmt.excluded.votes,
-                "updates": TallyRow.updates + stmt.excluded.updates,
-                "last_update_at": stmt.excluded.last_update_at,
+                "votes": TallyRow.votes + tally.excluded.votes,
+                "units": TallyRow.units + tally.excluded.units,
+                "changes": TallyRow.changes + tally.excluded.changes,
+                "corrections": TallyRow.corrections + tally.excluded.corrections,
+                "last_update_at": tally.excluded.last_update_at,
             },
         )
-        session.execute(
-            stmt,
-            [
-                {
-                    "candidate_id": candidate_id,
-                    "source_id": source_id,
-                    "votes": votes,
-                    "updates": count,
-                    "last_update_at": now,
-                }
-                for (candidate_id, source_id), (votes, count) in sorted(sums.items())
-            ],
-        )
-    return len(inserted)
+        session.execute(tally, [
+            {"race_id": k[0], "source_id": k[1], "candidate_id": k[2], "vote_type": k[3],
+             "rank": k[4], "votes": v[0], "units": v[1], "changes": v[2], "corrections": v[3],
+             "last_update_at": now}
+            for k, v in sorted(sums.items())
+        ])
+    changed = sum(v[2] for v in sums.values())
+    corrections = sum(v[3] for v in sums.values())
+    return len(changed_rows), changed, corrections
 
 
 def reject_payload(session: Session, source: object, body: object, reason: str) -> RejectedRow:
     """Store a payload that could not be used, with the reason, for people to inspect."""
     if isinstance(body, bytes):
-        text = body.decode("utf-8", errors="backslashreplace")
+        text_body = body.decode("utf-8", errors="backslashreplace")
     elif isinstance(body, str):
-        text = body
+        text_body = body
     else:
-        text = repr(body)
+        text_body = repr(body)
     # PostgreSQL text cannot hold NUL; keep it visible instead.
-    text = text.replace("\x00", "\\x00")
+    text_body = text_body.replace("\x00", "\\x00")
     row = RejectedRow(
         source_id=str(source)[:64].replace("\x00", "") if source is not None else None,
         reason=reason[:2000].replace("\x00", "\\x00"),
-        payload=text[:1_100_000],
+        payload=text_body[:1_100_000],
         received_at=datetime.now(UTC),
     )
     session.add(row)
@@ -221,55 +314,11 @@ def reject_payload(session: Session, source: object, body: object, reason: str) 
 
 
 def wipeout(session: Session) -> dict[str, int]:
-    """Delete every tally and ledger row: the only way totals may go down."""
+    """Delete every result (current counts, history, tallies, race status); keep reference data."""
     if session.get_bind().dialect.name == "postgresql":
-        # Wait for batches in flight and keep new ones out until the wipe commits;
-        # otherwise a batch's new tally rows could escape the DELETE and
-        # survive their ledger rows.
-        session.execute(text("LOCK TABLE ledger, tallies IN ACCESS EXCLUSIVE MODE"))
-    tallies = session.execute(delete(TallyRow)).rowcount
-    ledger = session.execute(delete(LedgerRow)).rowcount
-    return {"tallies": tallies, "ledger": ledger}
-
-
-def tallies(session: Session) -> dict[tuple[int, str], tuple[int, int]]:
-    """Return {(candidate_id, source_id): (votes, updates)} as the tallies hold them."""
-    return {
-        (t.candidate_id, t.source_id): (t.votes, t.updates)
-        for t in session.scalars(select(TallyRow))
-    }
-
-
-def compare(
-    found: dict[tuple[int, str], tuple[int, int]],
-    reference: dict[tuple[int, str], tuple[int, int]],
-    against: str,
-) -> list[Difference]:
-    """List every key where found and reference differ, in key order."""
-    return [
-        Difference(key[0], key[1], found.get(key), reference.get(key), against)
-        for key in sorted(found.keys() | reference.keys())
-        if found.get(key) != reference.get(key)
-    ]
-
-
-def audit(session: Session) -> list[Difference]:
-    """Recompute every tally from the ledger and list where the two disagree.
-
-    Call it first in a transaction: on PostgreSQL it reads both tables from
-    one snapshot, so batches committing meanwhile cannot look like differences.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-    from_ledger = {
-        (c, s): (int(v), int(n))
-        for c, s, v, n in session.execute(
-            select(
-                LedgerRow.candidate_id,
-                LedgerRow.source_id,
-                func.sum(LedgerRow.votes),
-                func.count(),
-            ).group_by(LedgerRow.candidate_id, LedgerRow.source_id)
-        )
-    }
-    return compare(tallies(session), from_ledger, "ledger")
+        # Wait for batches in flight and keep new ones out until the wipe
+        # commits; otherwise a batch could leave tallies without their counts.
+        names = ", ".join(model.__tablename__ for model in RESULT_TABLES)
+        session.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
+    return {model.__tablename__: session.execute(delete(model)).rowcount
+            for model in RESULT_TABLES}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from flask import Flask
 
+from builders import race_snapshot
 from rome import db, tally
-from rome.updates import Update
 from web import create_app
 
 TOKEN = "s3cret-admin-token"
@@ -21,12 +21,13 @@ def seed(url: str) -> None:
     """Migrate the database at url and record VOTES and two rejected payloads in it."""
     database = db.prepare(url)
     now = time.time()
-    updates = [
-        Update(SOURCE_OF_RACE[cid // 100], 1, 0, cid // 100, cid, votes, now)
-        for cid, votes in VOTES.items()
+    snapshots = [
+        race_snapshot(source, 1, {cid: v for cid, v in VOTES.items() if cid // 100 == race},
+                      race_id=race, feed_at=now)
+        for race, source in SOURCE_OF_RACE.items()
     ]
     with database.Session.begin() as session:
-        tally.record_updates(session, updates)
+        tally.record_snapshots(session, snapshots)
         tally.reject_payload(session, "mc", b"<html>not json", "body is not JSON")
         tally.reject_payload(session, "ap", "{}", "races missing")
     database.engine.dispose()

@@ -20,7 +20,7 @@ bp = Blueprint("metrics", __name__)
 
 
 class RomeCollector:
-    """Collect applied and rejected updates, freshness and tallies from Rome's database."""
+    """Collect changes, corrections, level checks, rejections, freshness and tallies."""
 
     def __init__(self, database: Database, stale_after: float):
         self.database = database
@@ -35,10 +35,24 @@ class RomeCollector:
         with self.database.Session() as session:
             races = race_views(session, now=now, stale_after=self.stale_after)
             rejected = rejected_by_source(session)
-        sources = [source for race in races for source in race.sources]
+        # A source reports several races: one sample per source, summed over its races.
+        sources = {}
+        for race in races:
+            for source in race.sources:
+                sources.setdefault(source.id, []).append(source)
 
         applied = CounterMetricFamily(
-            "rome_updates_applied", "Updates applied to the tallies, per source.", labels=["source"]
+            "rome_count_changes", "Count changes applied (history rows), per source.",
+            labels=["source"],
+        )
+        corrections = CounterMetricFamily(
+            "rome_count_corrections", "Changes that lowered a figure, per source.",
+            labels=["source"],
+        )
+        disagreeing = GaugeMetricFamily(
+            "rome_level_disagreements",
+            "Top-level figures that differ from the sum of the level below, per source.",
+            labels=["source"],
         )
         lag = GaugeMetricFamily(
             "rome_source_freshness_lag_seconds",
@@ -50,13 +64,18 @@ class RomeCollector:
             "1 when the source has been silent longer than rome_source_stale_after_seconds.",
             labels=["source"],
         )
-        for source in sources:
-            applied.add_metric([source.id], source.updates)
-            age = age_seconds(source.last_update_at, now)
+        for source_id, views in sorted(sources.items()):
+            applied.add_metric([source_id], sum(v.changes for v in views))
+            corrections.add_metric([source_id], sum(v.corrections for v in views))
+            disagreeing.add_metric([source_id], sum(len(v.disagreements) for v in views))
+            newest = max((v.last_update_at for v in views if v.last_update_at), default=None)
+            age = age_seconds(newest, now)
             if age is not None:
-                lag.add_metric([source.id], age)
-            stale.add_metric([source.id], int(source.stale))
+                lag.add_metric([source_id], age)
+            stale.add_metric([source_id], int(views[0].stale))
         yield applied
+        yield corrections
+        yield disagreeing
         yield lag
         yield stale
         yield GaugeMetricFamily(
@@ -70,7 +89,7 @@ class RomeCollector:
             "Payloads rejected, per claimed source (unknown: not one of Rome's sources).",
             labels=["source"],
         )
-        known = {source.id for source in sources}
+        known = set(sources)
         per_source = dict.fromkeys(sorted(known), 0) | {"unknown": 0}
         # Anyone can claim any source name in a bad payload: keep labels bounded.
         for source, count in rejected.items():

@@ -50,8 +50,7 @@ def race_page():
     """Render every race as HTML, or as the original demo's rows when JSON is preferred."""
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     if best == "application/json":
-        with database().Session() as session:
-            response = jsonify(original_rows(session))
+        response = jsonify(original_rows(results().races))
     else:
         response = current_app.make_response(render_overview())
     # One URL, two representations: caches must key on Accept.

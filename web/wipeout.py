@@ -99,7 +99,7 @@ def _by_form():
         return _form_error(401, "The admin token is wrong.")
     counts = _wipe("form")
     flash(
-        f"Wiped out {counts['tallies']:,} tallies and {counts['ledger']:,} ledger rows.", "done"
+        f"Wiped out {counts['tallies']:,} tallies and {counts['history']:,} history rows.", "done"
     )
     # Post/redirect/get: reloading the result must not post the form again.
     return redirect(url_for("race.race_page"), 303)
@@ -107,7 +107,7 @@ def _by_form():
 
 @bp.post("/race/wipeout")
 def wipeout():
-    """Delete every tally and ledger row for a caller holding the admin token."""
+    """Delete every result for a caller holding the admin token."""
     # A browser form cannot send an Authorization header, and an API client
     # sending one means the bearer route, whatever its body.
     if request.authorization is None and request.mimetype in FORM_TYPES:

@@ -2,13 +2,14 @@
 
 Prints one JSON line at the end (and a progress line on a terminal):
 
-- copy_rows_per_s: COPY of the same rows into scratch tables of the same
-  PostgreSQL, with the same dedup (ledger insert ON CONFLICT DO NOTHING) and
-  aggregate (tally upsert) step: the ceiling.
-- naive_updates_per_s: one Celery message per update, notekeeper and caesar.
-- rome_updates_per_s: Rome's batched path, published -> committed.
-- freshness_ms_p50 / p99: at a steady offered load, emit -> visible in
-  GET /api/races.
+- copy_rows_per_s: COPY of the same count rows into scratch copies of the
+  result tables of the same PostgreSQL, with the same newest-wins upsert,
+  history append and tally step: the ceiling.
+- naive_updates_per_s: one Celery message per count, notekeeper and caesar.
+- rome_updates_per_s: Rome's batched path, counts published -> final state
+  committed (every count's newest version applied).
+- freshness_ms_p50 / p99: at a steady offered load, emit -> the message's
+  version visible in GET /api/races.
 - worker_rss_mb_max: peak resident memory of any worker process.
 """
 
@@ -30,11 +31,21 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from rome import db
+from rome.audit import tallies_by_key
+from rome.catalog import default_catalog
+from rome.formats import parse_feed
 from rome.inject import Message, plan_stream
 from rome.models import TallyRow
-from rome.normalize import normalize
 from rome.settings import Settings
-from rome.tally import APPLY_TEMPLATE, STAGE_TEMPLATE, copy_text, wipeout
+from rome.snapshot import Snapshot
+from rome.tally import (
+    APPLY_TEMPLATE,
+    STAGE_TEMPLATE,
+    copy_text,
+    count_rows,
+    record_snapshots,
+    wipeout,
+)
 from workers import QUEUES, app
 from workers.publish import Progress, publish_confirmed
 
@@ -113,22 +124,26 @@ class Workers:
                 proc.wait()
 
 
-def _applied(database: db.Database) -> int:
+def _votes(database: db.Database) -> int:
     with database.Session() as session:
-        return int(session.scalar(select(func.coalesce(func.sum(TallyRow.updates), 0))))
+        return int(session.scalar(select(func.coalesce(func.sum(TallyRow.votes), 0))))
 
 
-def _wait_applied(database: db.Database, target: int, timeout: float, progress=None) -> float:
-    """Wait until target updates are in the tallies; return when that was seen."""
+def _wait_state(database: db.Database, expected: dict, timeout: float, progress=None) -> float:
+    """Wait until the tallies are exactly the expected final state; return when that was seen."""
+    target = sum(expected.values())
     deadline = time.monotonic() + timeout
     while True:
-        applied = _applied(database)
+        votes = _votes(database)
         if progress:
-            progress.update(applied)
-        if applied >= target:
-            return time.monotonic()
+            progress.update(min(votes, target) * progress.total // max(target, 1))
+        if votes == target:
+            with database.Session() as session:
+                if tallies_by_key(session) == expected:
+                    return time.monotonic()
         if time.monotonic() > deadline:
-            raise BenchError(f"only {applied} of {target} updates applied after {timeout:.0f}s")
+            raise BenchError(f"final state not reached after {timeout:.0f}s "
+                             f"({votes} of {target} votes)")
         time.sleep(0.02)
 
 
@@ -147,43 +162,59 @@ def _publish_all(messages: list[Message]) -> None:
             raise BenchError("the broker did not confirm a message")
 
 
-def measure_pipeline(database, messages: list[Message], updates: int, label: str,
+def _expected(expectation: dict) -> dict:
+    return {(t["race"], t["source"], t["candidate"], t["vote_type"], t["rank"]): t["votes"]
+            for t in expectation["tallies"]}
+
+
+def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
                      timeout: float = 900) -> float:
-    """Publish messages and return updates per second, published -> committed."""
+    """Publish a planned stream and return counts per second, published -> final state."""
+    messages, expectation = plan
+    counts = sum(m.counts for m in messages)
     with database.Session.begin() as session:
         wipeout(session)
-    progress = Progress(updates)
-    sys.stderr.write(f"{label}: {updates} updates in {len(messages)} messages\n")
+    progress = Progress(counts)
+    sys.stderr.write(f"{label}: {counts} counts in {len(messages)} messages\n")
     started = time.monotonic()
     publisher = threading.Thread(target=_publish_all, args=(messages,))
     publisher.start()
-    done = _wait_applied(database, updates, timeout, progress)
+    done = _wait_state(database, _expected(expectation), timeout, progress)
     publisher.join()
-    progress.update(updates, final=True)
-    return updates / (done - started)
+    progress.update(counts, final=True)
+    return counts / (done - started)
 
 
 # -- the COPY ceiling ----------------------------------------------------------
 
-SCRATCH_TABLES = {"ledger": "bench_ledger", "tallies": "bench_tallies", "stage": "bench_stage"}
+SCRATCH_TABLES = {"current": "bench_current", "history": "bench_history",
+                  "tallies": "bench_tallies", "stage": "bench_stage"}
 SCRATCH = """
-DROP TABLE IF EXISTS bench_ledger, bench_tallies;
-CREATE TABLE bench_ledger (LIKE ledger INCLUDING ALL);
+DROP TABLE IF EXISTS bench_current, bench_history, bench_tallies;
+CREATE TABLE bench_current (LIKE current_counts INCLUDING ALL);
+CREATE TABLE bench_history (LIKE history INCLUDING ALL);
 CREATE TABLE bench_tallies (LIKE tallies INCLUDING ALL);
 """
 
 
-def _copy_text(messages: list[Message]) -> list[str]:
-    """Render each message's updates as COPY text: the rows Rome's path would write."""
-    return [copy_text(sorted(normalize(m.source, m.body), key=lambda u: u.id))
-            for m in messages]
+def parse_message(message: Message) -> Snapshot:
+    """Parse a planned message as notekeeper would."""
+    fmt = message.format or default_catalog().sources[message.source].format
+    return parse_feed(fmt, message.body, source=message.source, version=message.version)
+
+
+def _copy_text(database, messages: list[Message]) -> list[str]:
+    """Render each message's counts as COPY text: the rows Rome's path would write."""
+    with database.Session.begin() as session:
+        return [copy_text(count_rows(session, [parse_message(m)], default_catalog())[0])
+                for m in messages]
 
 
 def measure_copy(database, messages: list[Message], updates: int) -> float | None:
     """COPY the rows in chunks of one message each; return rows per second."""
     if database.dialect != "postgresql":
         return None
-    chunks = _copy_text(messages)  # rendering is not part of the ceiling
+    chunks = _copy_text(database, messages)  # parsing and ids are not part of the ceiling
     raw = database.engine.raw_connection()
     try:
         cursor = raw.cursor()
@@ -199,11 +230,10 @@ def measure_copy(database, messages: list[Message], updates: int) -> float | Non
             cursor.execute(apply)
             raw.commit()
         elapsed = time.monotonic() - started
-        cursor.execute("SELECT sum(updates) FROM bench_tallies")
-        counted = cursor.fetchone()[0]
-        if counted != updates:
-            raise BenchError(f"COPY baseline counted {counted} of {updates} rows")
-        cursor.execute("DROP TABLE bench_ledger, bench_tallies")
+        cursor.execute("SELECT count(*) FROM bench_history")
+        if not cursor.fetchone()[0]:
+            raise BenchError("the COPY baseline applied nothing")
+        cursor.execute("DROP TABLE bench_current, bench_history, bench_tallies")
         raw.commit()
     finally:
         raw.close()
@@ -213,26 +243,23 @@ def measure_copy(database, messages: list[Message], updates: int) -> float | Non
 # -- where the time goes --------------------------------------------------------
 
 def measure_stages(database, messages: list[Message]) -> dict[str, float]:
-    """Time each step one batch takes in the workers, in microseconds per update (medians)."""
-    from rome.tally import record_updates
-    from rome.updates import Update
-
+    """Time each step one batch takes in the workers, in microseconds per count (medians)."""
     stages: dict[str, list[float]] = {k: [] for k in
                                       ("normalize", "encode", "decode", "apply")}
     with database.Session.begin() as session:
         wipeout(session)
     for message in messages[:20]:
         t0 = time.perf_counter()
-        updates = normalize(message.source, message.body)
+        snapshot = parse_message(message)
         t1 = time.perf_counter()
-        wire = json.dumps([u.to_wire() for u in updates])
+        wire = json.dumps([snapshot.to_wire()])
         t2 = time.perf_counter()
-        decoded = [Update.from_wire(row) for row in json.loads(wire)]
+        decoded = [Snapshot.from_wire(item) for item in json.loads(wire)]
         t3 = time.perf_counter()
         with database.Session.begin() as session:
-            record_updates(session, decoded)
+            record_snapshots(session, decoded)
         t4 = time.perf_counter()
-        n = len(updates)
+        n = len(snapshot.counts)
         for key, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             stages[key].append(seconds * 1e6 / n)
     return {key: round(statistics.median(values), 2) for key, values in stages.items()}
@@ -248,10 +275,10 @@ def _free_port() -> int:
 
 def measure_freshness(database, env: dict, seconds: float, rate: float, batch: int,
                       log_path: Path) -> list[float]:
-    """Offer rate updates/s for seconds; return emit -> visible delays in ms.
+    """Offer rate counts/s for seconds; return emit -> visible delays in ms.
 
-    A message counts as visible at the first poll of GET /api/races whose
-    applied-update count reaches the count emitted up to and including it.
+    A message counts as visible at the first poll of GET /api/races that
+    shows its source at its version (or newer) for its race.
     """
     import requests
 
@@ -277,17 +304,17 @@ def measure_freshness(database, env: dict, seconds: float, rate: float, batch: i
                     raise BenchError("the web app did not start") from None
                 time.sleep(0.2)
         updates = int(seconds * rate)
-        messages, _ = plan_stream(updates, batch=batch, seed="freshness",
-                                  first_tick=time.time_ns() // 10**6)
-        emitted: list[tuple[float, int]] = []  # (time, cumulative updates)
-        seen: list[tuple[float, int]] = []
+        messages, expectation = plan_stream(updates, batch=batch, seed="freshness",
+                                            first_version=time.time_ns() // 10**6, top=False)
+        emitted: list[tuple[float, str, int]] = []  # (time, source, version)
+        seen: list[tuple[float, dict[str, int]]] = []  # (time, {source: newest version})
         stop = threading.Event()
 
         def poll():
             while not stop.is_set():
                 races = http.get(url, timeout=5).json()["races"]
-                applied = sum(s["updates"] for r in races for s in r["sources"])
-                seen.append((time.monotonic(), applied))
+                versions = {s["id"]: s["version"] or 0 for r in races for s in r["sources"]}
+                seen.append((time.monotonic(), versions))
                 time.sleep(0.005)
 
         poller = threading.Thread(target=poll, daemon=True)
@@ -298,27 +325,27 @@ def measure_freshness(database, env: dict, seconds: float, rate: float, batch: i
             at = time.monotonic()
             if not publish_confirmed(message):
                 raise BenchError("the broker did not confirm a message")
-            total += message.updates
-            emitted.append((at, total))
+            total += message.counts
+            emitted.append((at, message.source, message.version))
             progress.update(total)
             ahead = total / rate - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)
         progress.update(total, final=True)
-        _wait_applied(database, updates, 120)
+        _wait_state(database, _expected(expectation), 120)
         time.sleep(0.1)
         stop.set()
         poller.join(10)
     finally:
         web.send_signal(signal.SIGTERM)
         web.wait(30)
-    delays, i = [], 0
-    for at, cumulative in emitted:
-        while i < len(seen) and (seen[i][0] < at or seen[i][1] < cumulative):
-            i += 1
-        if i == len(seen):
+    delays = []
+    for at, source, version in emitted:
+        shown = next((t for t, versions in seen
+                      if t >= at and versions.get(source, 0) >= version), None)
+        if shown is None:
             raise BenchError("a message never became visible")
-        delays.append((seen[i][0] - at) * 1000)
+        delays.append((shown - at) * 1000)
     return delays
 
 
@@ -339,7 +366,7 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
               wipe: bool) -> dict:
     """Run every measurement in one go and return the figures."""
     database = db.prepare(settings.database_url)
-    if _applied(database) and not wipe:
+    if _votes(database) and not wipe:
         raise BenchError("the database holds tallies: rerun with --wipe to let bench erase them")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log_dir = settings.data_dir
@@ -349,22 +376,21 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
     workers.start()
     try:
         time.sleep(3)  # let the worker connect before the clock starts
-        seed = {"seed": "bench"}
-        messages, _ = plan_stream(updates, batch=batch, first_tick=1, **seed)
-        copy = measure_copy(database, messages, updates)
-        stages = measure_stages(database, messages)
-        rome = measure_pipeline(database, messages, updates, f"rome batch={batch}")
-        naive_messages, _ = plan_stream(naive_updates, batch=1, first_tick=1, **seed)
-        naive = measure_pipeline(database, naive_messages, naive_updates, "naive")
+        seed = {"seed": "bench", "first_version": 1, "top": False}
+        plan = plan_stream(updates, batch=batch, **seed)
+        copy = measure_copy(database, plan[0], updates)
+        stages = measure_stages(database, plan[0])
+        rome = measure_pipeline(database, plan, f"rome batch={batch}")
+        naive = measure_pipeline(database, plan_stream(naive_updates, batch=1, **seed), "naive")
         by_batch = []
         for size in sweep:
             n = min(updates, max(size * 40, 2000))
-            sized, _ = plan_stream(n, batch=size, first_tick=1, **seed)
+            sized = plan_stream(n, batch=size, **seed)
             by_batch.append({
                 "batch": size,
-                "copy_rows_per_s": _round(measure_copy(database, sized, n)),
+                "copy_rows_per_s": _round(measure_copy(database, sized[0], n)),
                 "rome_updates_per_s": _round(
-                    measure_pipeline(database, sized, n, f"sweep batch={size}")),
+                    measure_pipeline(database, sized, f"sweep batch={size}")),
             })
         delays = measure_freshness(database, env, freshness_seconds, freshness_rate,
                                    freshness_batch, log_dir / "bench-web.log")

@@ -23,7 +23,9 @@ def publish_confirmed(message: Message) -> bool:
         try:
             # Celery retries briefly itself (task_publish_retry_policy); with
             # confirm_publish this returns only after RabbitMQ acked it.
-            normalize_feed.apply_async((message.source, message.body, message.encoding))
+            normalize_feed.apply_async(
+                (message.source, message.body, message.encoding, message.version,
+                 message.format))
             return True
         except BrokerError as exc:
             if time.monotonic() - started > GIVE_UP_AFTER:
@@ -54,24 +56,27 @@ class Progress:
         filled = int(width * done / self.total)
         rate = done / max(now - self.started, 1e-9)
         self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
-                          f"{done}/{self.total} updates {rate:,.0f}/s")
+                          f"{done}/{self.total} counts {rate:,.0f}/s")
         if final:
             self.stream.write("\n")
         self.stream.flush()
 
 
-def publish_stream(messages: list[Message], rate: float = 0.0) -> int:
-    """Publish every message, pacing to rate updates per second; return how many were sent."""
-    progress = Progress(sum(m.updates for m in messages))
+def publish_stream(messages: list[Message], rate: float = 0.0, delays: list[float] | None = None,
+                   ) -> int:
+    """Publish every message, pacing to rate counts per second; return how many were sent."""
+    progress = Progress(sum(m.counts for m in messages))
     started = time.monotonic()
     sent = updates = 0
     for message in messages:
         if not publish_confirmed(message):
             break
         sent += 1
-        updates += message.updates
+        updates += message.counts
         progress.update(updates)
-        if rate > 0:
+        if delays:
+            time.sleep(delays[sent - 1])
+        elif rate > 0:
             ahead = updates / rate - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)

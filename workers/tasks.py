@@ -25,11 +25,14 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from rome import db
+from rome.catalog import default_catalog
+from rome.formats import parse_feed
 from rome.logs import log
-from rome.normalize import normalize
-from rome.sources import emit_tick
-from rome.tally import record_updates, reject_payload
-from rome.updates import InvalidPayload, Update
+from rome.models import SourceRow
+from rome.results import level_disagreements
+from rome.snapshot import InvalidPayload, Snapshot
+from rome.sources import Night, emit_tick
+from rome.tally import record_snapshots, reject_payload
 from workers import app, settings
 
 logger = logging.getLogger("rome.pipeline")
@@ -113,21 +116,25 @@ class PipelineTask(app.Task):
         log(logger, "dead_lettered", logging.ERROR, task=self.name, task_id=task_id, reason=reason)
 
 
+@cache
+def night(source: str) -> Night:
+    """Return the simulated night of source, begun when its row was first stored."""
+    with database().Session() as session:
+        started = session.get(SourceRow, source).started_at
+    return Night(settings.seed, settings.update_chance, settings.source_interval,
+                 started.timestamp(), settings.night_seconds)
+
+
 @app.task(name="rome.source.emit", bind=True, base=PipelineTask)
 def emit_source(self, source: str, tick: int) -> int:
-    """Roll one tick of source's feed and hand any report to notekeeper."""
-    body, rows = emit_tick(
-        source,
-        tick,
-        seed=settings.seed,
-        chance=settings.update_chance,
-        units=settings.reporting_units,
-    )
+    """Render source's feed at tick, if anything changed, and hand it to notekeeper."""
+    body, counts = emit_tick(source, tick, night(source), units=settings.reporting_units)
     if body is not None:
         # With confirms on, this returns only after the broker has the message.
-        normalize_feed.apply_async((source, body))
-        log(logger, "emitted", source=source, tick=tick, rows=rows, task_id=self.request.id)
-    return rows
+        # Clarity's version is the file's folder, not inside it: send it along.
+        normalize_feed.apply_async((source, body.decode(), "text", tick))
+        log(logger, "emitted", source=source, tick=tick, counts=counts, task_id=self.request.id)
+    return counts
 
 
 def decode_body(body: object, encoding: str) -> str | bytes:
@@ -142,11 +149,25 @@ def decode_body(body: object, encoding: str) -> str | bytes:
     return body
 
 
+def feed_format(source: object, format_name: object) -> str:
+    """Return the format of source's feeds: the message's word, else the catalog's."""
+    if format_name is not None:
+        return format_name
+    known = default_catalog().sources.get(source) if isinstance(source, str) else None
+    if known is None:
+        raise InvalidPayload(f"unknown source {source!r:.40} and no format given")
+    return known.format
+
+
 @app.task(name="rome.notekeeper.normalize", bind=True, base=PipelineTask)
-def normalize_feed(self, source: str, body: str, encoding: str = "text") -> int:
-    """Normalize one feed body and chain its updates into caesar, or reject it."""
+def normalize_feed(self, source: str, body: str, encoding: str = "text",
+                   version: int | None = None, format_name: str | None = None) -> int:
+    """Parse one feed body into a snapshot and chain it into caesar, or reject it."""
     try:
-        updates = normalize(source, decode_body(body, encoding))
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise InvalidPayload(f"version must be a whole number, got {version!r:.40}")
+        snapshot = parse_feed(feed_format(source, format_name), decode_body(body, encoding),
+                              source=source, version=version)
     except InvalidPayload as exc:
         rejected_id = store_rejected(source, body, str(exc))
         if rejected_id is None:
@@ -154,24 +175,28 @@ def normalize_feed(self, source: str, body: str, encoding: str = "text") -> int:
         log(logger, "rejected", logging.WARNING, source=source, reason=str(exc),
             rejected_id=rejected_id, task_id=self.request.id)
         return 0
-    record.apply_async(([u.to_wire() for u in updates],))
-    log(logger, "normalized", source=source, updates=len(updates),
-        first_update_id=updates[0].id, task_id=self.request.id)
-    return len(updates)
+    record.apply_async(([snapshot.to_wire()],))
+    log(logger, "normalized", source=source, version=snapshot.version,
+        counts=len(snapshot.counts), task_id=self.request.id)
+    return len(snapshot.counts)
 
 
 @app.task(name="rome.caesar.record", bind=True, base=PipelineTask)
-def record(self, updates: list[list]) -> int:
-    """Apply a batch of canonical updates in one transaction."""
+def record(self, snapshots: list[dict]) -> int:
+    """Apply a batch of snapshots in one transaction: per count, the newest version wins."""
     parsed = []
     with database().Session.begin() as session:
-        for row in updates:
+        for wire in snapshots:
             try:
-                parsed.append(Update.from_wire(row))
+                parsed.append(Snapshot.from_wire(wire))
             except InvalidPayload as exc:
-                source = row[0] if isinstance(row, list) and row else None
-                reject_payload(session, source, repr(row), str(exc))
-        result = record_updates(session, parsed)
-    log(logger, "recorded", applied=result.applied, duplicates=result.duplicates,
-        update_ids=",".join(u.id for u in parsed[:5]), task_id=self.request.id)
+                source = wire.get("source") if isinstance(wire, dict) else None
+                reject_payload(session, source, repr(wire), str(exc))
+        result = record_snapshots(session, parsed)
+        flags = level_disagreements(session, result.races)
+    for flag in flags:
+        log(logger, "level_disagreement", logging.WARNING, task_id=self.request.id, **flag)
+    log(logger, "recorded", applied=result.applied, changed=result.changed,
+        corrections=result.corrections, stale=result.stale,
+        versions=",".join(f"{s.source}@{s.version}" for s in parsed[:5]), task_id=self.request.id)
     return result.applied

@@ -37,12 +37,31 @@
     return time;
   }
 
-  function renderSource(item, source) {
+  // The same words as the page's template (_race.html): progress and disagreement.
+  function progress(source) {
+    const parts = [];
+    if (source.units_total) {
+      parts.push(`${number.format(source.units_reporting)} of ${number.format(source.units_total)} ${source.units_level} units reporting`);
+    }
+    if (source.precincts_total) {
+      parts.push(`precincts ${number.format(source.precincts_reporting || 0)} of ${number.format(source.precincts_total)}`);
+    }
+    if (source.version !== null) parts.push(`version ${source.version}`);
+    return parts.join(" · ");
+  }
+
+  function disagreement(race, d) {
+    const c = race.candidates.find((x) => x.id === d.candidate_id);
+    return `${d.level} figure for ${c ? c.last : d.candidate_id} is ${number.format(d.votes)}, ` +
+      `its ${d.below_level} units sum to ${number.format(d.below_votes)}`;
+  }
+
+  function renderSource(race, item, source) {
     item.classList.toggle("stale", source.stale);
     item.querySelector("[data-state]").textContent =
       source.stale ? "Stale" : source.last_update_at ? "Live" : "Waiting";
     const numbers = item.querySelector("[data-numbers]");
-    const parts = [`${number.format(source.votes)} votes in ${plural(source.updates, "update")} · `];
+    const parts = [`${number.format(source.votes)} votes in ${plural(source.changes, "change")} · `];
     if (source.last_update_at) {
       const age = document.createElement("span");
       age.dataset.age = "";
@@ -52,6 +71,17 @@
       parts.push("no reports yet");
     }
     numbers.replaceChildren(...parts);
+    item.querySelector("[data-progress]").textContent = progress(source);
+    const corrections = item.querySelector("[data-corrections]");
+    corrections.textContent = plural(source.corrections, "correction");
+    corrections.classList.toggle("has-corrections", source.corrections > 0);
+    const flags = item.querySelector("[data-disagreements]");
+    flags.hidden = source.level_disagreements.length === 0;
+    flags.replaceChildren(...source.level_disagreements.map((d) => {
+      const li = document.createElement("li");
+      li.textContent = `Levels disagree: ${disagreement(race, d)}`;
+      return li;
+    }));
     const rejected = item.querySelector("[data-rejected]");
     rejected.textContent = `${number.format(source.rejected)} rejected`;
     rejected.classList.toggle("has-rejected", source.rejected > 0);
@@ -62,6 +92,8 @@
     if (!card) return;
     card.querySelector("[data-total]").textContent = number.format(race.total_votes);
     card.querySelector("[data-tie]").hidden = !(race.total_votes > 0 && race.leader === null);
+    card.querySelector("[data-test]").hidden = !race.test;
+    card.querySelector("[data-sources-disagree]").hidden = !race.sources_disagree;
     const tbody = card.querySelector("tbody");
     const order = race.candidates.map((c) => c.id);
     const ranked = [...race.candidates].sort(
@@ -73,16 +105,22 @@
       row.classList.toggle("leader", leading);
       row.querySelector("[data-leading]").hidden = !leading;
       row.querySelector("[data-votes]").textContent = number.format(c.votes);
+      row.querySelector("[data-called]").hidden = race.winner !== c.id;
       row.querySelector("[data-pct]").textContent = `${(c.share * 100).toFixed(1)}%`;
       row.querySelector("[data-bar]").style.setProperty("--share", `${(c.share * 100).toFixed(2)}%`);
+      const differs = new Set(Object.values(c.by_source)).size > 1;
       row.querySelectorAll("td.by-source").forEach((cell, i) => {
         cell.textContent = number.format(c.by_source[race.sources[i].id] || 0);
+        cell.classList.toggle("differs", differs);
       });
+      for (const cell of card.querySelectorAll(`[data-vote-types] [data-candidate="${c.id}"] [data-vote-type]`)) {
+        cell.textContent = number.format(c.vote_types[cell.dataset.voteType] || 0);
+      }
       tbody.appendChild(row); // in ranked order: the leader rises to the top
     }
     for (const source of race.sources) {
       const item = card.querySelector(`[data-source="${source.id}"]`);
-      if (item) renderSource(item, source);
+      if (item) renderSource(race, item, source);
     }
     const key = `${race.total_votes}|${race.last_update_at}`;
     if (charts.length && key !== chartKey) {
