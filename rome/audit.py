@@ -87,7 +87,7 @@ def audit(session: Session) -> list[Difference]:
     Call it first in a transaction: on PostgreSQL it reads every table from one
     snapshot, so batches committing meanwhile cannot look like differences.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
         session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
     current = {tuple(row[:5]): int(row[5])
                for row in session.execute(select(*COUNT_KEY, CurrentRow.votes))}

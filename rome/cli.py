@@ -124,9 +124,15 @@ def cmd_replay(args) -> int:
 def cmd_demo(args) -> int:
     from rome.demo import run_demo
 
+    from datetime import UTC, datetime
+
     settings = load_settings()
     prepare_data_dir(settings)
-    db.prepare(settings.database_url).engine.dispose()
+    database = db.prepare(settings.database_url)
+    with database.Session.begin() as session:
+        if db.begin_night_if_over(session, settings.night_seconds, datetime.now(UTC)):
+            print("rome demo: the last simulated night was over: a new one begins now")
+    database.engine.dispose()
     return run_demo(
         settings,
         web_port=args.web_port,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from rome.catalog import Catalog, default_catalog
@@ -89,6 +90,24 @@ def seed_catalog(session: Session, catalog: Catalog | None = None) -> int:
             added += 1
     session.flush()
     return added
+
+
+def begin_night_if_over(session: Session, night_seconds: float, now: datetime) -> bool:
+    """Start a new simulated night if the last one is over: wipe the results, restart the clock.
+
+    Only the demo calls this: a results night that is over stays over anywhere else.
+    """
+    from rome.tally import wipeout
+
+    starts = [s.started_at for s in session.scalars(select(SourceRow))]
+    if not starts or all(
+        now - (s if s.tzinfo else s.replace(tzinfo=UTC)) < timedelta(seconds=night_seconds)
+        for s in starts
+    ):
+        return False
+    wipeout(session)
+    session.execute(update(SourceRow).values(started_at=now))
+    return True
 
 
 def prepare(url: str) -> Database:

@@ -66,7 +66,9 @@ def plan_snapshots(
         source = sources[index % len(sources)]
         race = catalog.races_of(source)[0]
         top_level, unit_level = _levels(source)
-        top_unit = UnitRef("TOP", "Top", top_level)
+        # The same top unit the simulated feed reports, so the two mix as one feed would.
+        top_name = race.state if top_level == "state" else "Maricopa"
+        top_unit = UnitRef(top_name, top_name, top_level)
         candidates = race.candidates
         pool = units or max(2, 2 * -(-batch // len(candidates)))
         rows = min(batch, remaining)
@@ -83,11 +85,11 @@ def plan_snapshots(
             votes = max(0, old - rng.randint(1, 50)) if old and rng.random() < 0.05 \
                 else old + rng.randint(0, 999)
             figures[key] = votes
-            unit_refs[unit] = UnitRef(unit, f"Unit {unit}", unit_level, "TOP")
+            unit_refs[unit] = UnitRef(unit, f"Unit {unit}", unit_level, top_name)
             row_counts.append(Count(race.keys[source], unit, candidate.keys[source], votes))
         for candidate in candidates if top else ():
             total = sum(v for (_, c), v in figures.items() if c == candidate.keys[source])
-            row_counts.append(Count(race.keys[source], "TOP", candidate.keys[source], total))
+            row_counts.append(Count(race.keys[source], top_name, candidate.keys[source], total))
         version = first_version + run
         snapshots.append(Snapshot(
             source=source, format=catalog.sources[source].format, version=version,
@@ -100,10 +102,10 @@ def plan_snapshots(
         ))
         remaining -= rows
         index += 1
-    return snapshots, _expected(snapshots, catalog)
+    return snapshots, expected_tallies(snapshots, catalog)
 
 
-def _expected(snapshots: list[Snapshot], catalog: Catalog) -> dict[tuple, int]:
+def expected_tallies(snapshots: list[Snapshot], catalog: Catalog) -> dict[tuple, int]:
     """Apply newest-wins in memory and sum per (race, source, candidate, vote type, level)."""
     newest: dict[tuple, tuple[int, int]] = {}
     for s in snapshots:
@@ -207,6 +209,7 @@ def plan_stream(
     expectation = {
         "counts": counts,
         "messages": len(snapshots),
+        "rows": sum(len(s.counts) for s in snapshots),
         "rejected": bad,
         "tallies": [
             {"race": k[0], "source": k[1], "candidate": k[2], "vote_type": k[3], "rank": k[4],

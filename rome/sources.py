@@ -78,7 +78,8 @@ class Night:
 
 def _progress(night: Night, race: Race, unit: str, seconds: float) -> tuple[float, float, bool]:
     """Return (election-day share counted, early counted 0/1, provisional counted) at seconds."""
-    start = night.length * 0.4 * _unit_hash(night.seed, "start", race.id, unit)
+    # Squared: most units start early, as polls close, and a few trail in late.
+    start = night.length * 0.4 * _unit_hash(night.seed, "start", race.id, unit) ** 2
     duration = night.length * (0.2 + 0.4 * _unit_hash(night.seed, "dur", race.id, unit))
     if seconds < start:
         return 0.0, 0.0, False

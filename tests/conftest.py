@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from rome import db
-from rome.models import LedgerRow, RejectedRow, TallyRow
+from rome.models import RESULT_TABLES, RejectedRow
 
 PG_URL = os.environ.get("ROME_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/rome_test")
 AMQP_URL = os.environ.get("ROME_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -62,7 +62,7 @@ def amqp_url() -> str:
 
 def clear(database: db.Database) -> None:
     with database.Session.begin() as session:
-        for model in (LedgerRow, TallyRow, RejectedRow):
+        for model in (*RESULT_TABLES, RejectedRow):
             session.query(model).delete()
 
 
@@ -94,7 +94,7 @@ def database(request, tmp_path):
 
 @pytest.fixture
 def empty_tables():
-    """Return the function that empties ledger, tallies and rejected."""
+    """Return the function that empties every result table and rejected."""
     return clear
 
 

@@ -41,13 +41,13 @@ def test_bench_reports_every_figure_and_draws_its_plots(tmp_path, pg_url, amqp_u
 
 
 def test_bench_refuses_to_erase_tallies_without_wipe(tmp_path, pg_url, amqp_url, database):
-    from rome.tally import record_updates
-    from rome.updates import Update
+    from builders import race_snapshot
+    from rome.tally import record_snapshots
 
     if database.dialect != "postgresql":
         pytest.skip("runs once, against the PostgreSQL the bench uses")
     with database.Session.begin() as session:
-        record_updates(session, [Update("ap", 1, 0, 1, 101, 5, 1.0)])
+        record_snapshots(session, [race_snapshot("ap", 1, {101: 5})])
     processes = Processes({"ROME_DATABASE_URL": pg_url, "ROME_BROKER_URL": amqp_url,
                            "ROME_DATA_DIR": str(tmp_path / "data")}, tmp_path)
     result = processes.run([sys.executable, "-m", "rome.cli", "bench", "--updates", "10"])

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from rome import db
-from rome.models import LedgerRow, TallyRow
-from rome.normalize import normalize
+from rome.models import RaceStatusRow, SourceRow, TallyRow
 from rome.settings import load_settings
-from rome.sources import emit_tick
+from rome.snapshot import TOTAL
 from support import Processes, reset_queues, wait_for
 
 pytestmark = pytest.mark.slow
@@ -24,6 +24,7 @@ def pipeline(request, tmp_path, unique, empty_tables):
         "ROME_DATA_DIR": str(tmp_path / "data"),
         "ROME_SOURCE_INTERVAL": "0.25",
         "ROME_UPDATE_CHANCE": "1",
+        "ROME_NIGHT_SECONDS": "300",
         "ROME_SEED": unique,
     }
     if request.param != "embedded":
@@ -36,66 +37,74 @@ def pipeline(request, tmp_path, unique, empty_tables):
     settings = load_settings(env)
     database = db.connect(settings.database_url)
     empty_tables(database)
+    with database.Session.begin() as session:  # the simulated night begins now
+        session.execute(update(SourceRow).values(started_at=datetime.now(UTC)))
     yield processes, settings, database
     processes.stop()
     database.engine.dispose()
 
 
-def source_tallies(database) -> dict[str, tuple[int, int]]:
+def versions(database) -> dict[str, int]:
+    """Return each source's newest applied version."""
     with database.Session() as session:
-        out: dict[str, tuple[int, int]] = {}
-        for t in session.scalars(select(TallyRow)):
-            votes, updates = out.get(t.source_id, (0, 0))
-            out[t.source_id] = (votes + t.votes, updates + t.updates)
+        out: dict[str, int] = {}
+        for s in session.scalars(select(RaceStatusRow)):
+            out[s.source_id] = max(out.get(s.source_id, 0), s.version)
         return out
 
 
-def test_updates_flow_from_every_source_and_count_once(pipeline):
+def top_totals(database) -> dict[tuple[int, str, int], int]:
+    with database.Session() as session:
+        rows = session.scalars(select(TallyRow).where(TallyRow.vote_type == TOTAL))
+        tops: dict = {}
+        for t in rows:
+            key = (t.race_id, t.source_id)
+            if key not in tops or t.rank < tops[key][0]:
+                tops[key] = (t.rank, {})
+            if t.rank == tops[key][0]:
+                tops[key][1][t.candidate_id] = t.votes
+        return {(r, s, c): v for (r, s), (_, by) in tops.items() for c, v in by.items()}
+
+
+def test_snapshots_flow_from_every_source_in_its_own_format(pipeline):
     processes, settings, database = pipeline
     processes.worker()
     processes.beat()
 
-    def every_source_reported():
-        tallies = source_tallies(database)
-        return tallies if len(tallies) == 3 and min(u for _, u in tallies.values()) >= 3 else None
+    first = wait_for(lambda: (v := versions(database)) and len(v) == 3 and v, 90,
+                     what="all three sources to report")
+    wait_for(lambda: all(versions(database)[s] > first[s] for s in first), 30,
+             what="newer versions from every source")
+    assert {(r, s) for r, s, _ in top_totals(database)} >= {
+        (1, "ap"), (1, "sos"), (2, "mc"), (3, "sos"), (3, "ap")}
 
-    first = wait_for(every_source_reported, 60, what="all three sources to report")
-    grown = wait_for(
-        lambda: (t := source_tallies(database)) and all(t[s][1] > first[s][1] for s in t) and t,
-        30, what="tallies to grow",
-    )
-    assert all(grown[s][0] >= first[s][0] for s in grown)  # never backwards
-
-    # Quiesce the sources, then publish one feed body twice: it must count once.
+    # Quiesce the sources, then publish one snapshot twice: the copy changes nothing.
     processes.stop("beat")
     settle = {}
 
     def settled():
-        now = source_tallies(database)
+        now = versions(database), top_totals(database)
         done = settle.get("last") == now
         settle["last"] = now
         return done
 
     wait_for(settled, 30, interval=1.5, what="the pipeline to drain")
-    before = source_tallies(database)
-    # rome inject publishes through the production path; --duplicate-rate 1
-    # sends the one message twice.
     expect = processes.log_dir / "dup.json"
-    injected = processes.run([sys.executable, "-m", "rome.cli", "inject", "--updates", "1",
-                              "--duplicate-rate", "1", "--first-tick", "7",
+    injected = processes.run([sys.executable, "-m", "rome.cli", "inject", "--updates", "4",
+                              "--batch", "4", "--duplicate-rate", "1",
                               "--expect", str(expect)])
     assert injected.returncode == 0, injected.stderr
     assert "published 2 messages" in injected.stdout
-    [tally] = json.loads(expect.read_text())["tallies"]
-    update_id = f"ap:7:0:{tally['candidate_id']}"
-    duplicate_seen = f"applied=0 duplicates=1 update_ids={update_id}"
-    wait_for(lambda: duplicate_seen in processes.log("worker"), 30,
-             what="the second copy to reach caesar")
-    after = source_tallies(database)
-    assert after["ap"][0] - before["ap"][0] == tally["votes"]
-    assert after["ap"][1] - before["ap"][1] == 1
+    wait_for(lambda: "applied=0" in processes.log("worker")
+             and "stale=" in processes.log("worker"), 30,
+             what="the second copy to reach caesar and change nothing")
+    expected = json.loads(expect.read_text())["tallies"]
+    top = [t for t in expected if t["rank"] == 1]  # ap's state row
     with database.Session() as session:
-        assert session.get(LedgerRow, update_id).votes == tally["votes"]
+        stored = {(t.candidate_id, t.rank): t.votes for t in session.scalars(
+            select(TallyRow).where(TallyRow.source_id == "ap", TallyRow.race_id == 1))}
+    assert {(int(t["candidate"].split(":")[1]), 1): t["votes"] for t in top}.items() <= \
+        stored.items()
 
     processes.stop()
     audit = processes.run([sys.executable, "-m", "rome.cli", "audit"])
@@ -105,13 +114,13 @@ def test_updates_flow_from_every_source_and_count_once(pipeline):
 
 def test_audit_exits_1_on_a_tampered_tally(pipeline):
     processes, settings, database = pipeline
-    from rome.tally import record_updates
+    from builders import race_snapshot
+    from rome.tally import record_snapshots
 
-    body, _ = emit_tick("mc", 3, seed="audit", chance=1.0, units=2)
     with database.Session.begin() as session:
-        record_updates(session, normalize("mc", body))
+        record_snapshots(session, [race_snapshot("mc", 3, {201: 5, 202: 6})])
     with database.Session.begin() as session:
         session.scalars(select(TallyRow)).first().votes += 1
     audit = processes.run([sys.executable, "-m", "rome.cli", "audit"])
     assert audit.returncode == 1
-    assert "differ" in audit.stderr and "source=mc" in audit.stderr
+    assert "differences" in audit.stderr and "/mc/" in audit.stderr

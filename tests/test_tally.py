@@ -1,129 +1,177 @@
+"""How a snapshot reaches the tally: newest version wins, exactly once, in any order."""
+
+import random
+import threading
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
-from rome.models import LedgerRow, TallyRow
-from rome.results import original_rows, race_views
-from rome.tally import audit, record_updates, reject_payload, wipeout
-from rome.updates import Update
+from builders import race_snapshot
+from rome.audit import audit
+from rome.models import CurrentRow, HistoryRow, TallyRow
+from rome.results import race_views
+from rome.snapshot import LEVEL_RANK
+from rome.tally import record_snapshots, reject_payload, wipeout
+
+STATE, COUNTY = LEVEL_RANK["state"], LEVEL_RANK["county"]
 
 
-def totals(database):
+def totals(database, rank=STATE):
+    """Return {(candidate, source): votes} of total-vote tallies at rank."""
     with database.Session() as session:
-        return {(t.candidate_id, t.source_id): t.votes for t in session.scalars(select(TallyRow))}
+        return {(t.candidate_id, t.source_id): t.votes for t in session.scalars(
+            select(TallyRow).where(TallyRow.rank == rank, TallyRow.vote_type == "total"))}
 
 
-def make(tick, votes, candidate=101, source="ap", unit=0):
-    race = candidate // 100
-    return Update(source, tick, unit, race, candidate, votes, 1700000000.0 + tick)
+def apply(database, *snapshots):
+    with database.Session.begin() as session:
+        return record_snapshots(session, list(snapshots))
 
 
-def test_each_update_id_counts_once(database):
-    batch = [make(1, 100), make(2, 50), make(1, 100)]
-    with database.Session.begin() as s:
-        result = record_updates(s, batch)
-    assert (result.applied, result.duplicates) == (2, 1)
-    with database.Session.begin() as s:
-        again = record_updates(s, batch)
-    assert (again.applied, again.duplicates) == (0, 3)
-    assert totals(database) == {(101, "ap"): 150}
+def history_rows(database):
+    with database.Session() as session:
+        return session.scalar(select(func.count()).select_from(HistoryRow))
+
+
+def test_the_newest_version_wins_and_older_or_equal_ones_change_nothing(database):
+    apply(database, race_snapshot("ap", 5, {101: 500, 102: 400}))
+    older = apply(database, race_snapshot("ap", 4, {101: 900, 102: 900}))
+    same = apply(database, race_snapshot("ap", 5, {101: 500, 102: 400}))
+    assert (older.applied, older.stale) == (0, 2)
+    assert (same.applied, same.stale) == (0, 2)
+    assert totals(database) == {(101, "ap"): 500, (102, "ap"): 400}
+    newer = apply(database, race_snapshot("ap", 6, {101: 550, 102: 400}))
+    # Both counts move to version 6; only one figure changed.
+    assert (newer.applied, newer.changed, newer.corrections) == (2, 1, 0)
+    assert totals(database) == {(101, "ap"): 550, (102, "ap"): 400}
+    assert history_rows(database) == 3
     with database.Session() as s:
         assert audit(s) == []
 
 
+def test_a_lower_figure_at_a_newer_version_is_a_correction_kept_in_history(database):
+    apply(database, race_snapshot("ap", 1, {101: 500}))
+    result = apply(database, race_snapshot("ap", 2, {101: 480}))
+    assert (result.changed, result.corrections) == (1, 1)
+    assert totals(database) == {(101, "ap"): 480}
+    with database.Session() as s:
+        assert audit(s) == []
+    with database.Session() as s:
+        deltas = [h.delta for h in s.scalars(select(HistoryRow).order_by(HistoryRow.id))]
+        tally = s.scalars(select(TallyRow).where(TallyRow.rank == STATE)).one()
+        view = next(r for r in race_views(s) if r.id == 1)
+    assert deltas == [500, -20]
+    assert (tally.changes, tally.corrections) == (2, 1)
+    assert view.sources[0].corrections == 1
+
+
 def test_a_rolled_back_batch_leaves_nothing(database):
-    try:
-        with database.Session.begin() as s:
-            record_updates(s, [make(1, 100)])
-            raise RuntimeError("worker died before commit")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError), database.Session.begin() as s:
+        record_snapshots(s, [race_snapshot("ap", 1, {101: 100})])
+        raise RuntimeError("worker died before commit")
     assert totals(database) == {}
-    with database.Session.begin() as s:
-        assert record_updates(s, [make(1, 100)]).applied == 1
+    assert apply(database, race_snapshot("ap", 1, {101: 100})).applied == 1
     assert totals(database) == {(101, "ap"): 100}
 
 
-def test_audit_finds_a_tampered_tally(database):
+def test_levels_are_tallied_apart_and_a_disagreement_is_flagged(database):
+    below = {"Maricopa": {101: 300, 102: 200}, "Pima": {101: 100, 102: 150}}
+    # The state row says 401 for 101: one more than its counties sum to.
+    apply(database, race_snapshot("ap", 1, {101: 401, 102: 350}, below=below))
+    assert totals(database) == {(101, "ap"): 401, (102, "ap"): 350}
+    assert totals(database, COUNTY) == {(101, "ap"): 400, (102, "ap"): 350}
+    with database.Session() as s:
+        view = next(r for r in race_views(s) if r.id == 1)
+    ap = view.sources[0]
+    # Never double-counted: the race's figure is the state row, not state + counties.
+    assert view.total_votes == 751 and ap.level == "state"
+    assert [(d.candidate_id, d.votes, d.below_votes) for d in ap.disagreements] == [
+        (101, 401, 400)]
+    assert (ap.units_reporting, ap.units_total, ap.units_level) == (2, 2, "county")
+
+
+def test_two_sources_of_one_race_stand_side_by_side(database):
+    apply(database, race_snapshot("ap", 1, {101: 500, 102: 400}),
+          race_snapshot("sos", 1, {101: 510, 102: 400}, race_id=1))
+    with database.Session() as s:
+        view = next(r for r in race_views(s) if r.id == 1)
+    assert [s.id for s in view.sources] == ["ap", "sos"]  # the catalog's order: AP first
+    assert view.candidates[0].by_source == {"ap": 500, "sos": 510}
+    assert view.candidates[0].votes == 500 and view.sources_disagree
+
+
+def test_vote_types_calls_and_test_flags_are_kept(database):
+    apply(database, race_snapshot("sos", 3, {301: 90, 302: 60}, race_id=3, winner=301, test=True,
+                                  vote_types={"early": {301: 40, 302: 30}},
+                                  precincts=(7, 9)))
+    with database.Session() as s:
+        view = next(r for r in race_views(s) if r.id == 3)
+    assert view.candidates[0].vote_types == {"early": 40}
+    assert view.winner_id == 301 and view.test
+    assert (view.sources[0].precincts_reporting, view.sources[0].precincts_total) == (7, 9)
+
+
+def test_audit_finds_a_tampered_tally_and_a_tampered_count(database):
+    apply(database, race_snapshot("ap", 1, {101: 100, 102: 7}))
     with database.Session.begin() as s:
-        record_updates(s, [make(1, 100), make(1, 7, candidate=201, source="mc")])
         s.execute(update(TallyRow).where(TallyRow.candidate_id == 101).values(votes=99))
-        s.add(TallyRow(candidate_id=102, source_id="ap", votes=5, updates=1,
-                       last_update_at=s.scalar(select(LedgerRow.applied_at).limit(1))))
+        s.execute(update(CurrentRow).where(CurrentRow.candidate_id == 102).values(votes=8))
     with database.Session() as s:
-        differences = audit(s)
-    assert [(d.candidate_id, d.tally, d.reference) for d in differences] == [
-        (101, (99, 1), (100, 1)),
-        (102, (5, 1), None),
-    ]
-    assert str(differences[0]) == (
-        "candidate=101 source=ap tally=99votes/1updates ledger=100votes/1updates"
-    )
+        found = {(d.against, d.key[2] if d.against == "recomputed" else d.key[3])
+                 for d in audit(s)}
+    assert found == {("recomputed", 101), ("recomputed", 102), ("history", 102)}
 
 
-def test_wipeout_empties_tallies_and_ledger(database):
+def test_wipeout_empties_every_result_and_the_next_report_restores_totals(database):
+    apply(database, race_snapshot("ap", 1, {101: 100}))
     with database.Session.begin() as s:
-        record_updates(s, [make(1, 100), make(2, 3)])
-    with database.Session.begin() as s:
-        assert wipeout(s) == {"tallies": 1, "ledger": 2}
+        counts = wipeout(s)
+    assert counts["tallies"] == 1 and counts["history"] == 1
     assert totals(database) == {}
+    # Cumulative feeds: the next report brings the figure back, whatever its version.
+    apply(database, race_snapshot("ap", 1, {101: 100}))
+    assert totals(database) == {(101, "ap"): 100}
 
 
-def test_views_show_shares_leader_and_original_rows(database):
-    with database.Session.begin() as s:
-        record_updates(s, [make(1, 300), make(2, 100, candidate=102)])
-        reject_payload(s, "ap", b"\xff", "payload is not UTF-8")
-    with database.Session() as s:
-        president = race_views(s)[0]
-        rows = original_rows(s)
-    assert president.total_votes == 400
-    assert president.leader.id == 101
-    assert president.candidates[0].share == 0.75
-    assert president.sources[0].updates == 2
-    assert rows[0] == {"raceID": 1, "raceName": "President of the United States",
-                       "first": "Donald", "last": "Trump", "party": "GOP", "candidateID": 101,
-                       "voteCount": 300, "source": "ap"}
-    assert len(rows) == 8
-
-
-def replayable(tick, candidate, unit, salt):
-    # The same id always carries the same votes: a redelivery is a copy.
-    return make(tick, (tick * 7919 + unit * 104729 + candidate * 13 + salt) % 1000, candidate,
-                unit=unit)
-
-
-updates = st.integers(0, 999).flatmap(lambda salt: st.lists(
-    st.builds(
-        replayable,
-        tick=st.integers(0, 30),
-        candidate=st.sampled_from([101, 102, 103, 104]),
-        unit=st.integers(0, 2),
-        salt=st.just(salt),
-    ),
-    max_size=40,
-))
+@st.composite
+def reports(draw):
+    """A stream of versions of ap's state row for two candidates, with corrections."""
+    versions = draw(st.lists(st.integers(1, 30), min_size=1, max_size=12, unique=True))
+    return [(v, {101: draw(st.integers(0, 1000)), 102: draw(st.integers(0, 1000))})
+            for v in versions]
 
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data(), batch=updates)
-def test_any_order_any_duplication_same_totals(database, empty_tables, data, batch):
-    """Property: shuffling, duplicating and splitting a stream never changes the totals."""
-    expected: dict = {}
-    for u in {u.id: u for u in reversed(batch)}.values():
-        key = (u.candidate_id, u.source)
-        expected[key] = expected.get(key, 0) + u.votes
-    stream = batch + data.draw(st.lists(st.sampled_from(batch), max_size=20)) if batch else []
-    stream = data.draw(st.permutations(stream))
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=4)))
+@given(data=st.data(), stream=reports())
+def test_any_order_any_duplication_any_split_same_final_state(database, empty_tables, data,
+                                                              stream):
+    """Property: shuffling, duplicating and splitting a stream never changes the final state."""
+    newest = max(stream)[1]
+    snapshots = [race_snapshot("ap", v, figures, feed_at=1.0) for v, figures in stream]
+    snapshots += data.draw(st.lists(st.sampled_from(snapshots), max_size=6))
+    snapshots = data.draw(st.permutations(snapshots))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(snapshots)), max_size=3)))
     empty_tables(database)
-    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
-        with database.Session.begin() as s:
-            record_updates(s, stream[start:end])
-    assert totals(database) == {k: v for k, v in expected.items()}
+    for start, end in zip([0, *cuts], [*cuts, len(snapshots)], strict=True):
+        apply(database, *snapshots[start:end])
+    assert totals(database) == {(c, "ap"): v for c, v in newest.items()}
     with database.Session() as s:
         assert audit(s) == []
+
+
+def test_equal_versions_with_different_figures_settle_the_same_whatever_the_order(database,
+                                                                                 empty_tables):
+    a, b = race_snapshot("ap", 7, {101: 10}), race_snapshot("ap", 7, {101: 12})
+    results = []
+    for order in ((a, b), (b, a)):
+        empty_tables(database)
+        for snapshot in order:
+            apply(database, snapshot)
+        results.append(totals(database))
+    assert results == [{(101, "ap"): 12}] * 2
 
 
 def test_rejected_payload_keeps_bytes_and_nul_readable(database):
@@ -135,35 +183,35 @@ def test_rejected_payload_keeps_bytes_and_nul_readable(database):
     assert stored.source_id == "ap" and stored.reason == "bad\\x00reason"
 
 
-def test_concurrent_overlapping_batches_neither_deadlock_nor_double(database):
-    """Batches sharing updates, applied at once in opposite orders, count each once."""
-    import random
-    import threading
-
-    batch = [make(t, t % 1000, candidate=101 + t % 4, unit=u) for t in range(200)
-             for u in range(3)]
+def test_concurrent_overlapping_batches_neither_deadlock_nor_double(database, empty_tables):
+    """Batches of many units, applied at once in opposite orders, settle on the newest."""
+    empty_tables(database)
+    units = [f"County {i}" for i in range(60)]
+    snapshots = [
+        race_snapshot("ap", v, {101: v * 60, 102: v}, below={u: {101: v, 102: 0} for u in units})
+        for v in range(1, 25)
+    ]
     errors: list[Exception] = []
 
-    def apply(seed):
-        shuffled = batch[:]
+    def run(seed):
+        shuffled = snapshots[:]
         random.Random(seed).shuffle(shuffled)
-        for start in range(0, len(shuffled), 150):
+        for start in range(0, len(shuffled), 4):
             try:
-                with database.Session.begin() as s:
-                    record_updates(s, shuffled[start:start + 300])
+                apply(database, *shuffled[start:start + 4])
             except Exception as exc:  # a deadlock or a lock timeout would land here
                 errors.append(exc)
 
-    threads = [threading.Thread(target=apply, args=(seed,)) for seed in range(4)]
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
-    expected: dict = {}
-    for u in batch:
-        expected[(u.candidate_id, u.source)] = expected.get((u.candidate_id, u.source), 0) + u.votes
-    assert totals(database) == expected
+    assert totals(database) == {(101, "ap"): 24 * 60, (102, "ap"): 24}
+    assert totals(database, COUNTY) == {(101, "ap"): 24 * 60, (102, "ap"): 0}
+    with database.Session() as s:
+        assert audit(s) == []
 
 
 def test_a_batch_rolled_back_on_a_new_connection_does_not_break_the_next(pg_url, empty_tables):
@@ -173,14 +221,10 @@ def test_a_batch_rolled_back_on_a_new_connection_does_not_break_the_next(pg_url,
     fresh = db.connect(pg_url)  # a new pool: its first connection has no staging table yet
     try:
         empty_tables(fresh)
-        try:
-            with fresh.Session.begin() as s:
-                record_updates(s, [make(1, 100)])
-                raise RuntimeError("worker died before commit")
-        except RuntimeError:
-            pass
-        with fresh.Session.begin() as s:
-            assert record_updates(s, [make(1, 100)]).applied == 1
+        with pytest.raises(RuntimeError), fresh.Session.begin() as s:
+            record_snapshots(s, [race_snapshot("ap", 1, {101: 100})])
+            raise RuntimeError("worker died before commit")
+        assert apply(fresh, race_snapshot("ap", 1, {101: 100})).applied == 1
         assert totals(fresh) == {(101, "ap"): 100}
     finally:
         fresh.engine.dispose()
@@ -193,9 +237,11 @@ def test_a_lost_server_during_copy_is_an_sqlalchemy_error(database):
     if database.dialect != "postgresql":
         pytest.skip("the COPY path is PostgreSQL's")
     with database.Session() as s:
+        record_snapshots(s, [race_snapshot("ap", 1, {101: 1})])  # reference rows exist
+        s.rollback()
         pid = s.execute(text("SELECT pg_backend_pid()")).scalar()
         with database.engine.connect() as killer:
             killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             killer.commit()
         with pytest.raises((OperationalError, InterfaceError)):
-            record_updates(s, [make(1, 100)])
+            record_snapshots(s, [race_snapshot("ap", 1, {101: 100})])
