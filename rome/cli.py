@@ -122,9 +122,9 @@ def cmd_replay(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from rome.demo import run_demo
-
     from datetime import UTC, datetime
+
+    from rome.demo import run_demo
 
     settings = load_settings()
     prepare_data_dir(settings)
