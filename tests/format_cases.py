@@ -1,0 +1,69 @@
+"""Build snapshots of the shapes the simulator makes, one strategy per feed format."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from hypothesis import strategies as st
+
+from rome.formats import ap
+from rome.snapshot import CandidateRef, Count, RaceRef, RaceStatus, Snapshot, UnitRef
+
+FIXTURES = Path(__file__).with_name("fixtures")
+NAMES = st.from_regex(r"[A-Z][a-z.'-]{1,9}( [A-Z][a-z]{1,9})?", fullmatch=True)
+VOTES = st.integers(0, 3_000_000)
+PARTIES = st.sampled_from(["GOP", "DEM", "LIB", "GRN", "IND", "NP"])
+# 2001-09-09 to 2033-05-18: whole seconds, as Clarity and NIST stamp their files.
+SECONDS = st.integers(1_000_000_000, 2_000_000_000)
+
+
+def fixture(folder: str, name: str) -> bytes:
+    return (FIXTURES / folder / name).read_bytes()
+
+
+def canonical(s: Snapshot) -> Snapshot:
+    """Put every part of s in key order: the formats keep what a snapshot says, not its order."""
+    return replace(
+        s,
+        races=tuple(sorted(s.races, key=lambda r: r.key)),
+        units=tuple(sorted(s.units, key=lambda u: u.key)),
+        candidates=tuple(sorted(s.candidates, key=lambda c: (c.race, c.key))),
+        counts=tuple(sorted(s.counts, key=lambda n: (n.race, n.unit, n.candidate, n.vote_type))),
+        statuses=tuple(sorted(s.statuses, key=lambda x: x.race)),
+    )
+
+
+def _people(draw, race: str, keys: list[str]) -> list[CandidateRef]:
+    return [CandidateRef(race, key, draw(NAMES), draw(NAMES), draw(PARTIES)) for key in keys]
+
+
+def _status(draw, race: str, candidates: list[CandidateRef], call: bool) -> list[RaceStatus]:
+    if not draw(st.booleans()):
+        return []
+    total = draw(st.integers(1, 3000))
+    winner = draw(st.sampled_from(candidates)).key if call and draw(st.booleans()) else None
+    return [RaceStatus(race, draw(st.integers(0, total)), total, winner)]
+
+
+@st.composite
+def ap_snapshots(draw) -> Snapshot:
+    """A state race and a national-style race, reported by state and counties: totals only."""
+    micros = draw(SECONDS) * 1_000_000 + draw(st.integers(0, 999_999))
+    state = draw(st.sampled_from(["AZ", "GA", "NH"]))  # NH: AP's subunits are towns there
+    level = "township" if state == "NH" else "county"
+    top = UnitRef(ap.unit_key(state, "state"), draw(NAMES), "state")
+    subunits = [UnitRef(ap.unit_key(state, level, str(4000 + i)), f"{draw(NAMES)} {i}", level,
+                        top.key) for i in range(draw(st.integers(0, 4)))]
+    races, candidates, counts, statuses = [], [], [], []
+    for race_id, office, name in [("0", "President", "President"),
+                                  ("3013", "U.S. Senate", "U.S. Senate - Class III (Dem)")]:
+        key = ap.race_key(state, race_id)
+        races.append(RaceRef(key, name, state, office))
+        people = _people(draw, key, [str(100 + i) for i in range(draw(st.integers(1, 4)))])
+        candidates += people
+        for unit in [top, *subunits]:
+            counts += [Count(key, unit.key, c.key, draw(VOTES)) for c in people]
+        statuses += _status(draw, key, people, call=True)
+    return Snapshot("ap", "ap", micros, micros / 1_000_000, tuple(races), (top, *subunits),
+                    tuple(candidates), tuple(counts), tuple(statuses), test=draw(st.booleans()))
