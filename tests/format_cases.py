@@ -7,13 +7,15 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from rome.formats import ap
-from rome.snapshot import CandidateRef, Count, RaceRef, RaceStatus, Snapshot, UnitRef
+from rome.formats import ap, clarity
+from rome.snapshot import TOTAL, CandidateRef, Count, RaceRef, RaceStatus, Snapshot, UnitRef
 
 FIXTURES = Path(__file__).with_name("fixtures")
 NAMES = st.from_regex(r"[A-Z][a-z.'-]{1,9}( [A-Z][a-z]{1,9})?", fullmatch=True)
 VOTES = st.integers(0, 3_000_000)
 PARTIES = st.sampled_from(["GOP", "DEM", "LIB", "GRN", "IND", "NP"])
+VOTE_TYPES = st.lists(st.sampled_from(["election_day", "early", "absentee_mail", "provisional",
+                                       "mail", "early_in_person"]), unique=True, max_size=3)
 # 2001-09-09 to 2033-05-18: whole seconds, as Clarity and NIST stamp their files.
 SECONDS = st.integers(1_000_000_000, 2_000_000_000)
 
@@ -66,4 +68,42 @@ def ap_snapshots(draw) -> Snapshot:
             counts += [Count(key, unit.key, c.key, draw(VOTES)) for c in people]
         statuses += _status(draw, key, people, call=True)
     return Snapshot("ap", "ap", micros, micros / 1_000_000, tuple(races), (top, *subunits),
+                    tuple(candidates), tuple(counts), tuple(statuses), test=draw(st.booleans()))
+
+
+def _by_type(draw, race, unit, candidate, vote_types) -> tuple[list[Count], int]:
+    counts = [Count(race, unit, candidate, draw(VOTES), t) for t in vote_types]
+    return counts, sum(n.votes for n in counts)
+
+
+@st.composite
+def clarity_snapshots(draw) -> Snapshot:
+    """A county (or state) file: a top total and vote types, precincts (or counties) below."""
+    seconds = draw(SECONDS)
+    county_file = draw(st.booleans())
+    if county_file:
+        top = UnitRef(clarity.unit_key("county", "Maricopa"), "Maricopa", "county")
+        below = "precinct"
+    else:
+        top = UnitRef(clarity.unit_key("state", "AZ"), "AZ", "state")
+        below = "county"
+    rows = [UnitRef(clarity.unit_key(below, name, top.key), name, below, top.key)
+            for name in {f"{draw(NAMES)} {i}" for i in range(draw(st.integers(0, 5)))}]
+    races, candidates, counts, statuses = [], [], [], []
+    vote_types = draw(VOTE_TYPES)
+    for text, vote_for in [("Maricopa County Sheriff", "1"), ("Justice of the Peace", "2")]:
+        key = clarity.race_key(text, vote_for)
+        races.append(RaceRef(key, text, "" if county_file else "AZ"))
+        names = {f"{draw(NAMES)} {draw(NAMES)}" for _ in range(draw(st.integers(1, 4)))}
+        people = [CandidateRef(key, clarity.candidate_key(n), "", n, draw(PARTIES))
+                  for n in sorted(names)]
+        candidates += people
+        for c in people:
+            counts.append(Count(key, top.key, c.key, draw(VOTES), TOTAL))
+            counts += _by_type(draw, key, top.key, c.key, vote_types)[0]
+            for row in rows if vote_types else []:
+                typed, total = _by_type(draw, key, row.key, c.key, vote_types)
+                counts += [*typed, Count(key, row.key, c.key, total, TOTAL)]
+        statuses += _status(draw, key, people, call=False)
+    return Snapshot("mc", "clarity", seconds, float(seconds), tuple(races), (top, *rows),
                     tuple(candidates), tuple(counts), tuple(statuses), test=draw(st.booleans()))
