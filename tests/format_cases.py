@@ -107,3 +107,33 @@ def clarity_snapshots(draw) -> Snapshot:
         statuses += _status(draw, key, people, call=False)
     return Snapshot("mc", "clarity", seconds, float(seconds), tuple(races), (top, *rows),
                     tuple(candidates), tuple(counts), tuple(statuses), test=draw(st.booleans()))
+
+
+@st.composite
+def nist_snapshots(draw) -> Snapshot:
+    """A state report: state, counties and precincts, totals and vote types, a called race."""
+    seconds = draw(SECONDS)
+    version = seconds * 1_000_000 + draw(st.integers(1, 999_999))
+    state = UnitRef("AZ:gpu-az", "Arizona", "state")
+    units = [state]
+    for i in range(draw(st.integers(0, 3))):
+        county = UnitRef(f"AZ:gpu-c{i}", f"{draw(NAMES)} County", "county", state.key)
+        units.append(county)
+        units += [UnitRef(f"AZ:gpu-c{i}-p{j}", f"Precinct {j}", "precinct", county.key)
+                  for j in range(draw(st.integers(0, 3)))]
+    races, candidates, counts, statuses = [], [], [], []
+    vote_types = draw(VOTE_TYPES)
+    for key, name, office in [("AZ:cc-senate", "U.S. Senator", "U.S. Senate"),
+                              ("AZ:cc-measure", "Proposition 123", "")]:
+        races.append(RaceRef(key, name, "AZ", office))
+        keys = [f"AZ:cs-{key[3:]}-{i}" for i in range(draw(st.integers(1, 3)))]
+        people = _people(draw, key, keys)
+        candidates += people
+        for c in people:
+            for unit in units:
+                typed, total = _by_type(draw, key, unit.key, c.key, vote_types)
+                counts += [*typed, Count(key, unit.key, c.key, draw(VOTES) if unit is state
+                                         else total, TOTAL)]
+        statuses += _status(draw, key, people, call=True)
+    return Snapshot("sos", "nist", version, float(seconds), tuple(races), tuple(units),
+                    tuple(candidates), tuple(counts), tuple(statuses), test=draw(st.booleans()))
