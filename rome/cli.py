@@ -53,8 +53,7 @@ def cmd_inject(args) -> int:
         duplicate_rate=args.duplicate_rate,
         shuffle=args.shuffle,
         bad=args.bad,
-        first_version=args.first_version if args.first_version is not None
-        else time.time_ns() // 10**6,
+        start=args.start if args.start is not None else int(time.time()),
         seed=args.seed,
         units=args.units,
     )
@@ -181,9 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="counts per second (0: as fast as possible)")
     inject.add_argument("--bad", type=int, default=0, help="bad payloads to mix in")
     inject.add_argument("--seed", default="inject")
-    inject.add_argument("--first-version", type=int, default=None,
-                        help="version of each source's first message (default: now in ms, "
-                             "newer than any earlier run)")
+    inject.add_argument("--start", type=int, default=None,
+                        help="feed time of each source's first snapshot, in seconds since "
+                             "1970 (default: now, so its versions are newer than earlier runs)")
     inject.add_argument("--expect", type=Path,
                         help="write the totals the stream must produce here")
     inject.set_defaults(func=cmd_inject)

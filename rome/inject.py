@@ -20,7 +20,8 @@ from pathlib import Path
 
 from rome.catalog import Catalog, default_catalog
 from rome.formats import render_feed
-from rome.snapshot import LEVEL_RANK, CandidateRef, Count, RaceRef, Snapshot, UnitRef
+from rome.snapshot import LEVEL_RANK, Count, Snapshot
+from rome.sources import candidate_ref, race_ref, stamp, top_of, unit_refs
 
 
 @dataclass(frozen=True)
@@ -36,15 +37,11 @@ class Message:
     kind: str = "good"
 
 
-def _levels(source: str) -> tuple[str, str]:
-    return ("county", "precinct") if source == "mc" else ("state", "county")
-
-
 def plan_snapshots(
     counts: int,
     *,
     batch: int = 1,
-    first_version: int = 1,
+    start: int = 1,
     seed: str = "inject",
     units: int = 0,
     top: bool = True,
@@ -54,7 +51,9 @@ def plan_snapshots(
 
     Units come from a pool of `units` per source (default: enough for two
     batches), so successive versions revisit the same keys. With top, each
-    snapshot also carries the source's top-level row per candidate.
+    snapshot also carries the source's top-level row per candidate. The n-th
+    snapshot of a source is stamped `start + n` seconds since 1970, versioned
+    by its format's rule.
     """
     catalog = catalog or default_catalog()
     rng = random.Random(seed)
@@ -64,45 +63,57 @@ def plan_snapshots(
     remaining, index = counts, 0
     while remaining > 0:
         source = sources[index % len(sources)]
+        fmt = catalog.sources[source].format
         race = catalog.races_of(source)[0]
-        top_level, unit_level = _levels(source)
-        # The same top unit the simulated feed reports, so the two mix as one feed would.
-        top_name = race.state if top_level == "state" else "Maricopa"
-        top_unit = UnitRef(top_name, top_name, top_level)
+        feed_key = race.keys[source]
         candidates = race.candidates
-        pool = units or max(2, 2 * -(-batch // len(candidates)))
+        per_unit = len(candidates)
+        pool = units or max(2, 2 * -(-batch // per_unit))
         rows = min(batch, remaining)
         run = index // len(sources)
-        first_unit = (run * -(-rows // len(candidates))) % pool
+        first_unit = (run * -(-rows // per_unit)) % pool
+        numbers = sorted({(first_unit + i // per_unit) % pool for i in range(rows)})
+        top_unit, below = unit_refs(fmt, *top_of(source), [(n, f"Unit {n:05d}") for n in numbers])
+        unit_of = dict(zip(numbers, below, strict=True))
         figures = state[source]
-        unit_refs, row_counts = {}, []
+        row_counts = []
         for i in range(rows):
-            unit = f"U{(first_unit + i // len(candidates)) % pool:05d}"
-            candidate = candidates[i % len(candidates)]
-            key = (unit, candidate.keys[source])
-            old = figures.get(key, 0)
+            unit = unit_of[(first_unit + i // per_unit) % pool].key
+            candidate = candidates[i % per_unit].keys[source]
+            old = figures.get((unit, candidate), 0)
             # Now and then a figure goes down: a correction, which must win too.
             votes = max(0, old - rng.randint(1, 50)) if old and rng.random() < 0.05 \
                 else old + rng.randint(0, 999)
-            figures[key] = votes
-            unit_refs[unit] = UnitRef(unit, f"Unit {unit}", unit_level, top_name)
-            row_counts.append(Count(race.keys[source], unit, candidate.keys[source], votes))
-        for candidate in candidates if top else ():
-            total = sum(v for (_, c), v in figures.items() if c == candidate.keys[source])
-            row_counts.append(Count(race.keys[source], top_name, candidate.keys[source], total))
-        version = first_version + run
+            figures[(unit, candidate)] = votes
+            row_counts += _typed(fmt, feed_key, unit, candidate, votes)
+        used = {n.unit for n in row_counts}
+        # Clarity always gives the contest's own total; the others when asked.
+        for candidate in candidates if top or fmt == "clarity" else ():
+            mine = [v for (_, c), v in figures.items() if c == candidate.keys[source]]
+            row_counts += _typed(fmt, feed_key, top_unit.key, candidate.keys[source], sum(mine),
+                                 sum(v // 3 for v in mine))
+        version, feed_at = stamp(fmt, start + run, 1.0)
         snapshots.append(Snapshot(
-            source=source, format=catalog.sources[source].format, version=version,
-            feed_at=1_700_000_000.0 + run,
-            races=(RaceRef(race.keys[source], race.name, race.state, race.office),),
-            units=(top_unit, *unit_refs.values()),
-            candidates=tuple(CandidateRef(race.keys[source], c.keys[source], c.first, c.last,
-                                          c.party) for c in candidates),
+            source=source, format=fmt, version=version, feed_at=feed_at,
+            races=(race_ref(fmt, race, feed_key),),
+            units=(top_unit, *(u for u in below if u.key in used)),
+            candidates=tuple(candidate_ref(fmt, source, feed_key, c) for c in candidates),
             counts=tuple(row_counts),
         ))
         remaining -= rows
         index += 1
     return snapshots, expected_tallies(snapshots, catalog)
+
+
+def _typed(fmt: str, race: str, unit: str, candidate: str, votes: int,
+           early: int | None = None) -> list[Count]:
+    """Return a count, split by vote type where the format always has types (Clarity):
+    a third early (or `early`, for a top row: the sum of its units'), the rest on the day."""
+    if fmt != "clarity":
+        return [Count(race, unit, candidate, votes)]
+    early = votes // 3 if early is None else early
+    return [Count(race, unit, candidate, votes), Count(race, unit, candidate, early, "early"),
+            Count(race, unit, candidate, votes - early, "election_day")]
 
 
 def expected_tallies(snapshots: list[Snapshot], catalog: Catalog) -> dict[tuple, int]:
@@ -170,9 +181,9 @@ BAD_KINDS = ("invalid-json", "wrong-type", "missing-field", "unknown-source", "n
 def to_message(snapshot: Snapshot) -> Message:
     """Render a snapshot in its source's format, as that source would publish it."""
     body = render_feed(snapshot.format, snapshot).decode()
-    # The version goes along, as a Clarity feed's version folder does.
-    return Message(snapshot.source, body, version=snapshot.version,
-                   counts=len(snapshot.counts))
+    # Clarity's version is its folder's number, not in the file: it goes along.
+    version = snapshot.version if snapshot.format == "clarity" else None
+    return Message(snapshot.source, body, version=version, counts=len(snapshot.counts))
 
 
 def plan_stream(
@@ -182,7 +193,7 @@ def plan_stream(
     duplicate_rate: float = 0.0,
     shuffle: bool = False,
     bad: int = 0,
-    first_version: int = 1,
+    start: int = 1,
     seed: str = "inject",
     units: int = 0,
     top: bool = True,
@@ -191,7 +202,7 @@ def plan_stream(
     """Return the messages to publish and the expectation they must produce."""
     catalog = catalog or default_catalog()
     rng = random.Random(f"{seed}:order")
-    snapshots, tallies = plan_snapshots(counts, batch=batch, first_version=first_version,
+    snapshots, tallies = plan_snapshots(counts, batch=batch, start=start,
                                         seed=seed, units=units, top=top, catalog=catalog)
     messages: list[Message] = []
     for snapshot in snapshots:

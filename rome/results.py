@@ -222,6 +222,21 @@ def disagreements(by_rank: dict[int, dict[int, int]]) -> list[Disagreement]:
     ]
 
 
+def level_disagreements(session: Session, races: frozenset[tuple[int, str]]) -> list[dict]:
+    """Return, for log lines, every level disagreement of the given (race id, source) pairs."""
+    if not races:
+        return []
+    race_ids = {race for race, _ in races}
+    tallies = session.scalars(select(TallyRow).where(TallyRow.race_id.in_(race_ids),
+                                                     TallyRow.vote_type == TOTAL))
+    return [
+        {"race_id": race, "source": source, **d.to_json()}
+        for (race, source), by_rank in sorted(level_figures(list(tallies)).items())
+        if (race, source) in races
+        for d in disagreements(by_rank)
+    ]
+
+
 def source_order(race_id: int, source_ids: set[str]) -> list[str]:
     """Order a race's sources: the catalog's order for its races, then by id."""
     race = default_catalog().races.get(race_id)

@@ -19,14 +19,15 @@ import math
 import struct
 from dataclasses import dataclass
 
-from rome.catalog import Catalog, Race, default_catalog
-from rome.formats import render_feed
+from rome.catalog import Candidate, Catalog, Race, default_catalog
+from rome.formats import ap, clarity, render_feed
 from rome.snapshot import TOTAL, CandidateRef, Count, RaceRef, RaceStatus, Snapshot, UnitRef
 
 AZ_COUNTIES = ("Apache", "Cochise", "Coconino", "Gila", "Graham", "Greenlee", "La Paz",
                "Maricopa", "Mohave", "Navajo", "Pima", "Pinal", "Santa Cruz", "Yavapai", "Yuma")
 # Vote types and their shares of a unit's ballots (provisional: what is left).
 EARLY, ELECTION_DAY, PROVISIONAL = "early", "election_day", "provisional"
+STATE, ISSUER = "AZ", "AZSOS"  # the simulated state, and its Secretary of State's NIST issuer
 LOOKBACK = 400  # ticks searched back for a unit's last report
 CORRECTION_WINDOW = 25  # ticks; a correction may happen once per window
 DISAGREEMENT_WINDOW = 50
@@ -43,26 +44,59 @@ class Layout:
     """What one source reports of one race: its top unit and the units below it."""
 
     race: Race
+    source: str
     feed_key: str
     top: UnitRef
     below: tuple[UnitRef, ...]
 
 
+def unit_refs(fmt: str, top_level: str, top_name: str, names: list[tuple[int, str]]
+              ) -> tuple[UnitRef, tuple[UnitRef, ...]]:
+    """Return a top unit and the numbered units one level below it, keyed as fmt keys them."""
+    below_level = "precinct" if top_level == "county" else "county"
+    if fmt == "clarity":
+        top_key = clarity.unit_key(top_level, top_name)
+        keys = [clarity.unit_key(below_level, name, top_key) for _, name in names]
+    elif fmt == "ap":
+        top_key = ap.unit_key(STATE, top_level)
+        keys = [ap.unit_key(STATE, below_level, f"{4001 + 2 * i}") for i, _ in names]
+    else:  # nist: every id scoped by the issuer
+        top_key = f"{ISSUER}:gpu-{top_name.lower()}"
+        keys = [f"{ISSUER}:gpu-{i + 1}" for i, _ in names]
+    top = UnitRef(top_key, top_name, top_level)
+    return top, tuple(UnitRef(k, name, below_level, top_key)
+                      for k, (_, name) in zip(keys, names, strict=True))
+
+
+def top_of(source: str) -> tuple[str, str]:
+    """Return the level and name of the unit a simulated source's races are reported for."""
+    return ("county", "Maricopa") if source == "mc" else ("state", "Arizona")
+
+
 def layouts(catalog: Catalog, source: str, units: int) -> list[Layout]:
     """Return the races source reports and the units it reports them by."""
-    result = []
-    for race in catalog.races_of(source):
-        if source == "mc":  # a county's feed: the county, then its precincts
-            top = UnitRef("Maricopa", "Maricopa", "county")
-            below = tuple(UnitRef(f"Precinct {i + 1:04d}", f"Precinct {i + 1:04d}", "precinct",
-                                  top.key) for i in range(units))
-        else:  # a state's figure, then its counties
-            top = UnitRef(race.state, race.state, "state")
-            names = [AZ_COUNTIES[i] if i < len(AZ_COUNTIES) else f"County {i + 1}"
-                     for i in range(units)]
-            below = tuple(UnitRef(name, name, "county", top.key) for name in names)
-        result.append(Layout(race, race.keys[source], top, below))
-    return result
+    fmt = catalog.sources[source].format
+    level, name = top_of(source)
+    if level == "county":  # a county's feed: the county, then its precincts
+        names = [f"Precinct {i + 1:04d}" for i in range(units)]
+    else:  # a state's figure, then its counties
+        names = [AZ_COUNTIES[i] if i < len(AZ_COUNTIES) else f"County {i + 1}"
+                 for i in range(units)]
+    top, below = unit_refs(fmt, level, name, list(enumerate(names)))
+    return [Layout(race, source, race.keys[source], top, below)
+            for race in catalog.races_of(source)]
+
+
+def stamp(fmt: str, tick: int, interval: float) -> tuple[int, float]:
+    """Return (version, feed time) of a tick's file, by fmt's own rule (docs/formats.md)."""
+    seconds = tick * interval
+    if fmt == "ap":  # the response timestamp, in microseconds
+        version = round(seconds * 1_000_000)
+        return version, version / 1_000_000
+    if fmt == "nist":  # GeneratedDate, then SequenceStart within the second
+        whole = math.floor(seconds)
+        return whole * 1_000_000 + min(999_999, 1 + int((seconds - whole) * 1_000_000)), whole
+    return tick, float(math.floor(seconds))  # clarity: the version folder; whole seconds
 
 
 @dataclass(frozen=True)
@@ -128,12 +162,13 @@ def race_snapshot_counts(
     top: dict[str, list[int]] = {}
     reporting, finished = 0, True
     for unit in layout.below:
-        seen = last_report(night, source, unit.key, tick)
+        # The truth is the unit's, whoever reports it; what a source sees of it is its own.
+        seen = last_report(night, source, unit.name, tick)
         seconds = _seconds(night, seen) if seen is not None else -1.0
-        figures = unit_counts(night, race, unit.key, seconds)
-        finished = finished and _progress(night, race, unit.key, seconds)[2]
+        figures = unit_counts(night, race, unit.name, seconds)
+        finished = finished and _progress(night, race, unit.name, seconds)[2]
         if (seen is not None and seen % CORRECTION_WINDOW < 5
-                and _unit_hash(night.seed, "overstate", source, unit.key,
+                and _unit_hash(night.seed, "overstate", source, unit.name,
                                seen // CORRECTION_WINDOW) < 0.05):
             # A typo upstream, fixed a few ticks later: a correction downward.
             figures[ELECTION_DAY][0] += 100
@@ -181,25 +216,42 @@ def simulate(
         return None
     if fmt == "ap":
         parts = [part for part in parts if part[2]]
-    races, unit_refs, candidates, counts, statuses = [], {}, [], [], []
+    races, units, candidates, counts, statuses = [], {}, [], [], []
     for layout, (race_counts, reporting, finished), _ in parts:
         race = layout.race
-        races.append(RaceRef(layout.feed_key, race.name, race.state, race.office))
-        unit_refs[layout.top.key] = layout.top
-        unit_refs.update((u.key, u) for u in layout.below)
-        candidates += [CandidateRef(layout.feed_key, c.keys[source], c.first, c.last, c.party)
-                       for c in race.candidates]
+        races.append(race_ref(fmt, race, layout.feed_key))
+        units[layout.top.key] = layout.top
+        units.update((u.key, u) for u in layout.below)
+        candidates += [candidate_ref(fmt, source, layout.feed_key, c) for c in race.candidates]
         # AP's API carries no vote types: its figures are totals.
         counts += [n for n in race_counts if fmt != "ap" or n.vote_type == TOTAL]
         statuses.append(RaceStatus(
             layout.feed_key, reporting, len(layout.below),
             _winner(layout, race_counts) if finished and fmt == "ap" else None,
         ))
+    version, feed_at = stamp(fmt, tick, night.interval)
     return Snapshot(
-        source=source, format=fmt, version=tick, feed_at=tick * night.interval,
-        races=tuple(races), units=tuple(unit_refs.values()), candidates=tuple(candidates),
+        source=source, format=fmt, version=version, feed_at=feed_at,
+        races=tuple(races), units=tuple(units.values()), candidates=tuple(candidates),
         counts=tuple(counts), statuses=tuple(statuses),
     )
+
+
+def race_ref(fmt: str, race: Race, feed_key: str) -> RaceRef:
+    """Name a race as fmt does: AP by its office, Clarity by the contest's text alone."""
+    if fmt == "ap":
+        return RaceRef(feed_key, race.office, race.state, race.office)
+    if fmt == "clarity":  # a county's file names no state and no office
+        return RaceRef(feed_key, race.name)
+    return RaceRef(feed_key, race.name, race.state, race.office)
+
+
+def candidate_ref(fmt: str, source: str, feed_key: str, c: Candidate) -> CandidateRef:
+    """Name a candidate as fmt does: Clarity has one text, "LAST, FIRST"."""
+    if fmt == "clarity":
+        return CandidateRef(feed_key, c.keys[source], "", f"{c.last}, {c.first}".upper(),
+                            c.party)
+    return CandidateRef(feed_key, c.keys[source], c.first, c.last, c.party)
 
 
 def _winner(layout: Layout, counts: list[Count]) -> str | None:

@@ -40,3 +40,37 @@ def test_plans_hold_corrections_and_consistent_levels():
         by_level.setdefault((race, source, candidate, vote_type), {})[rank] = votes
     # The newest top row of each source is the sum of the newest unit figures.
     assert all(len(set(ranks.values())) == 1 for ranks in by_level.values())
+
+
+def test_every_planned_message_parses_back_into_its_snapshot():
+    from rome.formats import parse_feed
+    from rome.inject import to_message
+
+    snapshots, _ = plan_snapshots(120, batch=10, seed="parse")
+    for snapshot in snapshots:
+        message = to_message(snapshot)
+        back = parse_feed(snapshot.format, message.body, source=message.source,
+                          version=message.version)
+        assert back.version == snapshot.version
+        assert set(back.counts) == set(snapshot.counts)
+
+
+def test_every_kind_of_bad_input_the_injector_mixes_in_is_refused_with_its_own_reason():
+    import pytest
+
+    from rome.formats import parse_feed
+    from rome.inject import BAD_KINDS, plan_stream
+    from rome.snapshot import InvalidPayload
+    from workers.tasks import decode_body, feed_format
+
+    messages, expectation = plan_stream(30, batch=10, bad=len(BAD_KINDS), seed="bad")
+    bad = [m for m in messages if m.kind != "good"]
+    assert sorted(m.kind for m in bad) == sorted(BAD_KINDS)
+    assert expectation["rejected"] == len(BAD_KINDS)
+    reasons = {}
+    for m in bad:
+        with pytest.raises(InvalidPayload) as refused:
+            parse_feed(feed_format(m.source, m.format), decode_body(m.body, m.encoding),
+                       source=m.source, version=m.version)
+        reasons[m.kind] = str(refused.value)
+    assert len(set(reasons.values())) == len(BAD_KINDS), reasons

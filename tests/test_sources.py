@@ -96,7 +96,7 @@ def test_ap_and_the_secretary_of_state_agree_on_the_president_once_all_is_counte
         counts = race_snapshot_counts(done, source, layout, END)[0]
         by_key = {c.keys[source]: c.id for c in president.candidates}
         return {by_key[n.candidate]: n.votes for n in counts
-                if n.unit == "AZ" and n.vote_type == TOTAL}
+                if n.unit == layout.top.key and n.vote_type == TOTAL}
 
     assert state_totals("ap") == state_totals("sos")
     assert sum(state_totals("ap").values()) > 0

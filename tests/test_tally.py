@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text, update
 from builders import race_snapshot
 from rome.audit import audit
 from rome.models import CurrentRow, HistoryRow, TallyRow
-from rome.results import race_views
+from rome.results import level_disagreements, race_views
 from rome.snapshot import LEVEL_RANK
 from rome.tally import record_snapshots, reject_payload, wipeout
 
@@ -79,7 +79,7 @@ def test_a_rolled_back_batch_leaves_nothing(database):
 def test_levels_are_tallied_apart_and_a_disagreement_is_flagged(database):
     below = {"Maricopa": {101: 300, 102: 200}, "Pima": {101: 100, 102: 150}}
     # The state row says 401 for 101: one more than its counties sum to.
-    apply(database, race_snapshot("ap", 1, {101: 401, 102: 350}, below=below))
+    result = apply(database, race_snapshot("ap", 1, {101: 401, 102: 350}, below=below))
     assert totals(database) == {(101, "ap"): 401, (102, "ap"): 350}
     assert totals(database, COUNTY) == {(101, "ap"): 400, (102, "ap"): 350}
     with database.Session() as s:
@@ -90,6 +90,9 @@ def test_levels_are_tallied_apart_and_a_disagreement_is_flagged(database):
     assert [(d.candidate_id, d.votes, d.below_votes) for d in ap.disagreements] == [
         (101, 401, 400)]
     assert (ap.units_reporting, ap.units_total, ap.units_level) == (2, 2, "county")
+    with database.Session() as s:  # what caesar logs after the batch
+        flags = level_disagreements(s, result.races)
+    assert [(f["source"], f["candidate_id"], f["difference"]) for f in flags] == [("ap", 101, 1)]
 
 
 def test_two_sources_of_one_race_stand_side_by_side(database):

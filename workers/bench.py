@@ -305,7 +305,7 @@ def measure_freshness(database, env: dict, seconds: float, rate: float, batch: i
                 time.sleep(0.2)
         updates = int(seconds * rate)
         messages, expectation = plan_stream(updates, batch=batch, seed="freshness",
-                                            first_version=time.time_ns() // 10**6, top=False)
+                                            start=int(time.time()), top=False)
         emitted: list[tuple[float, str, int]] = []  # (time, source, version)
         seen: list[tuple[float, dict[str, int]]] = []  # (time, {source: newest version})
         stop = threading.Event()
@@ -376,7 +376,7 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
     workers.start()
     try:
         time.sleep(3)  # let the worker connect before the clock starts
-        seed = {"seed": "bench", "first_version": 1, "top": False}
+        seed = {"seed": "bench", "start": 1, "top": False}
         plan = plan_stream(updates, batch=batch, **seed)
         copy = measure_copy(database, plan[0], updates)
         stages = measure_stages(database, plan[0])

@@ -131,8 +131,9 @@ def emit_source(self, source: str, tick: int) -> int:
     body, counts = emit_tick(source, tick, night(source), units=settings.reporting_units)
     if body is not None:
         # With confirms on, this returns only after the broker has the message.
-        # Clarity's version is the file's folder, not inside it: send it along.
-        normalize_feed.apply_async((source, body.decode(), "text", tick))
+        # Clarity's version is its folder's number, not in the file: send it along.
+        version = tick if default_catalog().sources[source].format == "clarity" else None
+        normalize_feed.apply_async((source, body.decode(), "text", version))
         log(logger, "emitted", source=source, tick=tick, counts=counts, task_id=self.request.id)
     return counts
 
@@ -195,7 +196,10 @@ def record(self, snapshots: list[dict]) -> int:
         result = record_snapshots(session, parsed)
         flags = level_disagreements(session, result.races)
     for flag in flags:
-        log(logger, "level_disagreement", logging.WARNING, task_id=self.request.id, **flag)
+        log(logger, "level_disagreement", logging.WARNING, task_id=self.request.id,
+            race_id=flag["race_id"], source=flag["source"], candidate_id=flag["candidate_id"],
+            top_level=flag["level"], top_votes=flag["votes"], below_level=flag["below_level"],
+            below_votes=flag["below_votes"])
     log(logger, "recorded", applied=result.applied, changed=result.changed,
         corrections=result.corrections, stale=result.stale,
         versions=",".join(f"{s.source}@{s.version}" for s in parsed[:5]), task_id=self.request.id)
