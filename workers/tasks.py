@@ -89,10 +89,23 @@ class PipelineTask(app.Task):
             if self.request.retries + 1 < MAX_TRIES:
                 log(logger, "task_failed_retrying", logging.WARNING, task=self.name,
                     task_id=self.request.id, attempt=self.request.retries + 1, error=repr(exc))
-                raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+                self._retry(exc)
             raise  # on_failure stores it; acks_on_failure=False dead-letters it
         _outage_streak = 0
         return result
+
+    def _retry(self, exc: Exception):
+        """Republish the task for another try, or say why it cannot be."""
+        try:
+            raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+        except Reject as refused:
+            # Celery rejects (without requeue: dead-lettered) when the retry cannot
+            # be published. A broker outage is waited out; anything else, such as
+            # arguments the task cannot take, will never work: record it.
+            if isinstance(refused.reason, BrokerError):
+                self._wait_out("broker_unavailable", refused.reason)
+            self._record_failure(self.request.args, f"{self.name} cannot be retried: {exc!r}")
+            raise
 
     def _wait_out(self, event: str, exc: Exception):
         """Back off, then put the message back: nothing was committed, nothing is lost.
@@ -110,10 +123,15 @@ class PipelineTask(app.Task):
         raise Reject(f"{event}: {exc}", requeue=True) from exc
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
+        self._record_failure(args, f"{self.name} failed {MAX_TRIES} times: {exc!r}")
+
+    def _record_failure(self, args, reason: str) -> None:
+        """Store a message the pipeline gives up on in rejected, before it is dead-lettered."""
+        args = args or []
         source = args[0] if args and isinstance(args[0], str) else None
-        reason = f"{self.name} failed {MAX_TRIES} times: {exc!r}"
         store_rejected(source, repr(args)[:1_000_000], reason)
-        log(logger, "dead_lettered", logging.ERROR, task=self.name, task_id=task_id, reason=reason)
+        log(logger, "dead_lettered", logging.ERROR, task=self.name, task_id=self.request.id,
+            reason=reason)
 
 
 @cache
