@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -78,6 +79,13 @@ def cmd_demo(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    # The bench's tools are an extra, not part of what running Rome installs.
+    needed = ["requests", *(["matplotlib"] if args.plots else [])]
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"rome bench needs {' and '.join(missing)}: install the bench extra with"
+              " `.venv/bin/pip install -e '.[bench]'`", file=sys.stderr)
+        return 2
     from workers.bench import main as bench_main
 
     settings = load_settings()
