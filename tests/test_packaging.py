@@ -1,4 +1,5 @@
-"""What each README command installs: running needs the runtime only, tests add the rest."""
+"""What each README command installs and runs: running needs the runtime only, tests add the
+rest, and run fast tests first."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import importlib.metadata
 import importlib.util
 import re
 from pathlib import Path
+
+from conftest import pytest_collection_modifyitems
 
 from rome import cli
 
@@ -69,3 +72,18 @@ def test_bench_without_its_extra_says_how_to_install_it(monkeypatch, capsys):
     assert cli.main(["bench", "--plots", "out"]) == 2
     error = capsys.readouterr().err
     assert "needs matplotlib" in error and "pip install -e '.[bench]'" in error
+
+
+class Item:
+    def __init__(self, name: str, *marks: str):
+        self.name, self.marks = name, marks
+
+    def get_closest_marker(self, mark: str):
+        return mark if mark in self.marks else None
+
+
+def test_fast_tests_run_first_and_fault_tests_last():
+    items = [Item("faults", "faults", "slow"), Item("slow1", "slow"), Item("unit1"),
+             Item("slow2", "slow"), Item("unit2")]
+    pytest_collection_modifyitems(items)
+    assert [item.name for item in items] == ["unit1", "unit2", "slow1", "slow2", "faults"]
