@@ -87,3 +87,10 @@ def test_fast_tests_run_first_and_fault_tests_last():
              Item("slow2", "slow"), Item("unit2")]
     pytest_collection_modifyitems(items)
     assert [item.name for item in items] == ["unit1", "unit2", "slow1", "slow2", "faults"]
+
+
+def test_the_readme_shows_the_page_before_the_first_command():
+    text = (ROOT / "README.md").read_text()
+    image = re.search(r"!\[[^\]]+\]\((docs/[\w-]+\.png)\)", text)
+    assert image and image.start() < text.index("## Run it")
+    assert (ROOT / image.group(1)).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
