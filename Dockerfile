@@ -13,13 +13,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies in their own layer: it is rebuilt only when requirements.txt
-# changes, not on every source edit. Every dependency ships a wheel for this
-# base (psycopg2-binary included), so no compiler is needed.
+# changes, not on every source edit. Runtime only: no test or benchmark tools.
+# Every dependency ships a wheel for this base (psycopg2-binary included), so
+# no compiler is needed.
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
-# The source, then Rome itself (its dependencies are already in place).
-COPY pyproject.toml README.md ./
+# The source, then Rome itself (its dependencies are already in place; the
+# test and bench requirement files only name its extras, which stay uninstalled).
+COPY pyproject.toml README.md requirements-test.txt requirements-bench.txt ./
 COPY rome ./rome
 COPY workers ./workers
 COPY web ./web

@@ -1,8 +1,9 @@
-"""The `rome` command: migrate, run the demo, audit, inject, normalize and replay feeds, bench."""
+"""The `rome` command: migrate, run the demo, audit, inject, normalize and replay feeds, reset."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -123,25 +124,78 @@ def cmd_replay(args) -> int:
 def cmd_demo(args) -> int:
     from datetime import UTC, datetime
 
+    from rome import data_folder
     from rome.demo import run_demo
 
     settings = load_settings()
-    prepare_data_dir(settings)
-    database = db.prepare(settings.database_url)
-    with database.Session.begin() as session:
-        if db.begin_night_if_over(session, settings.night_seconds, datetime.now(UTC)):
-            print("rome demo: the last simulated night was over: a new one begins now")
-    database.engine.dispose()
-    return run_demo(
-        settings,
-        web_port=args.web_port,
-        flower_port=args.flower_port,
-        single_worker=args.single_worker,
-        host=args.host,
-    )
+    try:
+        # Held until the demo ends: rome reset refuses to delete a folder in use.
+        lock = data_folder.hold(settings.data_dir)
+    except data_folder.FolderInUse as exc:
+        print(f"rome demo: {exc}, or set ROME_DATA_DIR to another folder", file=sys.stderr)
+        return 1
+    with lock:
+        prepare_data_dir(settings)
+        database = db.prepare(settings.database_url)
+        with database.Session.begin() as session:
+            if db.begin_night_if_over(session, settings.night_seconds, datetime.now(UTC)):
+                print("rome demo: the last simulated night was over: a new one begins now")
+        database.engine.dispose()
+        return run_demo(
+            settings,
+            web_port=args.web_port,
+            flower_port=args.flower_port,
+            single_worker=args.single_worker,
+            host=args.host,
+            verbose=args.verbose,
+        )
+
+
+def cmd_reset(args) -> int:
+    from rome import data_folder
+
+    settings = load_settings()
+    folder = settings.data_dir
+    outside = data_folder.not_embedded(settings)
+    if outside and not args.force:
+        print(f"rome reset: it deletes the data folder {folder}, but {'; '.join(outside)},"
+              " which it leaves alone. Clear results there with the wipeout (POST"
+              " /race/wipeout), or add --force to delete the folder anyway.", file=sys.stderr)
+        return 2
+    found = data_folder.entries(folder) if folder.is_dir() else []
+    if not found:
+        print(f"nothing to reset: {folder} holds no Rome data")
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("rome reset: add --yes to delete without being asked", file=sys.stderr)
+            return 2
+        answer = input(f"Delete the results, queued messages, beat's schedule and Flower's"
+                       f" login in {folder}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    try:
+        deleted, left = data_folder.delete(folder)
+    except data_folder.FolderInUse as exc:
+        print(f"rome reset: {exc}", file=sys.stderr)
+        return 1
+    print(f"deleted from {folder}: {', '.join(deleted)}")
+    if left:
+        print(f"left {len(left)} other entries in place: {', '.join(left)}")
+    else:
+        print(f"deleted {folder} itself: it is empty")
+    return 0
 
 
 def cmd_bench(args) -> int:
+    # The bench's tools are an extra, not part of what running Rome installs.
+    needed = ["requests", *(["matplotlib"] if args.plots else [])]
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"rome bench needs {' and '.join(missing)}: install the bench extra with"
+              " `.venv/bin/pip install -e '.[bench]'`", file=sys.stderr)
+        return 2
     from workers.bench import main as bench_main
 
     settings = load_settings()
@@ -218,7 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--single-worker", action="store_true", help="one worker for all queues, not one each"
     )
+    demo.add_argument(
+        "--verbose", action="store_true",
+        help="log every task and request (ROME_LOG_LEVEL=info); by default only warnings",
+    )
     demo.set_defaults(func=cmd_demo)
+    reset = commands.add_parser(
+        "reset", help="delete the embedded data: results, queued messages, beat's schedule"
+    )
+    reset.add_argument("--yes", action="store_true", help="do not ask before deleting")
+    reset.add_argument("--force", action="store_true",
+                       help="delete the folder even when ROME_DATABASE_URL or ROME_BROKER_URL"
+                            " point elsewhere (their data stays)")
+    reset.set_defaults(func=cmd_reset)
     bench = commands.add_parser(
         "bench", help="measure ingest against a COPY ceiling and one message per update"
     )

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 
 class SettingsError(ValueError):
     """A setting has a value Rome cannot use; the message names the variable."""
@@ -27,6 +29,7 @@ class Settings:
     log_format: str
     broker_transport_options: dict = field(default_factory=dict)
     secret_key: str | None = None
+    log_level: str | None = None
 
     @property
     def embedded_broker(self) -> bool:
@@ -96,6 +99,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if log_format not in ("text", "json"):
         raise SettingsError(f"ROME_LOG_FORMAT={log_format!r} must be text or json")
 
+    log_level = (env.get("ROME_LOG_LEVEL") or "").lower() or None
+    if log_level not in (None, *LOG_LEVELS):
+        raise SettingsError(f"ROME_LOG_LEVEL={log_level!r} must be one of {', '.join(LOG_LEVELS)}")
+
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -110,6 +117,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         broker_transport_options=transport_options,
         secret_key=secret_key,
+        log_level=log_level,
     )
 
 

@@ -20,6 +20,15 @@ AMQP_URL = os.environ.get("ROME_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:
 IN_CI = bool(os.environ.get("CI"))
 
 
+def pytest_collection_modifyitems(items):
+    # Fast tests first, then the ones that start processes, the fault tests last: a
+    # mistake shows in the first seconds, not after minutes of integration tests.
+    def weight(item):
+        return 2 if item.get_closest_marker("faults") else bool(item.get_closest_marker("slow"))
+
+    items.sort(key=weight)
+
+
 def missing_service(what: str, error: Exception):
     message = f"{what} is not reachable: {error}"
     if IN_CI:

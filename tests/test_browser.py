@@ -1,4 +1,5 @@
-"""The results page in headless Chromium over a real pipeline: live numbers, and the wipeout form.
+"""The results page in headless Chromium: live numbers over a real pipeline, the wipeout form,
+and on a seeded database how links and errors look.
 
 Needs Debian's chromium (/usr/bin/chromium) and the playwright package: skipped
 without them, a failure when CI is set. Set ROME_TEST_SCREENSHOTS to a folder
@@ -11,11 +12,13 @@ import json
 import os
 import socket
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import missing_service
+from werkzeug.serving import make_server
 
 from support import Processes, wait_for
 
@@ -99,10 +102,24 @@ def site(tmp_path, unique):
         )
 
 
+@pytest.fixture
+def seeded(app):
+    """Serve the seeded test app (tests/webapp.py) on a free port; yield its URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+# Read at import: the web tests' fixtures remove every ROME_* variable.
+SCREENSHOTS = os.environ.get("ROME_TEST_SCREENSHOTS")
+
+
 def keep(page, name: str) -> None:
-    folder = os.environ.get("ROME_TEST_SCREENSHOTS")
-    if folder:
-        page.screenshot(path=str(Path(folder) / name), full_page=True)
+    if SCREENSHOTS:
+        page.screenshot(path=str(Path(SCREENSHOTS) / name), full_page=True)
 
 
 def test_the_page_lives_and_the_form_wipes_out_only_with_the_token(chromium, site, tmp_path):
@@ -178,3 +195,35 @@ def test_the_page_lives_and_the_form_wipes_out_only_with_the_token(chromium, sit
     wiped = [line for line in processes.log("web").splitlines() if "event=wipeout " in line]
     assert len(wiped) == 1 and "via=form" in wiped[0] and "remote_addr=127.0.0.1" in wiped[0]
     assert outside == [] and errors == []
+
+
+def test_race_titles_look_like_the_links_they_are(chromium, seeded):
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{seeded}/race")
+    title = page.locator('[data-race="1"] .race-name a')
+    look = title.evaluate(
+        "a => { const s = getComputedStyle(a), h = getComputedStyle(a.parentElement);"
+        " return {line: s.textDecorationLine, color: s.color, heading: h.color,"
+        " after: getComputedStyle(a, '::after').content}; }"
+    )
+    assert look["line"] == "underline"
+    assert look["color"] == "rgb(31, 95, 174)" != look["heading"]  # the page's link blue
+    assert "›" in look["after"]
+    keep(page, "race-links.png")
+    title.click()
+    page.wait_for_url(f"{seeded}/race/1")
+    assert page.locator("h1.race-name").text_content().strip() == "President of the United States"
+
+
+def test_a_missing_race_is_a_styled_page_with_a_way_back(chromium, seeded):
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    response = page.goto(f"{seeded}/race/99")
+    assert response.status == 404
+    assert page.title() == "404 Not Found · Rome"
+    card = page.locator(".error-page")
+    assert card.evaluate("e => getComputedStyle(e).borderTopColor") == "rgb(138, 28, 28)"
+    assert page.locator("[data-error]").text_content() == "No race with id 99."
+    keep(page, "error-page.png")
+    page.click("text=← All races")
+    page.wait_for_url(f"{seeded}/race")
+    assert page.locator("[data-race]").count() == 3

@@ -40,6 +40,7 @@ def test_full_stack_urls():
         ("ROME_SECRET_KEY", "not-16-chars"),
         ("ROME_FLOWER_AUTH", "nopassword"),
         ("ROME_LOG_FORMAT", "xml"),
+        ("ROME_LOG_LEVEL", "loud"),
     ],
 )
 def test_bad_value_names_the_variable(name, value):
@@ -53,3 +54,8 @@ def test_cli_reports_bad_setting(monkeypatch, capsys):
     monkeypatch.setenv("ROME_SOURCE_INTERVAL", "fast")
     assert main(["audit"]) == 2
     assert "ROME_SOURCE_INTERVAL" in capsys.readouterr().err
+
+
+def test_log_level_is_read_in_any_case_and_unset_by_default():
+    assert load_settings({}).log_level is None
+    assert load_settings({"ROME_LOG_LEVEL": "INFO"}).log_level == "info"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import statistics
+import threading
 import time
+from datetime import datetime
 from types import SimpleNamespace
 
 import pytest
@@ -12,6 +15,7 @@ from kombu.exceptions import OperationalError as BrokerError
 import webapp
 from rome import db, tally
 from rome.updates import Update
+from support import wait_for
 from web import create_app
 from web.registry import inspect_workers
 
@@ -83,7 +87,7 @@ def make_app(database_url, broker_folders, **overrides):
 def app(database_url, broker_folders):
     app = make_app(database_url, broker_folders)
     yield app
-    app.extensions["rome_db"].engine.dispose()
+    webapp.dispose(app)
 
 
 @pytest.fixture
@@ -289,10 +293,62 @@ def test_wipeout_deletes_tallies_and_ledger(client, caplog):
 # /registry ------------------------------------------------------------------
 
 
-def test_registry_lists_every_worker(client):
+def test_registry_lists_every_worker_and_says_how_fresh_the_list_is(client):
+    before = time.time()
     response = client.get("/registry")
     assert response.status_code == 200
-    assert response.get_json() == {"services": WORKERS}
+    body = response.get_json()
+    assert body["services"] == WORKERS
+    as_of = datetime.fromisoformat(body["as_of"]).timestamp()
+    assert before - 0.01 <= as_of <= time.time() and body["as_of"].endswith("Z")
+    assert 0 <= body["age_seconds"] < 5
+
+
+def test_registry_answers_at_once_while_a_slow_refresh_runs(database_url, broker_folders):
+    release, calls = threading.Event(), []
+
+    def slow_inspect():
+        calls.append(time.monotonic())
+        if len(calls) > 1:
+            release.wait(10)  # as a broadcast waits out its timeout, only longer
+        return [dict(w) for w in WORKERS]
+
+    app = make_app(database_url, broker_folders, REGISTRY=slow_inspect, REGISTRY_REFRESH=0.05)
+    client = app.test_client()
+    try:
+        assert client.get("/registry").status_code == 200  # waits for the first list only
+        wait_for(lambda: len(calls) == 2, 5, interval=0.01, what="a refresh to hang")
+        durations = []
+        for _ in range(20):
+            started = time.perf_counter()
+            response = client.get("/registry", query_string={"service": "caesar"})
+            durations.append(time.perf_counter() - started)
+            assert [w["name"] for w in response.get_json()["services"]] == ["caesar@host"]
+        # Milliseconds, not the 10 s the refresh is stuck for (bounds loose for a busy machine).
+        assert statistics.median(durations) < 0.02 and max(durations) < 0.25, durations
+        time.sleep(0.3)
+        assert client.get("/registry").get_json()["age_seconds"] >= 0.3  # and says it is aging
+    finally:
+        release.set()
+        webapp.dispose(app)
+
+
+def test_registry_waits_for_a_refresh_when_its_list_is_too_old(database_url, broker_folders):
+    calls = []
+
+    def inspect():
+        calls.append(time.time())
+        return [dict(w) for w in WORKERS]
+
+    app = make_app(database_url, broker_folders, REGISTRY=inspect,
+                   REGISTRY_REFRESH=60, REGISTRY_MAX_AGE=0.2)
+    client = app.test_client()
+    first = client.get("/registry").get_json()
+    time.sleep(0.3)
+    second = client.get("/registry").get_json()
+    webapp.dispose(app)
+    assert len(calls) == 2
+    assert second["as_of"] > first["as_of"] and second["age_seconds"] < 0.2
 
 
 @pytest.mark.parametrize(
@@ -329,9 +385,31 @@ def test_registry_broker_down_is_503(database_url, broker_folders):
 
     app = make_app(database_url, broker_folders, REGISTRY=unreachable)
     response = app.test_client().get("/registry")
-    app.extensions["rome_db"].engine.dispose()
+    webapp.dispose(app)
     assert response.status_code == 503
-    assert "Connection refused" in response.get_json()["error"]
+    assert response.get_json() == {
+        "error": "cannot list the workers: [Errno 111] Connection refused"
+    }
+
+
+def test_registry_keeps_the_last_list_through_a_failed_refresh(database_url, broker_folders):
+    answers = [[dict(w) for w in WORKERS], BrokerError("[Errno 111] Connection refused")]
+
+    def flaky():
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    app = make_app(database_url, broker_folders, REGISTRY=flaky, REGISTRY_REFRESH=0.05)
+    client = app.test_client()
+    assert "refresh_error" not in client.get("/registry").get_json()
+    wait_for(lambda: "refresh_error" in client.get("/registry").get_json(), 5, interval=0.02,
+             what="a failed refresh")
+    body = client.get("/registry").get_json()
+    webapp.dispose(app)
+    assert body["services"] == WORKERS
+    assert body["refresh_error"] == "[Errno 111] Connection refused"
 
 
 class FakeInspect:
@@ -349,8 +427,8 @@ class FakeInspect:
 
 
 def fake_celery(replies, calls):
-    def inspect(timeout):
-        calls.append(timeout)
+    def inspect(timeout, limit=None):
+        calls.append((timeout, limit))
         return FakeInspect(replies)
 
     return SimpleNamespace(control=SimpleNamespace(inspect=inspect))
@@ -370,7 +448,8 @@ def test_inspect_workers_merges_the_three_replies():
         },
     }
     workers = inspect_workers(fake_celery(replies, calls), timeout=0.5)
-    assert calls == [0.5]
+    # The second inspect stops once as many workers answered as the first found.
+    assert calls == [(0.5, None), (0.5, 2)]
     assert workers == [
         {"name": "ap@h", "queues": ["elections_ap"], "tasks": [], "pid": 7, "processes": 1},
         {

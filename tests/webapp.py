@@ -62,7 +62,8 @@ def make_app(url: str, root: Path, **overrides) -> Flask:
 
 
 def dispose(app: Flask) -> None:
-    """Close the app's database connections."""
+    """Stop the app's registry refresher and close its database connections."""
+    app.extensions["rome_registry"].stop()
     app.extensions["rome_db"].engine.dispose()
 
 

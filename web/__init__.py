@@ -49,6 +49,10 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         # None means ask the real Celery workers; tests set a callable instead.
         REGISTRY=None,
         REGISTRY_TIMEOUT=1.0,
+        # /registry answers from a list refreshed this often while it is asked for,
+        # and waits for a refresh only when the list is older than REGISTRY_MAX_AGE.
+        REGISTRY_REFRESH=5.0,
+        REGISTRY_MAX_AGE=30.0,
         SESSION_COOKIE_NAME="rome_session",
         # The session only carries the form token: never sent with other sites' requests.
         SESSION_COOKIE_SAMESITE="Strict",
@@ -79,6 +83,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         app.extensions["rome_db"], app.config["STALE_AFTER"]
     )
     errors.register(app)
+    registry.install(app)
     app.register_blueprint(race.bp)
     app.register_blueprint(wipeout.bp)
     app.register_blueprint(api.bp)

@@ -87,6 +87,14 @@ def history(race_id: int):
         return jsonify(race_history(session, race_id, since).to_json())
 
 
+@bp.get("/races/<race_id>")
+@bp.get("/races/<race_id>/history")
+def not_a_race_id(race_id: str):
+    """Answer 404 for a race id that is not a number, saying what an id looks like."""
+    return error_json(404, f"no race with id {race_id!r}: race ids are whole numbers, "
+                           "as listed by /api/races")
+
+
 @bp.get("/rejected")
 def rejected():
     """List the newest rejected payloads, at most ?limit= of them (1 to 500)."""

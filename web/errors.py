@@ -1,12 +1,12 @@
-"""Turn errors into JSON for API callers and keep database outages out of 500s."""
+"""Answer every error as JSON for API callers and as a styled page with a way back for people."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException, ServiceUnavailable
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, ServiceUnavailable
 
 logger = logging.getLogger("rome.web")
 
@@ -24,10 +24,37 @@ def error_json(status: int, message: str) -> tuple[Response, int]:
     return jsonify(error=message), status
 
 
+def describe(exc: HTTPException) -> str:
+    """Say what went wrong in words that help: Werkzeug's stock texts name no path or method."""
+    if exc.description != type(exc).description:
+        return exc.description  # a view's own message, such as "no race with id 99"
+    path = request.path
+    if isinstance(exc, NotFound):
+        if path.startswith("/api/"):
+            return f"no API route {path}: the routes are listed in /api/openapi.json"
+        return f"there is no page at {path}"
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        allowed = ", ".join(m for m in exc.valid_methods if m not in ("HEAD", "OPTIONS"))
+        return f"{request.method} is not allowed on {path}; it answers {allowed}"
+    return exc.description or exc.name
+
+
+def _sentence(message: str) -> str:
+    message = message[:1].upper() + message[1:]
+    return message if message.endswith((".", "!", "?")) else f"{message}."
+
+
 def _http_error(exc: HTTPException):
-    if not wants_json():
-        return exc
-    response, status = error_json(exc.code or 500, exc.description or exc.name)
+    status = exc.code or 500
+    message = describe(exc)
+    if wants_json():
+        response, _ = error_json(status, message)
+    else:
+        response = Response(
+            render_template("error.html", status=status, title=exc.name,
+                            message=_sentence(message), retry=status >= 500),
+            mimetype="text/html",
+        )
     # Keep headers such as Allow on a 405, so clients still learn what is allowed.
     for name, value in exc.get_headers():
         if name.lower() != "content-type":

@@ -1,12 +1,13 @@
-"""List the live Celery workers, as the original's registry sidecar did."""
+"""List the live Celery workers, as the original's registry sidecar did, from a background cache."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, jsonify, request
-from kombu.exceptions import OperationalError as BrokerError
+from flask import Blueprint, Flask, current_app, jsonify, request
 
+from rome.registry_cache import RegistryCache
 from web.errors import error_json
 
 bp = Blueprint("registry", __name__)
@@ -15,9 +16,11 @@ logger = logging.getLogger("rome.web")
 
 def inspect_workers(celery_app, timeout: float = 1.0) -> list[dict]:
     """Ask every live worker for its queues, tasks and pool, sorted by hostname."""
-    inspect = celery_app.control.inspect(timeout=timeout)
+    # A broadcast waits out its timeout for replies it cannot know are not coming;
+    # the first learns how many workers answer, so the next two stop once all have.
+    queues = celery_app.control.inspect(timeout=timeout).active_queues() or {}
+    inspect = celery_app.control.inspect(timeout=timeout, limit=len(queues) or None)
     # Each call returns None when no worker answered within the timeout.
-    queues = inspect.active_queues() or {}
     registered = inspect.registered() or {}
     stats = inspect.stats() or {}
     workers = []
@@ -39,14 +42,23 @@ def inspect_workers(celery_app, timeout: float = 1.0) -> list[dict]:
     return workers
 
 
-def _live_workers() -> list[dict]:
-    registry = current_app.config.get("REGISTRY")
-    if callable(registry):
-        return registry()
-    # Imported here: importing workers loads settings and creates the broker folders.
-    from workers import app as celery_app
+def install(app: Flask) -> None:
+    """Give app its worker cache: Celery's inspect, or the REGISTRY callable tests set."""
+    fetch = app.config.get("REGISTRY")
+    timeout = app.config["REGISTRY_TIMEOUT"]
+    real = not callable(fetch)
+    if real:
+        def fetch():
+            # Imported here: importing workers loads settings and creates the broker folders.
+            from workers import app as celery_app
 
-    return inspect_workers(celery_app, timeout=current_app.config.get("REGISTRY_TIMEOUT", 1.0))
+            return inspect_workers(celery_app, timeout=timeout)
+
+    cache = RegistryCache(fetch, every=app.config["REGISTRY_REFRESH"],
+                          max_age=app.config["REGISTRY_MAX_AGE"])
+    app.extensions["rome_registry"] = cache
+    if real:
+        cache.start()  # so the first request finds the list already known
 
 
 def _serves(worker: dict, service: str) -> bool:
@@ -60,13 +72,21 @@ def registry():
     service = request.args.get("service")
     if service is not None and not service.strip():
         return error_json(400, "service must not be empty")
-    try:
-        workers = _live_workers()
-    except (BrokerError, OSError) as exc:
-        logger.error("registry: broker unreachable: %s", exc)
-        return error_json(503, f"cannot reach the broker: {exc}")
+    known = current_app.extensions["rome_registry"].get()
+    if known.workers is None:
+        return error_json(503, f"cannot list the workers: {known.error or 'no answer yet'}")
+    workers = known.workers
     if service is not None:
         workers = [w for w in workers if _serves(w, service)]
         if not workers:
             return error_json(404, f"no live worker serves {service!r}")
-    return jsonify(services=workers)
+    as_of = datetime.fromtimestamp(known.as_of, UTC)
+    body = {
+        "services": workers,
+        # How fresh the list is: when the refresh that found it began.
+        "as_of": as_of.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "age_seconds": round(max(0.0, datetime.now(UTC).timestamp() - known.as_of), 1),
+    }
+    if known.error:
+        body["refresh_error"] = known.error
+    return jsonify(body)
