@@ -34,6 +34,7 @@ class Message:
     version: int | None = None
     format: str | None = None  # for a source the catalog does not name
     counts: int = 0  # how many valid counts it carries
+    feed_version: int | None = None  # the snapshot's version, whether or not it goes along
     kind: str = "good"
 
 
@@ -183,7 +184,8 @@ def to_message(snapshot: Snapshot) -> Message:
     body = render_feed(snapshot.format, snapshot).decode()
     # Clarity's version is its folder's number, not in the file: it goes along.
     version = snapshot.version if snapshot.format == "clarity" else None
-    return Message(snapshot.source, body, version=version, counts=len(snapshot.counts))
+    return Message(snapshot.source, body, version=version, counts=len(snapshot.counts),
+                   feed_version=snapshot.version)
 
 
 def plan_stream(

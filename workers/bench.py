@@ -313,7 +313,10 @@ def measure_freshness(database, env: dict, seconds: float, rate: float, batch: i
         def poll():
             while not stop.is_set():
                 races = http.get(url, timeout=5).json()["races"]
-                versions = {s["id"]: s["version"] or 0 for r in races for s in r["sources"]}
+                versions: dict[str, int] = {}
+                for source in (s for r in races for s in r["sources"]):
+                    versions[source["id"]] = max(versions.get(source["id"], 0),
+                                                 source["version"] or 0)
                 seen.append((time.monotonic(), versions))
                 time.sleep(0.005)
 
@@ -326,7 +329,7 @@ def measure_freshness(database, env: dict, seconds: float, rate: float, batch: i
             if not publish_confirmed(message):
                 raise BenchError("the broker did not confirm a message")
             total += message.counts
-            emitted.append((at, message.source, message.version))
+            emitted.append((at, message.source, message.feed_version))
             progress.update(total)
             ahead = total / rate - (time.monotonic() - started)
             if ahead > 0:
