@@ -248,3 +248,19 @@ def test_a_lost_server_during_copy_is_an_sqlalchemy_error(database):
             killer.commit()
         with pytest.raises((OperationalError, InterfaceError)):
             record_snapshots(s, [race_snapshot("ap", 1, {101: 100})])
+
+
+def test_an_ap_initialization_file_stores_races_and_candidates_before_any_count(database):
+    from pathlib import Path
+
+    from rome.formats import parse_feed
+
+    body = (Path(__file__).parent / "fixtures/ap/20151103_national_initialization.json")
+    init = parse_feed("ap", body.read_bytes(), source="elex")
+    assert init.counts == () and init.races
+    apply(database, init)
+    with database.Session() as s:
+        views = {v.id: v for v in race_views(s) if v.sources and v.sources[0].id == "elex"}
+    assert len(views) == len(init.races)
+    race = next(iter(views.values()))
+    assert race.candidates and race.total_votes == 0 and race.sources[0].version == init.version

@@ -46,8 +46,10 @@ def parse_feed(
         snapshot = module.parse(body, source=source, version=version)
     except RecursionError:
         raise InvalidPayload("payload is nested too deeply") from None
-    if not snapshot.counts:
-        raise InvalidPayload(f"{format_name} payload carries no counts")
+    # An AP initialization file names races and candidates and no counts yet: it
+    # is reference data, worth storing. A file with neither says nothing.
+    if not snapshot.counts and not snapshot.races:
+        raise InvalidPayload(f"{format_name} payload carries no races and no counts")
     return snapshot.validate()
 
 
