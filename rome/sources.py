@@ -112,13 +112,16 @@ class Night:
 
 def _progress(night: Night, race: Race, unit: str, seconds: float) -> tuple[float, float, bool]:
     """Return (election-day share counted, early counted 0/1, provisional counted) at seconds."""
-    # Squared: most units start early, as polls close, and a few trail in late.
+    # Early ballots are counted before polls close: each unit releases them within
+    # a minute of the night's start, so the page has figures from the first minute.
+    early = 1.0 if seconds >= 60.0 * _unit_hash(night.seed, "early-at", race.id, unit) else 0.0
+    # Squared: most units start counting the day's ballots early, a few trail in late.
     start = night.length * 0.4 * _unit_hash(night.seed, "start", race.id, unit) ** 2
     duration = night.length * (0.2 + 0.4 * _unit_hash(night.seed, "dur", race.id, unit))
     if seconds < start:
-        return 0.0, 0.0, False
+        return 0.0, early, False
     day = min(1.0, (seconds - start) / duration)
-    return day, 1.0, seconds >= start + duration
+    return day, early, seconds >= start + duration
 
 
 def unit_counts(night: Night, race: Race, unit: str, seconds: float) -> dict[str, list[int]]:
@@ -166,13 +169,14 @@ def race_snapshot_counts(
         seen = last_report(night, source, unit.name, tick)
         seconds = _seconds(night, seen) if seen is not None else -1.0
         figures = unit_counts(night, race, unit.name, seconds)
-        finished = finished and _progress(night, race, unit.name, seconds)[2]
+        day, _, done = _progress(night, race, unit.name, seconds)
+        finished = finished and done
         if (seen is not None and seen % CORRECTION_WINDOW < 5
                 and _unit_hash(night.seed, "overstate", source, unit.name,
                                seen // CORRECTION_WINDOW) < 0.05):
             # A typo upstream, fixed a few ticks later: a correction downward.
             figures[ELECTION_DAY][0] += 100
-        reporting += any(any(v) for v in figures.values())
+        reporting += day > 0  # a precinct reports once its day's ballots are being counted
         totals = [sum(column) for column in zip(*figures.values(), strict=True)]
         for vote_type, values in (*figures.items(), (TOTAL, totals)):
             for candidate, votes in zip(race.candidates, values, strict=True):
