@@ -43,6 +43,10 @@ def parse_body(body: str | bytes) -> object:
         return json.loads(body)
     except json.JSONDecodeError as exc:
         raise InvalidPayload(f"payload is not valid JSON: {exc}") from None
+    except RecursionError:
+        # No feed nests more than a few levels; thousands of brackets are an
+        # attack or garbage, and would fail the same way on every retry.
+        raise InvalidPayload("payload is nested too deeply to be a feed") from None
 
 
 def _field(obj: object, key: str, kind: type | tuple, where: str):

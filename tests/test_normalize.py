@@ -71,6 +71,9 @@ BAD = [
                                      "addedVotes": "3"}]}), "unknown party"),
     ("sos", json.dumps({"office": "U.S. Senator", "sequence": 1, "timestamp": "noon",
                         "results": []}), "wrong type"),
+    # Deep nesting makes the parser raise RecursionError: bad input, not a retryable error.
+    ("ap", "[" * 10_000 + "]" * 10_000, "nested too deeply"),
+    ("mc", '{"a":' * 10_000 + "1" + "}" * 10_000, "nested too deeply"),
     ("cnn", "[]", "unknown source"),
     (None, "[]", "unknown source"),
 ]
