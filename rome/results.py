@@ -195,13 +195,24 @@ def rejected_by_source(session: Session) -> dict[str | None, int]:
 
 def recent_rejected(session: Session, limit: int = 50) -> list[dict]:
     """List the newest rejected payloads, payload cut to a readable length."""
-    rows = session.scalars(select(RejectedRow).order_by(RejectedRow.id.desc()).limit(limit))
+    # Cut in the database: a stored payload may be a megabyte.
+    rows = session.execute(
+        select(
+            RejectedRow.id,
+            RejectedRow.source_id,
+            RejectedRow.reason,
+            func.substr(RejectedRow.payload, 1, 500).label("payload"),
+            RejectedRow.received_at,
+        )
+        .order_by(RejectedRow.id.desc())
+        .limit(limit)
+    )
     return [
         {
             "id": r.id,
             "source": r.source_id,
             "reason": r.reason,
-            "payload": r.payload[:500],
+            "payload": r.payload,
             "received_at": _iso(r.received_at),
         }
         for r in rows
