@@ -26,18 +26,13 @@ from rome.inject import BAD_KINDS
 from rome.models import LedgerRow, RejectedRow
 from rome.sources import roll_tick
 from rome.tally import compare, tallies
-from support import Processes, reset_queues, wait_for
+from support import Processes, queue_depth, reset_queues, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 UPDATES = 20_000
 ROME = [sys.executable, "-m", "rome.cli"]
 PG_CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect"]
-
-
-def queue_depth(url: str, name: str) -> int:
-    with Connection(url) as conn:
-        return conn.channel().queue_declare(name, passive=True).message_count
 
 
 class Stack:

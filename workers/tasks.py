@@ -8,6 +8,9 @@ fail is decided in one place, PipelineTask:
   jitter, for as long as it takes (the message is never acked uncommitted);
 - anything else is retried MAX_TRIES times, then stored as rejected and
   dead-lettered.
+
+Every message the worker gives up on is dead-lettered, and one signal
+handler, _record_dead_letter, stores each of them in `rejected`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 from functools import cache
 
 from celery.exceptions import Reject, Retry
-from celery.signals import task_rejected
+from celery.signals import task_failure, task_rejected, task_unknown
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -62,9 +65,36 @@ def store_rejected(source: object, body: object, reason: str) -> int | None:
 
 
 @task_rejected.connect
-def _record_rejected_message(message, exc=None, **_):
-    """Record a message the worker refused before any task ran (it is dead-lettered)."""
-    reason = f"undecodable message ({message.content_type}): {exc}"
+@task_unknown.connect
+@task_failure.connect
+def _record_dead_letter(signal=None, sender=None, **info):
+    """Record every message the worker gives up on: each one is dead-lettered.
+
+    Three signals cover them all: task_rejected (a message no task could
+    decode), task_unknown (a task name nobody registered) and task_failure
+    (a task, ours or one of Celery's built-ins, that failed for good, or
+    rejected its message without requeue).
+    """
+    if signal is task_failure:
+        name, exc, args = sender.name, info.get("exception"), info.get("args") or ()
+        pipeline = isinstance(sender, PipelineTask)
+        if isinstance(exc, Reject):
+            reason = f"{name} gave up: {exc!r}"
+        elif pipeline:
+            reason = f"{name} failed {MAX_TRIES} times: {exc!r}"
+        else:
+            reason = f"{name} failed: {exc!r}"
+        # Only the pipeline's own tasks take a source as their first argument.
+        source = args[0] if pipeline and args and isinstance(args[0], str) else None
+        store_rejected(source, repr(args)[:1_000_000], reason)
+        log(logger, "dead_lettered", logging.ERROR, task=name, task_id=info.get("task_id"),
+            reason=reason)
+        return
+    message = info["message"]
+    if signal is task_unknown:
+        reason = f"unknown task {info.get('name')!r:.200}"
+    else:
+        reason = f"undecodable message ({message.content_type}): {info.get('exc')}"
     log(logger, "message_rejected", logging.ERROR, reason=reason)
     store_rejected(None, message.body, reason)
 
@@ -106,11 +136,6 @@ class PipelineTask(app.Task):
         time.sleep(delay)
         raise Reject(f"{event}: {exc}", requeue=True) from exc
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        source = args[0] if args and isinstance(args[0], str) else None
-        reason = f"{self.name} failed {MAX_TRIES} times: {exc!r}"
-        store_rejected(source, repr(args)[:1_000_000], reason)
-        log(logger, "dead_lettered", logging.ERROR, task=self.name, task_id=task_id, reason=reason)
 
 
 @app.task(name="rome.source.emit", bind=True, base=PipelineTask)
