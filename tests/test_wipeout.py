@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature
 
+from web.csrf import SessionKeyError
 from webapp import TOKEN, VOTES, dispose, make_app
 
 
@@ -104,20 +110,50 @@ def test_every_worker_signs_sessions_with_the_same_key(database_url, tmp_path):
     assert response.status_code == 303
 
 
-def test_the_session_key_is_the_configured_secret_or_derived_from_the_token(
+def test_the_session_key_is_the_configured_secret_or_a_random_one_kept_in_the_data_dir(
     database_url, tmp_path
 ):
     configured = make_app(database_url, tmp_path, SECRET_KEY="a-configured-secret-key")
-    derived = make_app(database_url, tmp_path)
+    stored = make_app(database_url, tmp_path)
     other_token = make_app(database_url, tmp_path, ADMIN_TOKEN="another-admin-token")
+    elsewhere = make_app(database_url, tmp_path, DATA_DIR=str(tmp_path / "elsewhere"))
     disabled = make_app(database_url, tmp_path, ADMIN_TOKEN=None)
-    for app in (configured, derived, other_token, disabled):
+    for app in (configured, stored, other_token, elsewhere, disabled):
         dispose(app)
     assert configured.secret_key == "a-configured-secret-key"
-    assert isinstance(derived.secret_key, bytes) and len(derived.secret_key) == 32
-    assert TOKEN.encode() not in derived.secret_key
-    assert derived.secret_key != other_token.secret_key
+    key_file = Path(stored.config["DATA_DIR"]) / "web-session-key"
+    assert re.fullmatch(r"[0-9a-f]{64}", stored.secret_key)
+    assert key_file.read_text().strip() == stored.secret_key
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    # The same for every process of one deployment, whatever the token; another
+    # deployment (another data folder) gets its own.
+    assert other_token.secret_key == stored.secret_key
+    assert elsewhere.secret_key != stored.secret_key
     assert disabled.secret_key is None
+
+
+def test_the_session_cookie_confirms_no_guess_at_the_admin_token(client):
+    # Anyone can GET /race and take the signed cookie home. Signing it with a
+    # key made from the token would let them test guesses offline (the right
+    # guess verifies the signature); no function of the token may verify it.
+    cookie = client.get("/race").headers["Set-Cookie"].split(";")[0].partition("=")[2]
+    scrypted = hashlib.scrypt(
+        TOKEN.encode(), salt=b"rome-web-session-v1", n=2**14, r=8, p=1, dklen=32
+    )
+    for guess in (TOKEN, TOKEN.encode(), scrypted, hashlib.sha256(TOKEN.encode()).digest()):
+        guesser = Flask("guesser")
+        guesser.secret_key = guess
+        signer = SecureCookieSessionInterface().get_signing_serializer(guesser)
+        with pytest.raises(BadSignature):
+            signer.loads(cookie)
+
+
+def test_a_damaged_key_file_stops_the_app_with_its_path(database_url, tmp_path):
+    key_file = tmp_path / "data" / "web-session-key"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text("not a key")
+    with pytest.raises(SessionKeyError, match="web-session-key"):
+        make_app(database_url, tmp_path)
 
 
 def test_without_admin_token_the_form_is_disabled(database_url, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 from flask import Flask
 
@@ -39,6 +40,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app = Flask(__name__)
     settings = load_settings()
     app.config.from_mapping(
+        DATA_DIR=str(settings.data_dir),
         DATABASE_URL=settings.database_url,
         ADMIN_TOKEN=settings.admin_token,
         SECRET_KEY=settings.secret_key,
@@ -62,9 +64,10 @@ def create_app(test_config: Mapping | None = None) -> Flask:
 
     from web import csrf
 
-    # Derived after test_config, so a test's admin token signs its sessions.
+    # Decided after test_config, so a test's own key or token counts.
     app.config["SECRET_KEY"] = csrf.secret_key(
-        app.config.get("SECRET_KEY"), app.config.get("ADMIN_TOKEN")
+        app.config.get("SECRET_KEY"), app.config.get("ADMIN_TOKEN"),
+        Path(app.config["DATA_DIR"]),
     )
     app.jinja_env.globals["csrf_token"] = csrf.csrf_token
     app.jinja_env.globals["csrf_field"] = csrf.FIELD
