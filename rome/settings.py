@@ -12,6 +12,33 @@ class SettingsError(ValueError):
     """A setting has a value Rome cannot use; the message names the variable."""
 
 
+# The secrets of .env.example, which docker-compose.yml takes as its defaults:
+# public, so refused unless the deployment declares itself a development one.
+DEVELOPMENT_SECRETS = {
+    "POSTGRES_PASSWORD": "rome-dev-postgres",
+    "RABBITMQ_PASSWORD": "rome-dev-rabbitmq",
+    "ROME_ADMIN_TOKEN": "rome-dev-admin-token",
+    "ROME_FLOWER_AUTH": "admin:rome-dev-flower",
+}
+# Where those values would reach Rome: the passwords inside the two URLs, and
+# Flower's login under either of its names.
+_SECRET_CARRIERS = ("ROME_DATABASE_URL", "ROME_BROKER_URL", "ROME_ADMIN_TOKEN",
+                    "ROME_FLOWER_AUTH", "FLOWER_BASIC_AUTH", "ROME_SECRET_KEY")
+ENVIRONMENTS = ("development", "production")
+
+
+def refuse_development_secrets(env: Mapping[str, str]) -> None:
+    """Raise SettingsError naming every variable that carries a development secret."""
+    public = [value.rpartition(":")[2] for value in DEVELOPMENT_SECRETS.values()]
+    found = [name for name in _SECRET_CARRIERS
+             if any(secret in (env.get(name) or "") for secret in public)]
+    if found:
+        raise SettingsError(
+            f"{', '.join(found)}: public development secrets from .env.example. Set secrets "
+            "of your own, or ROME_ENV=development where nobody else can reach Rome"
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -26,6 +53,11 @@ class Settings:
     log_format: str
     broker_transport_options: dict = field(default_factory=dict)
     secret_key: str | None = None
+    environment: str = "production"
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
 
     @property
     def embedded_broker(self) -> bool:
@@ -52,6 +84,11 @@ def _number(env: Mapping[str, str], name: str, default: float, kind, low, high):
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every ROME_* variable, apply defaults, and validate them."""
     env = os.environ if env is None else env
+    environment = (env.get("ROME_ENV") or "production").lower()
+    if environment not in ENVIRONMENTS:
+        raise SettingsError(f"ROME_ENV={environment!r} must be development or production")
+    if environment != "development":
+        refuse_development_secrets(env)
     data_dir = Path(env.get("ROME_DATA_DIR") or "data").resolve()
 
     database_url = env.get("ROME_DATABASE_URL") or f"sqlite:///{data_dir / 'rome.sqlite3'}"
@@ -108,6 +145,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         broker_transport_options=transport_options,
         secret_key=secret_key,
+        environment=environment,
     )
 
 

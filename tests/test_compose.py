@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from rome import db
-from rome.settings import load_settings
+from rome.settings import DEVELOPMENT_SECRETS, SettingsError, load_settings
 from support import Processes, reset_queues, session_members, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,7 +189,7 @@ def run_compose(directory: Path, *args: str, extra_env: dict[str, str] | None = 
     shutil.copyfile(COMPOSE_FILE, compose_file)
     env = {
         k: v for k, v in os.environ.items()
-        if k not in SECRET_VARS and not k.startswith("COMPOSE_")
+        if k not in SECRET_VARS and k != "ROME_ENV" and not k.startswith("COMPOSE_")
     }
     env.update(extra_env or {})
     return subprocess.run(
@@ -233,6 +233,9 @@ def test_fresh_clone_runs_without_a_dot_env(tmp_path):
     config = resolved_config(tmp_path)
     example = env_file(ENV_EXAMPLE)
     assert secrets_in(config) == {name: {example[name]} for name in SECRET_VARS}
+    # ... which Rome takes only because the defaults declare a development deployment.
+    for name in python_services():
+        assert environment_of(config["services"][name])["ROME_ENV"] == "development", name
     # Compose and this file's resolver agree on every environment and command.
     ours = resolve(services(), {})
     for name, service in config["services"].items():
@@ -240,21 +243,28 @@ def test_fresh_clone_runs_without_a_dot_env(tmp_path):
         assert argv_of(service) == argv_of(ours[name]), name
 
 
+MINE = {
+    "POSTGRES_PASSWORD": "from-dotenv-postgres",
+    "RABBITMQ_PASSWORD": "from-dotenv-rabbitmq",
+    "ROME_ADMIN_TOKEN": "from-dotenv-admin-token",
+    "ROME_FLOWER_AUTH": "ops:from-dotenv-flower",
+}
+
+
 def test_dot_env_overrides_every_default(tmp_path):
-    mine = {
-        "POSTGRES_PASSWORD": "from-dotenv-postgres",
-        "RABBITMQ_PASSWORD": "from-dotenv-rabbitmq",
-        "ROME_ADMIN_TOKEN": "from-dotenv-admin-token",
-        "ROME_FLOWER_AUTH": "ops:from-dotenv-flower",
-    }
-    assert set(mine) == set(SECRET_VARS)
-    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in mine.items()))
+    assert set(MINE) == set(SECRET_VARS)
+    # .env.example copied and every secret changed, as the README says.
+    (tmp_path / ".env").write_text(
+        "".join(f"{k}={v}\n" for k, v in {**env_file(ENV_EXAMPLE), **MINE}.items())
+    )
     config = resolved_config(tmp_path)
-    assert secrets_in(config) == {name: {value} for name, value in mine.items()}
+    assert secrets_in(config) == {name: {value} for name, value in MINE.items()}
+    for name in python_services():
+        assert environment_of(config["services"][name])["ROME_ENV"] == "production", name
     # No development value is left anywhere in the resolved file.
     text = yaml.safe_dump(config)
-    for name, value in env_file(ENV_EXAMPLE).items():
-        assert value not in text, f"{name} kept its development value"
+    for name in SECRET_VARS:
+        assert env_file(ENV_EXAMPLE)[name] not in text, f"{name} kept its development value"
 
 
 def test_every_variable_has_a_default_and_the_environment_is_one_rome_accepts():
@@ -264,14 +274,24 @@ def test_every_variable_has_a_default_and_the_environment_is_one_rome_accepts():
     for match in references:
         assert match["op"] == ":-", f"{match[0]} has no default: a fresh clone would stop"
     assert set(SECRET_VARS) <= {m["braced"] for m in references}
-    # The compose environment is one Rome accepts, with the defaults and with .env.example.
-    for variables in ({}, env_file(ENV_EXAMPLE)):
+    # The compose environment is one Rome accepts: on a fresh clone (development), and
+    # with a .env copied from .env.example once every secret in it is changed.
+    example = env_file(ENV_EXAMPLE)
+    for variables in ({}, {**example, **MINE}):
         for name, service in python_services().items():
             env = {k: map_hosts(v) for k, v in resolve(environment_of(service), variables).items()}
             settings = load_settings(env)
             assert settings.flower_auth and settings.admin_token, name
             assert settings.database_url.startswith("postgresql://"), name
             assert settings.amqp_broker, name
+    # A copy left unchanged declares production with public secrets: every service refuses.
+    for name, service in python_services().items():
+        env = {k: map_hosts(v) for k, v in resolve(environment_of(service), example).items()}
+        with pytest.raises(SettingsError) as refused:
+            load_settings(env)
+        for variable in ("ROME_DATABASE_URL", "ROME_BROKER_URL", "ROME_ADMIN_TOKEN",
+                         "ROME_FLOWER_AUTH"):
+            assert variable in str(refused.value), name
 
 
 # --- 2. structural checks -------------------------------------------------------------------
@@ -357,8 +377,10 @@ def test_ports_nero_public_flower_local_only():
 def test_the_only_secrets_written_are_the_development_defaults_of_env_example():
     text = COMPOSE_FILE.read_text()
     example = env_file(ENV_EXAMPLE)
-    # .env.example holds the secrets, and nothing else uncommented.
-    assert set(example) == set(SECRET_VARS)
+    # .env.example holds the secrets and the kind of deployment, nothing else uncommented.
+    assert set(example) == {*SECRET_VARS, "ROME_ENV"} and example["ROME_ENV"] == "production"
+    # Rome knows them, to refuse them outside development.
+    assert DEVELOPMENT_SECRETS == {name: example[name] for name in SECRET_VARS}
     for name in SECRET_VARS:
         uses = re.findall(rf"\$\{{{name}(?P<op>:?[-?]|(?=\}}))(?P<arg>[^}}]*)\}}", text)
         assert uses, f"{name} is not used"
