@@ -63,8 +63,10 @@ def plan(
              "--access-logfile", "-", "web:create_app()"],
         ),
         # The password reaches Flower as FLOWER_BASIC_AUTH (see run_demo), not
-        # as an argument every user of `ps` could read.
-        Service("flower", [*CELERY, "flower", f"--port={flower_port}", f"--address={host}"]),
+        # as an argument every user of `ps` could read. Read only: a Flower
+        # login shows the pipeline but cannot stop workers or send tasks.
+        Service("flower", [*CELERY, "flower", f"--port={flower_port}", f"--address={host}",
+                           "--read_only"]),
     ]
 
 

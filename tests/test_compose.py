@@ -222,8 +222,7 @@ def secrets_in(config: dict) -> dict[str, set[str]]:
         if name == "rabbitmq":
             found["RABBITMQ_PASSWORD"].add(env["RABBITMQ_DEFAULT_PASS"])
         if name == "flower":
-            flags = [a for a in argv_of(service) if a.startswith("--basic_auth=")]
-            found["ROME_FLOWER_AUTH"].update(a.partition("=")[2] for a in flags)
+            found["ROME_FLOWER_AUTH"].add(env["FLOWER_BASIC_AUTH"])
     return found
 
 
@@ -368,7 +367,12 @@ def test_ports_nero_public_flower_local_only():
     assert all_services["nero"]["ports"] == ["127.0.0.1:8083:8083"]
     flower = all_services["flower"]
     assert flower["ports"] and all(str(p).startswith("127.0.0.1:") for p in flower["ports"])
-    assert any(a.startswith("--basic_auth=") for a in argv_of(flower))
+    # Its login is in the environment, not on the command line (`ps` shows that to all);
+    # read only, so a login cannot stop workers or send tasks.
+    assert not any("auth" in a for a in argv_of(flower))
+    assert environment_of(flower)["FLOWER_BASIC_AUTH"] == environment_of(flower)[
+        "ROME_FLOWER_AUTH"]
+    assert "--read_only" in argv_of(flower)
     for name, service in all_services.items():
         if name in WORKERS or name in ONE_SHOT or name == "beat":
             assert "ports" not in service, name
@@ -480,6 +484,18 @@ def get(url: str, auth: str | None = None, accept: str | None = None, timeout: f
         return exc.code, exc.read()
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return None, b""
+
+
+def post(url: str, auth: str, timeout: float = 10):
+    """POST an empty JSON object with basic auth; return the status."""
+    token = base64.b64encode(auth.encode()).decode()
+    request = urllib.request.Request(url, data=b"{}", method="POST", headers={
+        "Authorization": f"Basic {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 def healthcheck_argv(test: list[str]) -> list[str]:
@@ -617,6 +633,11 @@ def test_compose_commands_run_the_pipeline(
         listed = wait_for(one_worker_per_service, 90, interval=2,
                           what="Flower to list one worker per service")
         assert all(w.endswith("@" + socket.gethostname()) for w in listed), listed
+        # ... and its login controls nothing: no shutdown, no task sent around notekeeper.
+        caesar = next(w for w in listed if w.startswith("caesar@"))
+        for path in (f"/api/worker/shutdown/{caesar}", "/api/task/async-apply/rome.caesar.record"):
+            status, _ = post(f"{flower}{path}", auth=flower_auth)
+            assert status == 403, f"Flower let its login POST {path}: {status}"
 
         # Every service's own healthcheck passes against the running services.
         checks = {}
