@@ -57,10 +57,11 @@ def plan(
     return [
         *workers,
         Service("beat", [*CELERY, "beat", "-s", schedule, "-l", "info"]),
+        # The same gunicorn settings as compose: web/gunicorn_conf.py.
         Service(
             "web",
-            [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"{host}:{web_port}",
-             "--access-logfile", "-", "web:create_app()"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
+             "-b", f"{host}:{web_port}", "web:create_app()"],
         ),
         # The password reaches Flower as FLOWER_BASIC_AUTH (see run_demo), not
         # as an argument every user of `ps` could read. Read only: a Flower
