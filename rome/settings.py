@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,10 @@ class Settings:
     broker_transport_options: dict = field(default_factory=dict)
     secret_key: str | None = None
     environment: str = "production"
+    # Host names the web answers to (a leading dot: any subdomain); None: any.
+    allowed_hosts: tuple[str, ...] | None = ("localhost", "127.0.0.1")
+    # Reverse proxies in front of the web whose X-Forwarded-* headers to trust.
+    proxy_hops: int = 0
 
     @property
     def development(self) -> bool:
@@ -79,6 +84,22 @@ def _number(env: Mapping[str, str], name: str, default: float, kind, low, high):
     if not (low <= value <= high):
         raise SettingsError(f"{name}={raw!r} must be between {low} and {high}")
     return value
+
+
+def _allowed_hosts(raw: str) -> tuple[str, ...] | None:
+    if raw.strip() == "*":
+        return None
+    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    for host in hosts:
+        # What werkzeug's trusted-host check can match: names and IPv4, no port.
+        if not re.fullmatch(r"\.?[a-z0-9-]+(\.[a-z0-9-]+)*", host):
+            raise SettingsError(
+                f"ROME_ALLOWED_HOSTS: {host!r} is not a host name or IPv4 address "
+                "(no port, no scheme; a leading dot allows every subdomain; * allows any host)"
+            )
+    if not hosts:
+        raise SettingsError("ROME_ALLOWED_HOSTS is empty: name the hosts, or * for any")
+    return hosts
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +149,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if not user or not password:
             raise SettingsError("ROME_FLOWER_AUTH must look like user:password")
 
+    allowed_hosts = _allowed_hosts(env.get("ROME_ALLOWED_HOSTS") or "localhost,127.0.0.1")
+
     log_format = (env.get("ROME_LOG_FORMAT") or "text").lower()
     if log_format not in ("text", "json"):
         raise SettingsError(f"ROME_LOG_FORMAT={log_format!r} must be text or json")
@@ -146,6 +169,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         broker_transport_options=transport_options,
         secret_key=secret_key,
         environment=environment,
+        allowed_hosts=allowed_hosts,
+        proxy_hops=_number(env, "ROME_PROXY_HOPS", 0, int, 0, 10),
     )
 
 

@@ -40,6 +40,11 @@ def test_full_stack_urls():
         ("ROME_SECRET_KEY", "not-16-chars"),
         ("ROME_FLOWER_AUTH", "nopassword"),
         ("ROME_LOG_FORMAT", "xml"),
+        ("ROME_ALLOWED_HOSTS", "results.example.org:443"),
+        ("ROME_ALLOWED_HOSTS", "https://results.example.org"),
+        ("ROME_ALLOWED_HOSTS", ","),
+        ("ROME_PROXY_HOPS", "-1"),
+        ("ROME_PROXY_HOPS", "one"),
     ],
 )
 def test_bad_value_names_the_variable(name, value):

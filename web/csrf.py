@@ -17,7 +17,8 @@ import re
 import secrets
 from pathlib import Path
 
-from flask import session
+from flask import has_request_context, request, session
+from flask.sessions import SecureCookieSessionInterface
 
 SESSION_KEY = "csrf"
 FIELD = "csrf_token"
@@ -68,6 +69,16 @@ def secret_key(configured: str | None, admin_token: str | None, data_dir: Path) 
     if admin_token:
         return stored_secret_key(data_dir)
     return None
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, the cookie marked Secure on every request over HTTPS."""
+
+    def get_cookie_secure(self, app) -> bool:
+        # Over HTTPS (directly, or through a proxy trusted with ROME_PROXY_HOPS),
+        # the browser must never send the cookie back over plain HTTP.
+        secure = super().get_cookie_secure(app)
+        return bool(secure or (has_request_context() and request.is_secure))
 
 
 def csrf_token() -> str:
