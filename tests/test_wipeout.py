@@ -179,3 +179,68 @@ def test_a_bearer_token_takes_the_api_route_even_with_a_form_body(client):
     )
     assert response.status_code == 200
     assert response.get_json() == {"tallies": len(VOTES), "ledger": len(VOTES)}
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_client_that_keeps_guessing_is_stopped_and_the_log_stays_short(
+    database_url, tmp_path, caplog
+):
+    now = [1000.0]
+    app = make_app(database_url, tmp_path, WIPEOUT_CLOCK=lambda: now[0])
+    client = app.test_client()
+    guesser, other = {"REMOTE_ADDR": "203.0.113.9"}, {"REMOTE_ADDR": "198.51.100.1"}
+    try:
+        with caplog.at_level(logging.INFO, logger="rome.web"):
+            statuses = [
+                client.post("/race/wipeout", headers=bearer(f"guess-{i:04d}"),
+                            environ_base=guesser).status_code
+                for i in range(1200)
+            ]
+            # Refused unchecked, the right token too, until the window ends.
+            blocked = client.post("/race/wipeout", headers=bearer(TOKEN), environ_base=guesser)
+            elsewhere = client.post("/race/wipeout", headers=bearer("another-guess"),
+                                    environ_base=other)
+            now[0] += 901
+            after = client.post("/race/wipeout", headers=bearer("guess-again"),
+                                environ_base=guesser)
+        remaining = total(client)
+    finally:
+        dispose(app)
+    assert statuses[:10] == [401] * 10 and set(statuses[10:]) == {429}
+    assert blocked.status_code == 429 and blocked.get_json()["error"].startswith("Too many")
+    assert 880 <= int(blocked.headers["Retry-After"]) <= 900
+    assert remaining == 1038 + 450 + 600
+    assert elsewhere.status_code == 401  # another client is not held back
+    assert after.status_code == 401  # a new window
+    lines = [r.getMessage() for r in caplog.records if r.name == "rome.web"]
+    # 10 refusals of the guesser, 1 when it was stopped, 1 summing up the
+    # 1,191 it sent meanwhile, and 1 each for the other client and the new window.
+    assert len(lines) == 14, "\n".join(lines)
+    assert sum("event=wipeout_refused" in line for line in lines) == 12
+    [limited] = [line for line in lines if "event=wipeout_limited" in line]
+    assert "client=203.0.113.9" in limited and "guesses=10" in limited
+    [summary] = [line for line in lines if "event=wipeout_refusals_summary" in line]
+    assert "client=203.0.113.9 refused=1201 logged=10" in summary
+
+
+def test_the_form_stops_a_guesser_too(client):
+    for _ in range(10):
+        response = post_form(client, csrf_token=form_token(client), token="wrong-guess",
+                             confirm="yes")
+        assert response.status_code == 401
+    response = post_form(client, csrf_token=form_token(client), token=TOKEN, confirm="yes")
+    assert response.status_code == 429
+    assert "Too many wrong admin tokens" in response.get_data(as_text=True)
+    assert total(client) == 1038 + 450 + 600
+
+
+def test_refusals_that_guess_nothing_do_not_stop_a_client(client):
+    # A forged cross-site form fails CSRF before any token is read: it must not
+    # let another site lock the admin's own address out.
+    for _ in range(30):
+        assert post_form(client, token="wrong", confirm="yes").status_code == 403
+    response = post_form(client, csrf_token=form_token(client), token=TOKEN, confirm="yes")
+    assert response.status_code == 303
