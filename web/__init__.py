@@ -87,6 +87,8 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.extensions["rome_metrics"] = metrics.metrics_registry(
         app.extensions["rome_db"], app.config["STALE_AFTER"]
     )
+    # One per process, shared by its threads: see web/wipeout.py for what the limit means.
+    app.extensions["rome_wipeout_attempts"] = wipeout.make_attempt_limiter(app.config)
     errors.register(app)
     app.register_blueprint(race.bp)
     app.register_blueprint(wipeout.bp)

@@ -32,14 +32,16 @@ WIPEOUT_GUESSES = 10
 WIPEOUT_WINDOW = 900.0
 
 
+def make_attempt_limiter(config) -> AttemptLimiter:
+    """Build the limiter of wipeout attempts from an app's config (tests may set all three)."""
+    return AttemptLimiter(
+        limit=config.get("WIPEOUT_GUESSES", WIPEOUT_GUESSES),
+        window=config.get("WIPEOUT_WINDOW", WIPEOUT_WINDOW),
+        clock=config.get("WIPEOUT_CLOCK") or time.monotonic,
+    )
+
+
 def attempt_limiter(app) -> AttemptLimiter:
-    """Return the app's limiter of wipeout attempts, made on first use from its config."""
-    if "rome_wipeout_attempts" not in app.extensions:
-        app.extensions["rome_wipeout_attempts"] = AttemptLimiter(
-            limit=app.config.get("WIPEOUT_GUESSES", WIPEOUT_GUESSES),
-            window=app.config.get("WIPEOUT_WINDOW", WIPEOUT_WINDOW),
-            clock=app.config.get("WIPEOUT_CLOCK") or time.monotonic,
-        )
     return app.extensions["rome_wipeout_attempts"]
 
 
