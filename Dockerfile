@@ -40,4 +40,4 @@ USER rome
 EXPOSE 8083 5555
 
 # Without a command from compose, serve the web app.
-CMD ["gunicorn", "-b", "0.0.0.0:8083", "web:create_app()"]
+CMD ["gunicorn", "-c", "python:web.gunicorn_conf", "-b", "0.0.0.0:8083", "web:create_app()"]

@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     window = 2 * args.runs * (args.seconds + 1) + 20
     updates = int(args.rate * window)
     try:
-        start("web", [python, "-m", "gunicorn", "-w", str(args.web_workers), "-b",
-                      f"127.0.0.1:{port}", "web:create_app()"])
+        start("web", [python, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
+                      "-w", str(args.web_workers), "-b", f"127.0.0.1:{port}",
+                      "web:create_app()"])
         start("worker", [python, "-m", "celery", "-A", "workers", "worker", "-Q", QUEUES,
                          "-n", "bench-web@%h", "-c", "2", "-l", "warning"])
         wait_until(lambda: urllib.request.urlopen(f"{base}/livez", timeout=2), 30, "gunicorn")
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(f"machine: {machine()}")
     print(f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s --latency, "
-          f"{args.runs} runs each, alternating; gunicorn -w {args.web_workers} (sync)")
+          f"{args.runs} runs each, alternating; gunicorn -w {args.web_workers} "
+          "(web/gunicorn_conf.py: threads)")
     print(f"ingest during the runs: {ingest_rate:,.0f} updates/s applied "
           f"(offered {args.rate:,.0f}/s in batches of {args.batch})")
     if dead:

@@ -73,15 +73,18 @@ def plan(
     return [
         *workers,
         Service("beat", [*celery, "beat", "-s", schedule, "-l", log_level]),
+        # The same gunicorn settings as compose: web/gunicorn_conf.py.
         Service(
             "web",
-            [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"{url_host(host)}:{web_port}",
-             "--log-level", log_level, *access_log, "web:create_app()"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
+             "-b", f"{url_host(host)}:{web_port}", "--log-level", log_level, *access_log,
+             "web:create_app()"],
         ),
         # The password reaches Flower as FLOWER_BASIC_AUTH (see run_demo), not
-        # as an argument every user of `ps` could read.
+        # as an argument every user of `ps` could read. Read only: a Flower
+        # login shows the pipeline but cannot stop workers or send tasks.
         Service("flower", [*celery, "flower", f"--port={flower_port}", f"--address={host}",
-                           f"--logging={log_level}"]),
+                           f"--logging={log_level}", "--read_only"]),
     ]
 
 

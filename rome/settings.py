@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,33 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 class SettingsError(ValueError):
     """A setting has a value Rome cannot use; the message names the variable."""
+
+
+# The secrets of .env.example, which docker-compose.yml takes as its defaults:
+# public, so refused unless the deployment declares itself a development one.
+DEVELOPMENT_SECRETS = {
+    "POSTGRES_PASSWORD": "rome-dev-postgres",
+    "RABBITMQ_PASSWORD": "rome-dev-rabbitmq",
+    "ROME_ADMIN_TOKEN": "rome-dev-admin-token",
+    "ROME_FLOWER_AUTH": "admin:rome-dev-flower",
+}
+# Where those values would reach Rome: the passwords inside the two URLs, and
+# Flower's login under either of its names.
+_SECRET_CARRIERS = ("ROME_DATABASE_URL", "ROME_BROKER_URL", "ROME_ADMIN_TOKEN",
+                    "ROME_FLOWER_AUTH", "FLOWER_BASIC_AUTH", "ROME_SECRET_KEY")
+ENVIRONMENTS = ("development", "production")
+
+
+def refuse_development_secrets(env: Mapping[str, str]) -> None:
+    """Raise SettingsError naming every variable that carries a development secret."""
+    public = [value.rpartition(":")[2] for value in DEVELOPMENT_SECRETS.values()]
+    found = [name for name in _SECRET_CARRIERS
+             if any(secret in (env.get(name) or "") for secret in public)]
+    if found:
+        raise SettingsError(
+            f"{', '.join(found)}: public development secrets from .env.example. Set secrets "
+            "of your own, or ROME_ENV=development where nobody else can reach Rome"
+        )
 
 
 @dataclass(frozen=True)
@@ -30,6 +58,15 @@ class Settings:
     broker_transport_options: dict = field(default_factory=dict)
     secret_key: str | None = None
     log_level: str | None = None
+    environment: str = "production"
+    # Host names the web answers to (a leading dot: any subdomain); None: any.
+    allowed_hosts: tuple[str, ...] | None = ("localhost", "127.0.0.1")
+    # Reverse proxies in front of the web whose X-Forwarded-* headers to trust.
+    proxy_hops: int = 0
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
 
     @property
     def embedded_broker(self) -> bool:
@@ -53,9 +90,30 @@ def _number(env: Mapping[str, str], name: str, default: float, kind, low, high):
     return value
 
 
+def _allowed_hosts(raw: str) -> tuple[str, ...] | None:
+    if raw.strip() == "*":
+        return None
+    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    for host in hosts:
+        # What werkzeug's trusted-host check can match: names and IPv4, no port.
+        if not re.fullmatch(r"\.?[a-z0-9-]+(\.[a-z0-9-]+)*", host):
+            raise SettingsError(
+                f"ROME_ALLOWED_HOSTS: {host!r} is not a host name or IPv4 address "
+                "(no port, no scheme; a leading dot allows every subdomain; * allows any host)"
+            )
+    if not hosts:
+        raise SettingsError("ROME_ALLOWED_HOSTS is empty: name the hosts, or * for any")
+    return hosts
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every ROME_* variable, apply defaults, and validate them."""
     env = os.environ if env is None else env
+    environment = (env.get("ROME_ENV") or "production").lower()
+    if environment not in ENVIRONMENTS:
+        raise SettingsError(f"ROME_ENV={environment!r} must be development or production")
+    if environment != "development":
+        refuse_development_secrets(env)
     data_dir = Path(env.get("ROME_DATA_DIR") or "data").resolve()
 
     database_url = env.get("ROME_DATABASE_URL") or f"sqlite:///{data_dir / 'rome.sqlite3'}"
@@ -95,6 +153,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if not user or not password:
             raise SettingsError("ROME_FLOWER_AUTH must look like user:password")
 
+    allowed_hosts = _allowed_hosts(env.get("ROME_ALLOWED_HOSTS") or "localhost,127.0.0.1")
+
     log_format = (env.get("ROME_LOG_FORMAT") or "text").lower()
     if log_format not in ("text", "json"):
         raise SettingsError(f"ROME_LOG_FORMAT={log_format!r} must be text or json")
@@ -118,6 +178,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         broker_transport_options=transport_options,
         secret_key=secret_key,
         log_level=log_level,
+        environment=environment,
+        allowed_hosts=allowed_hosts,
+        proxy_hops=_number(env, "ROME_PROXY_HOPS", 0, int, 0, 10),
     )
 
 

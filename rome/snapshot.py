@@ -106,6 +106,8 @@ class Snapshot:
         """Check every field and every reference; raise InvalidPayload naming the first fault."""
         if not isinstance(self.source, str) or not SOURCE_ID.fullmatch(self.source):
             raise InvalidPayload(f"source must be a short lowercase id, got {self.source!r:.40}")
+        if not isinstance(self.format, str) or not SOURCE_ID.fullmatch(self.format):
+            raise InvalidPayload(f"format must be a short lowercase name, got {self.format!r:.40}")
         _whole(self.version, "version", 0, MAX_VERSION)
         if not (isinstance(self.feed_at, (int, float)) and math.isfinite(self.feed_at)
                 and 0.0 <= self.feed_at <= MAX_TIME):

@@ -24,6 +24,14 @@ def reset_queues(url: str) -> None:
             channel.queue_delete(name)
 
 
+def queue_depth(url: str, name: str) -> int:
+    """Count the messages waiting in queue name on the broker at url."""
+    from kombu import Connection
+
+    with Connection(url) as conn:
+        return conn.channel().queue_declare(name, passive=True).message_count
+
+
 def session_members(sids: set[int]) -> set[int]:
     """Return the pids of every live process whose session is one of sids."""
     members = set()

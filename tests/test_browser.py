@@ -81,8 +81,8 @@ def site(tmp_path, unique):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # Two workers: a form served by one must be accepted by the other.
-    processes.start("web", [sys.executable, "-m", "gunicorn", "-w", "2", "-b",
-                            f"127.0.0.1:{port}", "web:create_app()"])
+    processes.start("web", [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
+                            "-w", "2", "-b", f"127.0.0.1:{port}", "web:create_app()"])
     processes.worker()
     processes.beat()
 

@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from rome import db
-from rome.settings import load_settings
+from rome.settings import DEVELOPMENT_SECRETS, SettingsError, load_settings
 from support import Processes, reset_queues, session_members, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,7 +189,7 @@ def run_compose(directory: Path, *args: str, extra_env: dict[str, str] | None = 
     shutil.copyfile(COMPOSE_FILE, compose_file)
     env = {
         k: v for k, v in os.environ.items()
-        if k not in SECRET_VARS and not k.startswith("COMPOSE_")
+        if k not in SECRET_VARS and k != "ROME_ENV" and not k.startswith("COMPOSE_")
     }
     env.update(extra_env or {})
     return subprocess.run(
@@ -222,8 +222,7 @@ def secrets_in(config: dict) -> dict[str, set[str]]:
         if name == "rabbitmq":
             found["RABBITMQ_PASSWORD"].add(env["RABBITMQ_DEFAULT_PASS"])
         if name == "flower":
-            flags = [a for a in argv_of(service) if a.startswith("--basic_auth=")]
-            found["ROME_FLOWER_AUTH"].update(a.partition("=")[2] for a in flags)
+            found["ROME_FLOWER_AUTH"].add(env["FLOWER_BASIC_AUTH"])
     return found
 
 
@@ -233,6 +232,9 @@ def test_fresh_clone_runs_without_a_dot_env(tmp_path):
     config = resolved_config(tmp_path)
     example = env_file(ENV_EXAMPLE)
     assert secrets_in(config) == {name: {example[name]} for name in SECRET_VARS}
+    # ... which Rome takes only because the defaults declare a development deployment.
+    for name in python_services():
+        assert environment_of(config["services"][name])["ROME_ENV"] == "development", name
     # Compose and this file's resolver agree on every environment and command.
     ours = resolve(services(), {})
     for name, service in config["services"].items():
@@ -240,21 +242,28 @@ def test_fresh_clone_runs_without_a_dot_env(tmp_path):
         assert argv_of(service) == argv_of(ours[name]), name
 
 
+MINE = {
+    "POSTGRES_PASSWORD": "from-dotenv-postgres",
+    "RABBITMQ_PASSWORD": "from-dotenv-rabbitmq",
+    "ROME_ADMIN_TOKEN": "from-dotenv-admin-token",
+    "ROME_FLOWER_AUTH": "ops:from-dotenv-flower",
+}
+
+
 def test_dot_env_overrides_every_default(tmp_path):
-    mine = {
-        "POSTGRES_PASSWORD": "from-dotenv-postgres",
-        "RABBITMQ_PASSWORD": "from-dotenv-rabbitmq",
-        "ROME_ADMIN_TOKEN": "from-dotenv-admin-token",
-        "ROME_FLOWER_AUTH": "ops:from-dotenv-flower",
-    }
-    assert set(mine) == set(SECRET_VARS)
-    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in mine.items()))
+    assert set(MINE) == set(SECRET_VARS)
+    # .env.example copied and every secret changed, as the README says.
+    (tmp_path / ".env").write_text(
+        "".join(f"{k}={v}\n" for k, v in {**env_file(ENV_EXAMPLE), **MINE}.items())
+    )
     config = resolved_config(tmp_path)
-    assert secrets_in(config) == {name: {value} for name, value in mine.items()}
+    assert secrets_in(config) == {name: {value} for name, value in MINE.items()}
+    for name in python_services():
+        assert environment_of(config["services"][name])["ROME_ENV"] == "production", name
     # No development value is left anywhere in the resolved file.
     text = yaml.safe_dump(config)
-    for name, value in env_file(ENV_EXAMPLE).items():
-        assert value not in text, f"{name} kept its development value"
+    for name in SECRET_VARS:
+        assert env_file(ENV_EXAMPLE)[name] not in text, f"{name} kept its development value"
 
 
 def test_every_variable_has_a_default_and_the_environment_is_one_rome_accepts():
@@ -264,14 +273,24 @@ def test_every_variable_has_a_default_and_the_environment_is_one_rome_accepts():
     for match in references:
         assert match["op"] == ":-", f"{match[0]} has no default: a fresh clone would stop"
     assert set(SECRET_VARS) <= {m["braced"] for m in references}
-    # The compose environment is one Rome accepts, with the defaults and with .env.example.
-    for variables in ({}, env_file(ENV_EXAMPLE)):
+    # The compose environment is one Rome accepts: on a fresh clone (development), and
+    # with a .env copied from .env.example once every secret in it is changed.
+    example = env_file(ENV_EXAMPLE)
+    for variables in ({}, {**example, **MINE}):
         for name, service in python_services().items():
             env = {k: map_hosts(v) for k, v in resolve(environment_of(service), variables).items()}
             settings = load_settings(env)
             assert settings.flower_auth and settings.admin_token, name
             assert settings.database_url.startswith("postgresql://"), name
             assert settings.amqp_broker, name
+    # A copy left unchanged declares production with public secrets: every service refuses.
+    for name, service in python_services().items():
+        env = {k: map_hosts(v) for k, v in resolve(environment_of(service), example).items()}
+        with pytest.raises(SettingsError) as refused:
+            load_settings(env)
+        for variable in ("ROME_DATABASE_URL", "ROME_BROKER_URL", "ROME_ADMIN_TOKEN",
+                         "ROME_FLOWER_AUTH"):
+            assert variable in str(refused.value), name
 
 
 # --- 2. structural checks -------------------------------------------------------------------
@@ -348,7 +367,12 @@ def test_ports_nero_public_flower_local_only():
     assert all_services["nero"]["ports"] == ["127.0.0.1:8083:8083"]
     flower = all_services["flower"]
     assert flower["ports"] and all(str(p).startswith("127.0.0.1:") for p in flower["ports"])
-    assert any(a.startswith("--basic_auth=") for a in argv_of(flower))
+    # Its login is in the environment, not on the command line (`ps` shows that to all);
+    # read only, so a login cannot stop workers or send tasks.
+    assert not any("auth" in a for a in argv_of(flower))
+    assert environment_of(flower)["FLOWER_BASIC_AUTH"] == environment_of(flower)[
+        "ROME_FLOWER_AUTH"]
+    assert "--read_only" in argv_of(flower)
     for name, service in all_services.items():
         if name in WORKERS or name in ONE_SHOT or name == "beat":
             assert "ports" not in service, name
@@ -357,8 +381,10 @@ def test_ports_nero_public_flower_local_only():
 def test_the_only_secrets_written_are_the_development_defaults_of_env_example():
     text = COMPOSE_FILE.read_text()
     example = env_file(ENV_EXAMPLE)
-    # .env.example holds the secrets, and nothing else uncommented.
-    assert set(example) == set(SECRET_VARS)
+    # .env.example holds the secrets and the kind of deployment, nothing else uncommented.
+    assert set(example) == {*SECRET_VARS, "ROME_ENV"} and example["ROME_ENV"] == "production"
+    # Rome knows them, to refuse them outside development.
+    assert DEVELOPMENT_SECRETS == {name: example[name] for name in SECRET_VARS}
     for name in SECRET_VARS:
         uses = re.findall(rf"\$\{{{name}(?P<op>:?[-?]|(?=\}}))(?P<arg>[^}}]*)\}}", text)
         assert uses, f"{name} is not used"
@@ -458,6 +484,18 @@ def get(url: str, auth: str | None = None, accept: str | None = None, timeout: f
         return exc.code, exc.read()
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return None, b""
+
+
+def post(url: str, auth: str, timeout: float = 10):
+    """POST an empty JSON object with basic auth; return the status."""
+    token = base64.b64encode(auth.encode()).decode()
+    request = urllib.request.Request(url, data=b"{}", method="POST", headers={
+        "Authorization": f"Basic {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 def healthcheck_argv(test: list[str]) -> list[str]:
@@ -595,6 +633,11 @@ def test_compose_commands_run_the_pipeline(
         listed = wait_for(one_worker_per_service, 90, interval=2,
                           what="Flower to list one worker per service")
         assert all(w.endswith("@" + socket.gethostname()) for w in listed), listed
+        # ... and its login controls nothing: no shutdown, no task sent around notekeeper.
+        caesar = next(w for w in listed if w.startswith("caesar@"))
+        for path in (f"/api/worker/shutdown/{caesar}", "/api/task/async-apply/rome.caesar.record"):
+            status, _ = post(f"{flower}{path}", auth=flower_auth)
+            assert status == 403, f"Flower let its login POST {path}: {status}"
 
         # Every service's own healthcheck passes against the running services.
         checks = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -127,8 +128,81 @@ def test_flask_cli_finds_the_factory():
 
 def test_rome_does_not_import_flask():
     code = (
-        "import sys, rome.db, rome.results, rome.tally, rome.settings, rome.normalize,"
+        "import sys, rome.db, rome.results, rome.tally, rome.settings, rome.formats,"
         " rome.history, rome.freshness;"
         "assert 'flask' not in sys.modules, 'rome imported flask'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.getcwd())
+
+
+# What every answer carries, and whom the app answers to (issue 14, point 9).
+
+
+def test_an_unknown_host_gets_400_not_a_redirect_to_itself(client):
+    # Werkzeug merges the slashes of /static//x with a 308 to an absolute URL
+    # built from the Host header: an open redirect, unless the host is known.
+    evil = client.get("/static//style.css", headers={"Host": "evil.example"})
+    assert evil.status_code == 400
+    assert "Location" not in evil.headers
+    known = client.get("/static//style.css", headers={"Host": "127.0.0.1:8083"})
+    assert known.status_code == 308
+    assert known.headers["Location"] == "http://127.0.0.1:8083/static/style.css"
+    assert client.get("/api/races", headers={"Host": "evil.example"}).status_code == 400
+
+
+def test_allowed_hosts_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("ROME_ALLOWED_HOSTS", "results.example.org,.example.net")
+    app = create_app({"TESTING": True, "REGISTRY": lambda: []})
+    client = app.test_client()
+    try:
+        assert client.get("/livez", headers={"Host": "results.example.org"}).status_code == 200
+        assert client.get("/livez", headers={"Host": "www.example.net:443"}).status_code == 200
+        assert client.get("/livez", headers={"Host": "localhost"}).status_code == 400
+    finally:
+        dispose(app)
+    monkeypatch.setenv("ROME_ALLOWED_HOSTS", "*")
+    app = create_app({"TESTING": True})
+    dispose(app)
+    assert app.config["TRUSTED_HOSTS"] is None
+
+
+@pytest.mark.parametrize("path", ["/api/races", "/healthz", "/race", "/metrics", "/nowhere"])
+def test_every_answer_says_nosniff_and_keeps_its_referrer_home(client, path):
+    response = client.get(path)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def session_cookie(response) -> str:
+    [cookie] = [v for k, v in response.headers.items()
+                if k == "Set-Cookie" and v.startswith("rome_session=")]
+    return cookie
+
+
+def test_the_session_cookie_is_secure_over_https(app):
+    assert "Secure" not in session_cookie(app.test_client().get("/race"))
+    over_https = app.test_client().get("/race", base_url="https://localhost")
+    assert "; Secure" in session_cookie(over_https)
+
+
+def test_forwarded_headers_count_only_behind_a_trusted_proxy(database_url, tmp_path, caplog):
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"}
+    direct = webapp.make_app(database_url, tmp_path)
+    proxied = webapp.make_app(database_url, tmp_path, PROXY_HOPS=1)
+    try:
+        # Without a proxy the headers are the client's own claims: ignored.
+        response = direct.test_client().get("/race", headers=forwarded)
+        assert "Secure" not in session_cookie(response)
+        # Behind one proxy, they say how the browser reached the proxy, and from where.
+        response = proxied.test_client().get("/race", headers=forwarded)
+        assert "; Secure" in session_cookie(response)
+        with caplog.at_level(logging.INFO, logger="rome.web"):
+            for app in (direct, proxied):
+                app.test_client().post("/race/wipeout", headers={
+                    **forwarded, "Authorization": "Bearer a-wrong-token"})
+        refused = [r.getMessage() for r in caplog.records if "wipeout_refused" in r.getMessage()]
+        assert "remote_addr=127.0.0.1 " in refused[0]
+        assert "remote_addr=198.51.100.7 " in refused[1]
+    finally:
+        webapp.dispose(direct)
+        webapp.dispose(proxied)

@@ -30,18 +30,13 @@ from rome.inject import BAD_KINDS, expected_tallies, read_expectation
 from rome.models import HistoryRow, RejectedRow, SourceRow
 from rome.settings import load_settings
 from rome.sources import Night, simulate
-from support import Processes, reset_queues, wait_for
+from support import Processes, queue_depth, reset_queues, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 UPDATES = 20_000
 ROME = [sys.executable, "-m", "rome.cli"]
 PG_CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect"]
-
-
-def queue_depth(url: str, name: str) -> int:
-    with Connection(url) as conn:
-        return conn.channel().queue_declare(name, passive=True).message_count
 
 
 class Stack:

@@ -42,3 +42,13 @@ def test_the_app_serves_this_document(app):
 )
 def test_every_operation_answers_as_documented(case, app):
     case.call_and_validate(app=app)
+
+
+def test_a_stopped_guesser_gets_the_documented_429(app):
+    client = app.test_client()
+    for i in range(11):
+        response = client.post("/race/wipeout", headers={"Authorization": f"Bearer wrong-{i}"})
+    assert response.status_code == 429
+    documented = json.loads(SPEC.read_text())["paths"]["/race/wipeout"]["post"]["responses"]
+    assert "429" in documented and "Retry-After" in documented["429"]["headers"]
+    schema["/race/wipeout"]["POST"].validate_response(response)

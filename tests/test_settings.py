@@ -41,6 +41,11 @@ def test_full_stack_urls():
         ("ROME_FLOWER_AUTH", "nopassword"),
         ("ROME_LOG_FORMAT", "xml"),
         ("ROME_LOG_LEVEL", "loud"),
+        ("ROME_ALLOWED_HOSTS", "results.example.org:443"),
+        ("ROME_ALLOWED_HOSTS", "https://results.example.org"),
+        ("ROME_ALLOWED_HOSTS", ","),
+        ("ROME_PROXY_HOPS", "-1"),
+        ("ROME_PROXY_HOPS", "one"),
     ],
 )
 def test_bad_value_names_the_variable(name, value):
@@ -59,3 +64,40 @@ def test_cli_reports_bad_setting(monkeypatch, capsys):
 def test_log_level_is_read_in_any_case_and_unset_by_default():
     assert load_settings({}).log_level is None
     assert load_settings({"ROME_LOG_LEVEL": "INFO"}).log_level == "info"
+DEVELOPMENT_ENV = {
+    "ROME_DATABASE_URL": "postgresql://rome:rome-dev-postgres@postgresdb:5432/rome",
+    "ROME_BROKER_URL": "amqp://rome:rome-dev-rabbitmq@rabbitmq:5672//",
+    "ROME_ADMIN_TOKEN": "rome-dev-admin-token",
+    "ROME_FLOWER_AUTH": "admin:rome-dev-flower",
+}
+
+
+def test_development_secrets_are_refused_unless_the_deployment_is_development():
+    for environment in ({}, {"ROME_ENV": "production"}):
+        with pytest.raises(SettingsError) as refused:
+            load_settings({**DEVELOPMENT_ENV, **environment})
+        for name in DEVELOPMENT_ENV:
+            assert name in str(refused.value)
+    settings = load_settings({**DEVELOPMENT_ENV, "ROME_ENV": "development"})
+    assert settings.development and settings.admin_token == "rome-dev-admin-token"
+    assert not load_settings({}).development  # production unless declared
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ROME_ADMIN_TOKEN", "rome-dev-admin-token"),
+        ("ROME_FLOWER_AUTH", "ops:rome-dev-flower"),  # the password, whatever the user
+        ("FLOWER_BASIC_AUTH", "admin:rome-dev-flower"),
+        ("ROME_DATABASE_URL", "postgresql://rome:rome-dev-postgres@db.internal/rome"),
+        ("ROME_BROKER_URL", "amqp://rome:rome-dev-rabbitmq@mq.internal//"),
+    ],
+)
+def test_each_development_secret_is_refused_alone(name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})
+
+
+def test_rome_env_must_be_known():
+    with pytest.raises(SettingsError, match="ROME_ENV"):
+        load_settings({"ROME_ENV": "staging"})

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from rome import db
 from rome.freshness import stale_after
@@ -39,6 +41,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app = Flask(__name__)
     settings = load_settings()
     app.config.from_mapping(
+        DATA_DIR=str(settings.data_dir),
         DATABASE_URL=settings.database_url,
         ADMIN_TOKEN=settings.admin_token,
         SECRET_KEY=settings.secret_key,
@@ -56,6 +59,10 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         SESSION_COOKIE_NAME="rome_session",
         # The session only carries the form token: never sent with other sites' requests.
         SESSION_COOKIE_SAMESITE="Strict",
+        # Answer only to these Host names: a redirect or link built from the Host
+        # header then never points elsewhere (None: any host).
+        TRUSTED_HOSTS=list(settings.allowed_hosts) if settings.allowed_hosts else None,
+        PROXY_HOPS=settings.proxy_hops,
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -66,10 +73,12 @@ def create_app(test_config: Mapping | None = None) -> Flask:
 
     from web import csrf
 
-    # Derived after test_config, so a test's admin token signs its sessions.
+    # Decided after test_config, so a test's own key or token counts.
     app.config["SECRET_KEY"] = csrf.secret_key(
-        app.config.get("SECRET_KEY"), app.config.get("ADMIN_TOKEN")
+        app.config.get("SECRET_KEY"), app.config.get("ADMIN_TOKEN"),
+        Path(app.config["DATA_DIR"]),
     )
+    app.session_interface = csrf.SessionInterface()
     app.jinja_env.globals["csrf_token"] = csrf.csrf_token
     app.jinja_env.globals["csrf_field"] = csrf.FIELD
 
@@ -82,6 +91,8 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.extensions["rome_metrics"] = metrics.metrics_registry(
         app.extensions["rome_db"], app.config["STALE_AFTER"]
     )
+    # One per process, shared by its threads: see web/wipeout.py for what the limit means.
+    app.extensions["rome_wipeout_attempts"] = wipeout.make_attempt_limiter(app.config)
     errors.register(app)
     registry.install(app)
     app.register_blueprint(race.bp)
@@ -95,7 +106,17 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     def _protect_pages(response):
         if response.mimetype in ("text/html", "image/svg+xml"):
             response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        # Every answer, JSON included: its type is what it says, and a link
+        # followed to another site does not tell it which page it came from.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+    if app.config["PROXY_HOPS"]:
+        # Behind that many proxies, take the client's address, scheme and host
+        # from X-Forwarded-For, -Proto and -Host; otherwise those headers are
+        # the client's own words and ignored.
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     return app

@@ -1,14 +1,23 @@
-"""Wipe out every tally: by API with a bearer token, or by the page's form, CSRF-protected."""
+"""Wipe out every tally: by API with a bearer token, or by the page's form, CSRF-protected.
+
+A client that sends WIPEOUT_GUESSES wrong tokens within WIPEOUT_WINDOW seconds
+is refused with a 429, without its token being checked, until that window
+ends; of its refused attempts, that many are logged one by one and the rest
+counted in one line when the window ends (rome/attempts.py). The count is kept
+per gunicorn worker: with two workers a client gets at most twice as many.
+"""
 
 from __future__ import annotations
 
 import hmac
 import logging
+import time
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
 
 from rome import tally
+from rome.attempts import AttemptLimiter, client_key
 from rome.logs import log
 from web.csrf import FIELD, csrf_valid
 from web.database import database
@@ -19,6 +28,25 @@ bp = Blueprint("wipeout", __name__)
 logger = logging.getLogger("rome.web")
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+WIPEOUT_GUESSES = 10
+WIPEOUT_WINDOW = 900.0
+
+
+def make_attempt_limiter(config) -> AttemptLimiter:
+    """Build the limiter of wipeout attempts from an app's config (tests may set all three)."""
+    return AttemptLimiter(
+        limit=config.get("WIPEOUT_GUESSES", WIPEOUT_GUESSES),
+        window=config.get("WIPEOUT_WINDOW", WIPEOUT_WINDOW),
+        clock=config.get("WIPEOUT_CLOCK") or time.monotonic,
+    )
+
+
+def attempt_limiter(app) -> AttemptLimiter:
+    return app.extensions["rome_wipeout_attempts"]
+
+
+def _client() -> str:
+    return client_key(request.remote_addr)
 
 
 def _origin(via: str) -> dict[str, object]:
@@ -41,12 +69,39 @@ def _token_matches(given: str, expected: str) -> bool:
 def _wipe(via: str) -> dict[str, int]:
     with database().Session.begin() as session:
         counts = tally.wipeout(session)
+    attempt_limiter(current_app).granted(_client())
     log(logger, "wipeout", logging.WARNING, **_origin(via), **counts)
     return counts
 
 
-def _refuse(via: str, reason: str) -> None:
-    log(logger, "wipeout_refused", logging.WARNING, **_origin(via), reason=reason)
+def _refuse(via: str, reason: str, *, guess: bool = False) -> None:
+    """Count a refused attempt (guess: it carried a wrong token) and log it, within limits."""
+    client = _client()
+    log_it, now_blocked = attempt_limiter(current_app).refused(client, guess=guess)
+    if log_it:
+        log(logger, "wipeout_refused", logging.WARNING, **_origin(via), reason=reason)
+    if now_blocked:
+        limiter = attempt_limiter(current_app)
+        log(logger, "wipeout_limited", logging.WARNING, client=client, guesses=limiter.limit,
+            seconds=round(limiter.window), detail="later attempts are refused unchecked and "
+            "counted, not logged, until the window ends")
+
+
+def _log_finished_windows() -> None:
+    for summary in attempt_limiter(current_app).finished():
+        log(logger, "wipeout_refusals_summary", logging.WARNING, client=summary.client,
+            refused=summary.refusals, logged=summary.logged, seconds=summary.seconds)
+
+
+def _too_many(via: str, wait: float):
+    minutes = max(1, round(wait / 60))
+    message = f"Too many wrong admin tokens from your address: try again in {minutes} min."
+    if via == "form":
+        response = current_app.make_response(render_overview(429, wipeout_error=message))
+    else:
+        response = current_app.make_response(error_json(429, message))
+    response.headers["Retry-After"] = str(round(wait))
+    return response
 
 
 def _bearer_token() -> str | None:
@@ -56,8 +111,8 @@ def _bearer_token() -> str | None:
     return auth.token
 
 
-def _unauthorized(message: str):
-    _refuse("api", message)
+def _unauthorized(message: str, *, guess: bool = False):
+    _refuse("api", message, guess=guess)
     response, status = error_json(401, message)
     response.headers["WWW-Authenticate"] = "Bearer"
     return response, status
@@ -72,12 +127,12 @@ def _by_api():
     if given is None:
         return _unauthorized("wipeout needs an Authorization: Bearer token")
     if not _token_matches(given, expected):
-        return _unauthorized("the admin token is wrong")
+        return _unauthorized("the admin token is wrong", guess=True)
     return jsonify(_wipe("api"))
 
 
-def _form_error(status: int, message: str):
-    _refuse("form", message)
+def _form_error(status: int, message: str, *, guess: bool = False):
+    _refuse("form", message, guess=guess)
     return render_overview(status, wipeout_error=message)
 
 
@@ -96,7 +151,7 @@ def _by_form():
     if not given:
         return _form_error(401, "Enter the admin token.")
     if not _token_matches(given, expected):
-        return _form_error(401, "The admin token is wrong.")
+        return _form_error(401, "The admin token is wrong.", guess=True)
     counts = _wipe("form")
     flash(
         f"Wiped out {counts['tallies']:,} tallies and {counts['history']:,} history rows.", "done"
@@ -110,6 +165,9 @@ def wipeout():
     """Delete every result for a caller holding the admin token."""
     # A browser form cannot send an Authorization header, and an API client
     # sending one means the bearer route, whatever its body.
-    if request.authorization is None and request.mimetype in FORM_TYPES:
-        return _by_form()
-    return _by_api()
+    via = "form" if request.authorization is None and request.mimetype in FORM_TYPES else "api"
+    _log_finished_windows()
+    wait = attempt_limiter(current_app).blocked_for(_client())
+    if wait is not None:
+        return _too_many(via, wait)
+    return _by_form() if via == "form" else _by_api()

@@ -287,8 +287,9 @@ def measure_freshness(database, env: dict, seconds: float, rate: float, batch: i
     port = _free_port()
     log = open(log_path, "ab")
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
-         "web:create_app()"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
+         "-b", f"127.0.0.1:{port}", "web:create_app()"], env=env, stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True)
     log.close()
     url = f"http://127.0.0.1:{port}/api/races"

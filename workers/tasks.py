@@ -8,6 +8,9 @@ fail is decided in one place, PipelineTask:
   jitter, for as long as it takes (the message is never acked uncommitted);
 - anything else is retried MAX_TRIES times, then stored as rejected and
   dead-lettered.
+
+Every message the worker gives up on is dead-lettered, and one signal
+handler, _record_dead_letter, stores each of them in `rejected`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 from functools import cache
 
 from celery.exceptions import Reject, Retry
-from celery.signals import task_rejected
+from celery.signals import task_failure, task_rejected, task_unknown
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -65,9 +68,36 @@ def store_rejected(source: object, body: object, reason: str) -> int | None:
 
 
 @task_rejected.connect
-def _record_rejected_message(message, exc=None, **_):
-    """Record a message the worker refused before any task ran (it is dead-lettered)."""
-    reason = f"undecodable message ({message.content_type}): {exc}"
+@task_unknown.connect
+@task_failure.connect
+def _record_dead_letter(signal=None, sender=None, **info):
+    """Record every message the worker gives up on: each one is dead-lettered.
+
+    Three signals cover them all: task_rejected (a message no task could
+    decode), task_unknown (a task name nobody registered) and task_failure
+    (a task, ours or one of Celery's built-ins, that failed for good, or
+    rejected its message without requeue).
+    """
+    if signal is task_failure:
+        name, exc, args = sender.name, info.get("exception"), info.get("args") or ()
+        pipeline = isinstance(sender, PipelineTask)
+        if isinstance(exc, Reject):
+            reason = f"{name} gave up: {exc!r}"
+        elif pipeline:
+            reason = f"{name} failed {MAX_TRIES} times: {exc!r}"
+        else:
+            reason = f"{name} failed: {exc!r}"
+        # Only the pipeline's own tasks take a source as their first argument.
+        source = args[0] if pipeline and args and isinstance(args[0], str) else None
+        store_rejected(source, repr(args)[:1_000_000], reason)
+        log(logger, "dead_lettered", logging.ERROR, task=name, task_id=info.get("task_id"),
+            reason=reason)
+        return
+    message = info["message"]
+    if signal is task_unknown:
+        reason = f"unknown task {info.get('name')!r:.200}"
+    else:
+        reason = f"undecodable message ({message.content_type}): {info.get('exc')}"
     log(logger, "message_rejected", logging.ERROR, reason=reason)
     store_rejected(None, message.body, reason)
 
@@ -90,7 +120,7 @@ class PipelineTask(app.Task):
                 log(logger, "task_failed_retrying", logging.WARNING, task=self.name,
                     task_id=self.request.id, attempt=self.request.retries + 1, error=repr(exc))
                 self._retry(exc)
-            raise  # on_failure stores it; acks_on_failure=False dead-letters it
+            raise  # _record_dead_letter stores it; acks_on_failure=False dead-letters it
         _outage_streak = 0
         return result
 
@@ -104,7 +134,13 @@ class PipelineTask(app.Task):
             # arguments the task cannot take, will never work: record it.
             if isinstance(refused.reason, BrokerError):
                 self._wait_out("broker_unavailable", refused.reason)
-            self._record_failure(self.request.args, f"{self.name} cannot be retried: {exc!r}")
+            # Celery sends no task_failure for a reject: record it here.
+            args = self.request.args or []
+            source = args[0] if args and isinstance(args[0], str) else None
+            reason = f"{self.name} cannot be retried: {exc!r}"
+            store_rejected(source, repr(args)[:1_000_000], reason)
+            log(logger, "dead_lettered", logging.ERROR, task=self.name,
+                task_id=self.request.id, reason=reason)
             raise
 
     def _wait_out(self, event: str, exc: Exception):
@@ -121,17 +157,6 @@ class PipelineTask(app.Task):
             streak=_outage_streak, delay=round(delay, 2), error=str(exc).splitlines()[0])
         time.sleep(delay)
         raise Reject(f"{event}: {exc}", requeue=True) from exc
-
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        self._record_failure(args, f"{self.name} failed {MAX_TRIES} times: {exc!r}")
-
-    def _record_failure(self, args, reason: str) -> None:
-        """Store a message the pipeline gives up on in rejected, before it is dead-lettered."""
-        args = args or []
-        source = args[0] if args and isinstance(args[0], str) else None
-        store_rejected(source, repr(args)[:1_000_000], reason)
-        log(logger, "dead_lettered", logging.ERROR, task=self.name, task_id=self.request.id,
-            reason=reason)
 
 
 @cache

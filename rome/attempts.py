@@ -1,0 +1,106 @@
+"""Limit wrong guesses at a secret per client, and how many refusals a client gets in the log."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+def client_key(address: str | None) -> str:
+    """Name the client behind an address: IPv4 as is, IPv6 by its /64 (one host's share)."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+@dataclass
+class Window:
+    """What one client did since its first refused attempt of this window."""
+
+    started: float
+    guesses: int = 0
+    refusals: int = 0
+    logged: int = 0
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A finished window in which some refusals were counted but not logged one by one."""
+
+    client: str
+    refusals: int
+    logged: int
+    seconds: float
+
+
+class AttemptLimiter:
+    """Per client and window: up to `limit` wrong guesses, and `limit` refusals logged in full.
+
+    A client with `limit` wrong guesses in the window is refused without a
+    check until the window (`window` seconds from its first refusal) ends;
+    refusals beyond the first `limit` of a window are only counted, and
+    `finished` reports their number once the window is over. Held in memory,
+    per process; at most `max_clients` windows are kept (the oldest go first).
+    """
+
+    def __init__(self, limit: int = 10, window: float = 900.0, max_clients: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.limit, self.window, self.max_clients, self.clock = limit, window, max_clients, clock
+        self._windows: dict[str, Window] = {}
+        self._lock = threading.Lock()
+
+    def _current(self, client: str) -> Window | None:
+        found = self._windows.get(client)
+        if found is not None and self.clock() - found.started >= self.window:
+            return None
+        return found
+
+    def blocked_for(self, client: str) -> float | None:
+        """Return the seconds client must wait before it may try again, or None if it may."""
+        with self._lock:
+            found = self._current(client)
+            if found is None or found.guesses < self.limit:
+                return None
+            found.refusals += 1
+            return max(1.0, found.started + self.window - self.clock())
+
+    def refused(self, client: str, *, guess: bool) -> tuple[bool, bool]:
+        """Count a refused attempt (a wrong guess if guess); return (log it, client now blocked)."""
+        with self._lock:
+            found = self._current(client)
+            if found is None:
+                self._windows.pop(client, None)  # a finished window starts again, last in line
+                while len(self._windows) >= self.max_clients:
+                    del self._windows[next(iter(self._windows))]
+                found = self._windows[client] = Window(started=self.clock())
+            found.refusals += 1
+            found.guesses += guess
+            log_it = found.logged < self.limit
+            found.logged += log_it
+            return log_it, guess and found.guesses == self.limit
+
+    def granted(self, client: str) -> None:
+        """Forget client's window: it has just shown the secret."""
+        with self._lock:
+            self._windows.pop(client, None)
+
+    def finished(self) -> list[Summary]:
+        """Remove the windows that are over; return those that had refusals left unlogged."""
+        now = self.clock()
+        with self._lock:
+            over = [(c, w) for c, w in self._windows.items() if now - w.started >= self.window]
+            for client, _ in over:
+                del self._windows[client]
+        return [Summary(client, w.refusals, w.logged, round(now - w.started))
+                for client, w in over if w.refusals > w.logged]

@@ -1,0 +1,256 @@
+"""Serve the web app under gunicorn without letting slow clients hold it or secrets reach its log.
+
+Gunicorn's sync workers read each request whole before serving the next, so a
+few clients that send one header line every few seconds hold every worker
+(gunicorn's own advice: a buffering proxy in front, or workers that do not
+block on a client). Rome runs gunicorn's threaded worker, extended so that it
+buffers requests like such a proxy: its poller reads each request, and a thread
+serves it only once it is whole. A client must send its request within
+READ_SECONDS (a body over REQUEST_BUFFER gets READ_SECONDS more, in the thread)
+and take each write of the answer within WRITE_SECONDS, or it is disconnected.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import selectors
+import socket
+import threading
+import time
+from functools import partial
+
+from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+READ_SECONDS = 10.0
+WRITE_SECONDS = 10.0
+# What the poller reads of a request before a thread takes over: a head and a
+# small body (Rome's whole requests are under 2 KiB).
+REQUEST_BUFFER = 65536
+# At most one line a minute per worker says how many slow clients it cut.
+REPORT_EVERY = 60.0
+
+# A query parameter whose name says it holds a secret (?token=, ?api_key=, ...).
+SECRET_PARAMETER = re.compile(
+    r"(?i)((?:^|[?&;])[^=&;\s]*(?:token|secret|passw|key|auth|session|csrf|signature)"
+    r"[^=&;\s]*=)[^&;#\s]*"
+)
+REDACTED = "[redacted]"
+
+
+def redact_query(text: str) -> str:
+    """Replace the value of every secret-looking query parameter in text."""
+    return SECRET_PARAMETER.sub(rf"\1{REDACTED}", text)
+
+
+_CONTENT_LENGTH = re.compile(rb"\r?\ncontent-length[ \t]*:[ \t]*([0-9]{1,9})[ \t]*\r?\n", re.I)
+_EXPECT = re.compile(rb"\r?\nexpect[ \t]*:", re.I)
+
+
+def _request_complete(buffer: bytearray) -> bool:
+    """Tell whether buffer holds a whole request head, and the body its Content-Length gives.
+
+    Only a buffering decision: gunicorn's parser still reads and checks every
+    byte. A chunked or malformed body is left to the thread, under its deadline.
+    """
+    end = buffer.find(b"\r\n\r\n")
+    size = 4
+    if end < 0:
+        end, size = buffer.find(b"\n\n"), 2
+        if end < 0:
+            return False
+    length = _CONTENT_LENGTH.search(buffer, 0, end + size)
+    # A client that sent Expect: 100-continue waits for gunicorn's answer to send its body.
+    if length is None or _EXPECT.search(buffer, 0, end + size):
+        return True
+    return len(buffer) >= min(end + size + int(length[1]), REQUEST_BUFFER)
+
+
+class DeadlineSocket:
+    """Wrap a client socket: reads stop at the request's deadline, writes after WRITE_SECONDS."""
+
+    def __init__(self, sock: socket.socket, on_cut):
+        self._sock = sock
+        self._on_cut = on_cut
+        self._read_deadline: float | None = None
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+    @property
+    def raw(self) -> socket.socket:
+        return self._sock
+
+    def new_request(self) -> None:
+        """Start the clock again: the next read is the first byte of a new request."""
+        self._read_deadline = None
+
+    def _bounded(self, seconds: float, call, *args):
+        previous = self._sock.gettimeout()
+        self._sock.settimeout(max(seconds, 0.001))
+        try:
+            return call(*args)
+        finally:
+            try:
+                self._sock.settimeout(previous)
+            except OSError:
+                pass
+
+    def _cut(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._on_cut()
+
+    def recv(self, size: int) -> bytes:
+        if self._read_deadline is None:
+            self._read_deadline = time.monotonic() + READ_SECONDS
+        try:
+            return self._bounded(self._read_deadline - time.monotonic(), self._sock.recv, size)
+        except TimeoutError:
+            # End of input, as far as gunicorn can tell: it drops the connection.
+            self._cut()
+            return b""
+
+    def sendall(self, data) -> None:
+        try:
+            self._bounded(WRITE_SECONDS, self._sock.sendall, data)
+        except TimeoutError:
+            self._cut()
+            raise BrokenPipeError("the client did not read the answer in time") from None
+
+    def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+        try:
+            return self._bounded(WRITE_SECONDS, self._sock.sendfile, file, offset, count)
+        except TimeoutError:
+            self._cut()
+            raise BrokenPipeError("the client did not read the answer in time") from None
+
+
+class SlowClientWorker(ThreadWorker):
+    """Gunicorn's threaded worker that reads requests in its poller, not in threads.
+
+    A thread is taken only once a request has arrived whole, head and
+    Content-Length body (or has filled REQUEST_BUFFER), so clients that dribble
+    their requests cost a socket, not a thread; one that has not sent it
+    within READ_SECONDS is cut. In the thread, DeadlineSocket bounds what is
+    left: a larger or chunked body, and each write of the answer.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Connections whose request is still arriving, with their deadlines.
+        self._arriving: dict[TConn, float] = {}
+        self._cut_lock = threading.Lock()
+        self._cut_count = 0
+        self._reported_at = time.monotonic() - REPORT_EVERY
+
+    def accept(self, listener):
+        try:
+            client, address = listener.accept()
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                return
+            raise
+        self.nr_conns += 1
+        conn = TConn(self.cfg, client, address, listener.getsockname())
+        if self._buffering:
+            self._await_request(conn)
+        else:
+            self.enqueue_req(conn)
+
+    def on_client_socket_readable(self, conn, client):
+        # A kept-alive connection's next request, too, arrives in the poller first.
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        if self._buffering:
+            self._await_request(conn)
+        else:
+            self.enqueue_req(conn)
+
+    @property
+    def _buffering(self) -> bool:
+        # TLS and HTTP/2 start with a handshake gunicorn does in the thread:
+        # those connections take gunicorn's own path. Rome uses neither.
+        return not self.cfg.is_ssl and self.cfg.http2_cleartext == "off"
+
+    def _await_request(self, conn) -> None:
+        conn.buffered = bytearray()
+        self._arriving[conn] = time.monotonic() + READ_SECONDS
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._read_request, conn))
+
+    def _read_request(self, conn, _fileobj) -> None:
+        raw = conn.sock.raw if isinstance(conn.sock, DeadlineSocket) else conn.sock
+        try:
+            data = raw.recv(REQUEST_BUFFER - len(conn.buffered))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client went away
+            self._drop_arriving(conn)
+            return
+        conn.buffered += data
+        if len(conn.buffered) >= REQUEST_BUFFER or _request_complete(conn.buffered):
+            self.poller.unregister(conn.sock)
+            del self._arriving[conn]
+            self.enqueue_req(conn)
+
+    def _drop_arriving(self, conn) -> None:
+        self.poller.unregister(conn.sock)
+        del self._arriving[conn]
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_pending(self):
+        super().murder_pending()
+        now = time.monotonic()
+        for conn, deadline in list(self._arriving.items()):
+            if deadline <= now:
+                self._drop_arriving(conn)
+                self._slow_client_cut()
+
+    def handle(self, conn):
+        if self._buffering:
+            if not isinstance(conn.sock, DeadlineSocket):
+                conn.sock = DeadlineSocket(conn.sock, self._slow_client_cut)
+            conn.sock.new_request()
+            buffered, conn.buffered = getattr(conn, "buffered", None), None
+            if buffered:
+                # Hand what the poller read to gunicorn's parser, as if unread.
+                conn.data_ready = True
+                conn.sock.setblocking(True)
+                conn.init()
+                conn.parser.unreader.unread(bytes(buffered))
+        return super().handle(conn)
+
+    def _slow_client_cut(self) -> None:
+        # The first cut is told at once, then the count at most once a minute.
+        with self._cut_lock:
+            self._cut_count += 1
+            now = time.monotonic()
+            if now - self._reported_at < REPORT_EVERY:
+                return
+            count, self._cut_count, self._reported_at = self._cut_count, 0, now
+        self.log.warning(
+            "event=slow_clients_cut count=%d read_limit=%.0f write_limit=%.0f",
+            count, READ_SECONDS, WRITE_SECONDS,
+        )
+
+
+class RedactingLogger(Logger):
+    """Gunicorn's logger, with secrets taken out of the access log's request line and referrer."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "q", "f", "{raw_uri}e", "{query_string}e", "{http_referer}e",
+                    "{referer}i"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = redact_query(atoms[key])
+        for key in ("{authorization}i", "{cookie}i", "{http_authorization}e",
+                    "{http_cookie}e"):
+            if key in atoms:
+                atoms[key] = REDACTED
+        return atoms
