@@ -69,7 +69,8 @@ def plan(
             for name, queue in SERVICE_QUEUES.items()
         ]
     schedule = str(settings.data_dir / "celerybeat-schedule")
-    access_log = ["--access-logfile", "-"] if verbose else []
+    # web/gunicorn_conf.py logs every request; the quiet demo does not.
+    access_log = ["--access-logfile", "-" if verbose else "/dev/null"]
     return [
         *workers,
         Service("beat", [*celery, "beat", "-s", schedule, "-l", log_level]),
@@ -108,6 +109,17 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to any interface
 
 
+def allowed_hosts(host: str) -> str:
+    """Return the Host names the web must answer to when the demo listens on host.
+
+    Loopback names always; the address itself when it is one; any name for a
+    wildcard, since the demo cannot know the names other machines will use.
+    """
+    if host in ("0.0.0.0", "::"):
+        return "*"
+    return ",".join(dict.fromkeys(["localhost", "127.0.0.1", host]))
+
+
 def exposure_warning(host: str, admin_token: bool) -> str | None:
     """Say what listening on host exposes, or None when only this machine can connect."""
     if is_loopback(host):
@@ -117,8 +129,10 @@ def exposure_warning(host: str, admin_token: bool) -> str | None:
         "network unencrypted: use a long random one, on a network you trust."
         if admin_token else "Wipeout stays disabled: ROME_ADMIN_TOKEN is not set."
     )
+    hosts = ("The web answers any Host name; set ROME_ALLOWED_HOSTS to the names clients use."
+             if allowed_hosts(host) == "*" else "")
     return (f"warning: web and Flower listen on {host}, so other machines can reach them, "
-            f"over plain HTTP. {wipeout}")
+            f"over plain HTTP. {wipeout} {hosts}").rstrip()
 
 
 def banner(
@@ -206,6 +220,8 @@ def run_demo(
         "PYTHONUNBUFFERED": "1",
         "FLOWER_BASIC_AUTH": login.basic_auth,
     }
+    if "ROME_ALLOWED_HOSTS" not in os.environ:
+        env["ROME_ALLOWED_HOSTS"] = allowed_hosts(host)
     supervisor = Supervisor(
         plan(settings, web_port=web_port, flower_port=flower_port,
              single_worker=single_worker, host=host, log_level=log_level),

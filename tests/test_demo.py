@@ -49,7 +49,7 @@ def test_by_default_every_process_logs_only_warnings_and_no_banner(tmp_path):
     for name in (*WORKERS, "beat"):
         assert "--quiet" in services[name] and after(services[name], "-l") == "warning", name
     assert after(services["web"], "--log-level") == "warning"
-    assert "--access-logfile" not in services["web"]
+    assert after(services["web"], "--access-logfile") == "/dev/null"
     assert "--logging=warning" in services["flower"]
 
 
@@ -213,3 +213,11 @@ def test_demo_runs_the_pipeline_says_where_and_stops_without_orphans(tmp_path):
                            capture_output=True, text=True, timeout=60)
     assert reset.returncode == 0, reset.stderr
     assert not data.exists()
+
+
+def test_the_demo_lets_its_web_answer_to_the_address_it_listens_on():
+    from rome.demo import allowed_hosts
+
+    assert allowed_hosts("127.0.0.1") == "localhost,127.0.0.1"
+    assert allowed_hosts("127.0.0.2") == "localhost,127.0.0.1,127.0.0.2"
+    assert allowed_hosts("0.0.0.0") == "*"

@@ -206,3 +206,10 @@ def test_forwarded_headers_count_only_behind_a_trusted_proxy(database_url, tmp_p
     finally:
         webapp.dispose(direct)
         webapp.dispose(proxied)
+
+
+def test_a_page_for_an_unknown_host_is_a_plain_400_not_a_server_error(client):
+    # The styled error page links to /race: building it for a stranger's Host failed.
+    page = client.get("/race", headers={"Host": "evil.example", "Accept": "text/html"})
+    assert page.status_code == 400 and b"does not answer to that host" in page.data
+    assert b"evil.example" not in page.data

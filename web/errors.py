@@ -6,7 +6,13 @@ import logging
 
 from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, ServiceUnavailable
+from werkzeug.exceptions import (
+    HTTPException,
+    MethodNotAllowed,
+    NotFound,
+    SecurityError,
+    ServiceUnavailable,
+)
 
 logger = logging.getLogger("rome.web")
 
@@ -47,6 +53,10 @@ def _sentence(message: str) -> str:
 def _http_error(exc: HTTPException):
     status = exc.code or 500
     message = describe(exc)
+    if isinstance(exc, SecurityError):
+        # An untrusted Host: no page may be built for it (its links would name it).
+        return Response(f"{status} {exc.name}: this server does not answer to that host name\n",
+                        status=status, mimetype="text/plain")
     if wants_json():
         response, _ = error_json(status, message)
     else:

@@ -131,17 +131,10 @@ class PipelineTask(app.Task):
         except Reject as refused:
             # Celery rejects (without requeue: dead-lettered) when the retry cannot
             # be published. A broker outage is waited out; anything else, such as
-            # arguments the task cannot take, will never work: record it.
+            # arguments the task cannot take, will never work.
             if isinstance(refused.reason, BrokerError):
                 self._wait_out("broker_unavailable", refused.reason)
-            # Celery sends no task_failure for a reject: record it here.
-            args = self.request.args or []
-            source = args[0] if args and isinstance(args[0], str) else None
-            reason = f"{self.name} cannot be retried: {exc!r}"
-            store_rejected(source, repr(args)[:1_000_000], reason)
-            log(logger, "dead_lettered", logging.ERROR, task=self.name,
-                task_id=self.request.id, reason=reason)
-            raise
+            raise  # _record_dead_letter records it ("gave up"); then it is dead-lettered
 
     def _wait_out(self, event: str, exc: Exception):
         """Back off, then put the message back: nothing was committed, nothing is lost.
