@@ -37,5 +37,6 @@ USER rome
 # 8083: nero (the Flask app under gunicorn); 5555: Flower.
 EXPOSE 8083 5555
 
-# Without a command from compose, serve the web app.
-CMD ["gunicorn", "-b", "0.0.0.0:8083", "web:create_app()"]
+# Without a command from compose, serve the web app (no control socket: gunicorn would
+# make it under $HOME, /app, which the rome user cannot write).
+CMD ["gunicorn", "-b", "0.0.0.0:8083", "--no-control-socket", "web:create_app()"]
