@@ -11,7 +11,6 @@ process against the local RabbitMQ and PostgreSQL, with the compose hostnames ma
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -22,8 +21,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,7 +29,7 @@ import yaml
 
 from rome import db
 from rome.settings import load_settings
-from support import Processes, reset_queues, session_members, wait_for
+from support import Processes, get, port_is_free, reset_queues, session_members, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -411,16 +408,6 @@ def test_dockerfile_runs_as_rome_with_dependencies_in_their_own_layer():
 # --- 3. the compose commands run the pipeline -------------------------------------------
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-        return True
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -442,22 +429,6 @@ def relocate(value: str, data_dir: Path, ports: dict[int, int]) -> str:
     for old, new in ports.items():
         value = re.sub(rf"(?<=[:=]){old}\b", str(new), value)
     return value
-
-
-def get(url: str, auth: str | None = None, accept: str | None = None, timeout: float = 10):
-    request = urllib.request.Request(url)
-    if auth:
-        token = base64.b64encode(auth.encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    if accept:
-        request.add_header("Accept", accept)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return None, b""
 
 
 def healthcheck_argv(test: list[str]) -> list[str]:
