@@ -236,4 +236,7 @@ def build_rome_image(env: dict[str, str], cache: Path, log: Path) -> float:
     home = wheelhouse(cache)
     _run(["podman", "build", "--pull=never", "--network=none", "--volume", f"{home}:/root:ro",
           "--file", str(ROOT / "Dockerfile"), "--tag", ROME_IMAGE, str(ROOT)], env, log)
+    # Drop the layers of earlier builds (an old dependency layer is 500 MB); this build's
+    # own stay, as the cache of the next.
+    _run(["podman", "image", "prune", "--force"], env, log)
     return time.monotonic() - started
