@@ -39,5 +39,6 @@ USER rome
 # 8083: nero (the Flask app under gunicorn); 5555: Flower.
 EXPOSE 8083 5555
 
-# Without a command from compose, serve the web app.
+# Without a command from compose, serve the web app (web/gunicorn_conf.py: threads that
+# take whole requests, no control socket, which gunicorn would make under /app).
 CMD ["gunicorn", "-c", "python:web.gunicorn_conf", "-b", "0.0.0.0:8083", "web:create_app()"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 CELERY = [sys.executable, "-m", "celery", "-A", "workers"]
@@ -58,6 +62,39 @@ def wait_for(condition, timeout: float, interval: float = 0.2, what: str = "cond
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on the port, on any address of this machine."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+        return True
+
+
+def http(url: str, method: str = "GET", auth: str | None = None, accept: str | None = None,
+         headers: dict[str, str] | None = None, timeout: float = 10, data: bytes | None = None):
+    """Return (status, body) of one request; (None, b"") when nothing answers."""
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if auth:
+        token = base64.b64encode(auth.encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    if accept:
+        request.add_header("Accept", accept)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return None, b""
+
+
+def get(url: str, auth: str | None = None, accept: str | None = None, timeout: float = 10):
+    return http(url, auth=auth, accept=accept, timeout=timeout)
 
 
 class Processes:

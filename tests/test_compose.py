@@ -11,7 +11,6 @@ process against the local RabbitMQ and PostgreSQL, with the compose hostnames ma
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -22,8 +21,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,7 +29,7 @@ import yaml
 
 from rome import db
 from rome.settings import DEVELOPMENT_SECRETS, SettingsError, load_settings
-from support import Processes, reset_queues, session_members, wait_for
+from support import Processes, get, http, port_is_free, reset_queues, session_members, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -344,7 +341,7 @@ def test_workers_are_scalable_and_each_consumes_its_own_queue():
             assert key not in service, f"{name} sets {key}: --scale would clash"
         # The healthcheck pings this replica's own node ($$ reaches the shell as $).
         test = resolve(service["healthcheck"]["test"], {})
-        assert f"inspect ping -d {name}@$HOSTNAME" in " ".join(test), test
+        assert f"inspect ping -d {name}@$(hostname)" in " ".join(test), test
         # Long enough for a warm shutdown (Docker's default is 10 s).
         assert seconds(service.get("stop_grace_period"), 10) >= 30, name
 
@@ -437,16 +434,6 @@ def test_dockerfile_runs_as_rome_with_dependencies_in_their_own_layer():
 # --- 3. the compose commands run the pipeline -------------------------------------------
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-        return True
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -470,32 +457,10 @@ def relocate(value: str, data_dir: Path, ports: dict[int, int]) -> str:
     return value
 
 
-def get(url: str, auth: str | None = None, accept: str | None = None, timeout: float = 10):
-    request = urllib.request.Request(url)
-    if auth:
-        token = base64.b64encode(auth.encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    if accept:
-        request.add_header("Accept", accept)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return None, b""
-
-
 def post(url: str, auth: str, timeout: float = 10):
-    """POST an empty JSON object with basic auth; return the status."""
-    token = base64.b64encode(auth.encode()).decode()
-    request = urllib.request.Request(url, data=b"{}", method="POST", headers={
-        "Authorization": f"Basic {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+    """POST an empty JSON object with basic auth; return (status, body)."""
+    return http(url, method="POST", auth=auth, timeout=timeout,
+                headers={"Content-Type": "application/json"}, data=b"{}")
 
 
 def healthcheck_argv(test: list[str]) -> list[str]:
