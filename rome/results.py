@@ -3,7 +3,8 @@
 A race's figure for a source is its tally at the topmost level that source
 reports (the feed's own state or county row); the level below is the
 breakdown, and where the two disagree the race says so. The race's headline
-is its primary source's figure (the catalog's first source for the race).
+is its primary source's figure: the first source, in the catalog's order, that
+has reported figures for the race.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class SourceView:
     version: int | None = None
     feed_at: datetime | None = None
     last_update_at: datetime | None = None
+    # When the source last reported anything, in any race: what staleness is
+    # judged by (AP's answers leave out races that did not change).
+    heard_at: datetime | None = None
     stale: bool = False
     stale_after: float | None = None
     rejected: int = 0
@@ -94,7 +98,9 @@ class RaceView:
 
     @property
     def primary(self) -> SourceView | None:
-        return self.sources[0] if self.sources else None
+        """The source the headline reads: the first with figures, else the first listed."""
+        reporting = (s for s in self.sources if s.level is not None)
+        return next(reporting, self.sources[0] if self.sources else None)
 
     @property
     def total_votes(self) -> int:
@@ -115,21 +121,28 @@ class RaceView:
         return ranked[0]
 
     @property
+    def caller(self) -> SourceView | None:
+        """The first source, in the race's order, that has called the race."""
+        return next((s for s in self.sources if s.winner_id), None)
+
+    @property
     def winner_id(self) -> int | None:
-        """The candidate a source has called the race for, if any (the first that did)."""
-        return next((s.winner_id for s in self.sources if s.winner_id), None)
+        """The candidate the race is called for, if a source called it."""
+        return self.caller.winner_id if self.caller else None
 
     @property
     def test(self) -> bool:
         return any(s.test for s in self.sources)
 
+    def sources_differ_on(self, candidate: CandidateView) -> bool:
+        """Tell whether two sources with figures for the race give candidate different ones."""
+        reporting = [s for s in self.sources if s.level is not None]
+        return len({s.by_candidate.get(candidate.id, 0) for s in reporting}) > 1
+
     @property
     def sources_disagree(self) -> bool:
-        """Tell whether two reporting sources give a candidate different figures."""
-        reporting = [s for s in self.sources if s.last_update_at]
-        return any(
-            len({s.by_candidate.get(c.id, 0) for s in reporting}) > 1 for c in self.candidates
-        ) if len(reporting) > 1 else False
+        """Tell whether two reporting sources give any candidate different figures."""
+        return any(self.sources_differ_on(c) for c in self.candidates)
 
     def to_json(self) -> dict:
         return {
@@ -142,6 +155,7 @@ class RaceView:
             "last_update_at": _iso(self.last_update_at),
             "leader": self.leader.id if self.leader else None,
             "winner": self.winner_id,
+            "called_by": self.caller.id if self.caller else None,
             "test": self.test,
             "sources_disagree": self.sources_disagree,
             "candidates": [
@@ -154,6 +168,7 @@ class RaceView:
                     "share": round(c.share, 6),
                     "by_source": c.by_source,
                     "vote_types": c.vote_types,
+                    "sources_differ": self.sources_differ_on(c),
                 }
                 for c in self.candidates
             ],
@@ -214,11 +229,13 @@ def disagreements(by_rank: dict[int, dict[int, int]]) -> list[Disagreement]:
     ranks = sorted(by_rank)
     if len(ranks) < 2:
         return []
-    top, below = ranks[0], ranks[1]
+    top, below = by_rank[ranks[0]], by_rank[ranks[1]]
+    # A candidate missing from one level has 0 there: that is a disagreement too.
     return [
-        Disagreement(candidate, LEVELS[top], votes, LEVELS[below], by_rank[below].get(candidate, 0))
-        for candidate, votes in sorted(by_rank[top].items())
-        if votes != by_rank[below].get(candidate, 0)
+        Disagreement(candidate, LEVELS[ranks[0]], top.get(candidate, 0), LEVELS[ranks[1]],
+                     below.get(candidate, 0))
+        for candidate in sorted(top.keys() | below.keys())
+        if top.get(candidate, 0) != below.get(candidate, 0)
     ]
 
 
@@ -325,9 +342,9 @@ def race_views(
     for (_, source_id), view in views.items():
         # A source is live if it reported anything lately, not only this race:
         # AP's answers leave out races that did not change.
-        seen = newest.get(source_id)
+        view.heard_at = newest.get(source_id)
         view.stale_after = stale_after
-        view.stale = is_stale(seen, now, stale_after)
+        view.stale = is_stale(view.heard_at, now, stale_after)
         view.rejected = rejected.get(source_id, 0)
     for race in races.values():
         primary = race.primary

@@ -26,7 +26,7 @@ class Snapshot:
         if version != self.version or stale_after != self.stale_after:
             return False
         return all(
-            source.stale == is_stale(source.last_update_at, now, stale_after)
+            source.stale == is_stale(source.heard_at, now, stale_after)
             for race in self.races
             for source in race.sources
         )

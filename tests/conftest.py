@@ -135,3 +135,11 @@ def app(database_url, tmp_path):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def night(database_url):
+    """Add webapp.night()'s later reports to the seeded database."""
+    from webapp import night, record
+
+    record(database_url, *night())

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rome import db, tally
-from webapp import clean_env, dispose, make_app
+from webapp import clean_env, dispose, make_app, night, record
 
 
 @pytest.fixture
@@ -28,20 +28,43 @@ def scrape(app) -> dict[str, dict[tuple, float]]:
     return samples
 
 
-def test_updates_applied_and_rejected_per_source(app, database_url):
+def test_changes_applied_and_rejected_per_source(app, database_url):
     database = db.connect(database_url)
     with database.Session.begin() as session:
         tally.reject_payload(session, "cnn", "{}", "unknown source")
         tally.reject_payload(session, None, b"\xff", "undecodable")
     database.engine.dispose()
     samples = scrape(app)
-    applied = samples["rome_updates_applied_total"]
+    applied = samples["rome_count_changes_total"]
     assert applied == {(("source", "ap"),): 4, (("source", "mc"),): 2, (("source", "sos"),): 2}
+    assert set(samples["rome_count_corrections_total"].values()) == {0}
+    assert set(samples["rome_level_disagreements"].values()) == {0}
     # Claimed sources Rome does not know are pooled, so labels stay bounded.
     assert samples["rome_rejected_payloads_total"] == {
         (("source", "ap"),): 1, (("source", "mc"),): 1, (("source", "sos"),): 0,
         (("source", "unknown"),): 2,
     }
+
+
+def test_corrections_and_level_disagreements_per_source(app, database_url):
+    record(database_url, *night())
+    samples = scrape(app)
+    # AP: 4 changes, then 3 more (Trump's lowered: a correction), and its state
+    # figure for Clinton is not the sum of its counties; the state's race 1 adds 4.
+    assert samples["rome_count_changes_total"] == {
+        (("source", "ap"),): 7, (("source", "mc"),): 2, (("source", "sos"),): 2 + 4,
+    }
+    assert samples["rome_count_corrections_total"] == {
+        (("source", "ap"),): 1, (("source", "mc"),): 0, (("source", "sos"),): 0,
+    }
+    assert samples["rome_level_disagreements"] == {
+        (("source", "ap"),): 1, (("source", "mc"),): 0, (("source", "sos"),): 0,
+    }
+    # Both sources' figures for race 1, side by side.
+    votes = scrape(app)["rome_votes_total"]
+    clinton = {dict(labels)["source"]: value for labels, value in votes.items()
+               if ("candidate_id", "102") in labels}
+    assert clinton == {"ap": 600, "sos": 590}
 
 
 def test_freshness_lag_and_staleness_per_source(app):
@@ -71,7 +94,7 @@ def test_a_wipeout_resets_the_counters_and_drops_the_lag(app, database_url):
         tally.wipeout(session)
     database.engine.dispose()
     samples = scrape(app)
-    assert set(samples["rome_updates_applied_total"].values()) == {0}
+    assert set(samples["rome_count_changes_total"].values()) == {0}
     assert "rome_source_freshness_lag_seconds" not in samples
     assert "rome_votes_total" not in samples
 

@@ -8,17 +8,35 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rome import db, tally
+import webapp
+from builders import race_snapshot
 from rome.history import RaceHistory
 from rome.results import CandidateView
-from rome.updates import Update
 from web.api import parse_since
 from web.chart import axis_ticks, line_chart, short_number
-from webapp import clean_env, dispose, make_app
+from webapp import TOKEN, clean_env, dispose, make_app, record
 
 
 def no_outside_requests(html: str) -> bool:
     return not re.search(r'(src|href|srcset|action)="(https?:)?//', html)
+
+
+def card(html: str, race_id: int) -> str:
+    """Return one race's card of a page, its whitespace folded."""
+    start = html.index(f'<article class="race" data-race="{race_id}"')
+    return " ".join(html[start:html.index("</article>", start)].split())
+
+
+def row(html: str, race_id: int, candidate_id: int) -> str:
+    """Return a candidate's row of a race's main table."""
+    race = card(html, race_id)
+    start = race.index(f'<tr data-candidate="{candidate_id}" class=')
+    return race[start:race.index("</tr>", start)]
+
+
+def wipe(client) -> None:
+    response = client.post("/race/wipeout", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
 
 
 # The overview ---------------------------------------------------------------
@@ -51,19 +69,19 @@ def test_sources_show_live_stale_or_waiting_and_say_what_stale_means(database_ur
     stale_html = stale.test_client().get("/race").get_data(as_text=True)
     for app in (fresh, stale):
         dispose(app)
+    # Race 1's second source (the state) is live elsewhere but has not reported race 1.
     assert fresh_html.count('data-state>Live</span>') == 3
-    assert stale_html.count('data-state>Stale</span>') == 3
+    assert fresh_html.count('data-state>Waiting</span>') == 1
+    assert stale_html.count('data-state>Stale</span>') == 4
     assert stale_html.count('<li data-source="mc" class="stale">') == 1
     assert "has not reported for 5 of its\n      intervals (10&nbsp;s)" in fresh_html
     assert " s ago</span>" in fresh_html
 
 
 def test_a_wiped_source_is_waiting(client):
-    from webapp import TOKEN
-
-    client.post("/race/wipeout", headers={"Authorization": f"Bearer {TOKEN}"})
+    wipe(client)
     html = client.get("/race").get_data(as_text=True)
-    assert html.count("data-state>Waiting</span>") == 3
+    assert html.count("data-state>Waiting</span>") == 4
     assert "no reports yet" in html
 
 
@@ -71,6 +89,80 @@ def test_each_source_shows_its_rejected_payloads(client):
     html = client.get("/race").get_data(as_text=True)
     assert '<span class="source-rejected has-rejected" data-rejected>1 rejected</span>' in html
     assert '<span class="source-rejected" data-rejected>0 rejected</span>' in html
+
+
+# What the snapshots carry ---------------------------------------------------
+
+
+def test_a_source_shows_its_units_and_precincts_reporting(client, night):
+    html = client.get("/race").get_data(as_text=True)
+    assert ('<span class="source-progress" data-progress>2 of 3 county units reporting'
+            ' · precincts 1,200 of 1,500 · version 2</span>') in card(html, 1)
+    # A feed with one level and no precinct counts: its one unit, and its version.
+    assert ('<span class="source-progress" data-progress>1 of 1 county unit reporting'
+            ' · version 2</span>') in card(html, 2)
+
+
+def test_the_votes_are_split_by_type(client, night):
+    html = client.get("/race").get_data(as_text=True)
+    race = card(html, 1)
+    assert "<caption>By vote type, per AP</caption>" in race
+    assert ('<th scope="col" class="num">Early</th>'
+            '<th scope="col" class="num">Election day</th>') in race
+    assert ('<tr data-candidate="102"><th scope="row">Clinton</th>'
+            '<td class="num" data-vote-type="early">500</td>'
+            '<td class="num" data-vote-type="election_day">100</td></tr>') in race
+    # A feed that gives totals only gets no such table.
+    assert "data-vote-types" not in card(html, 2)
+
+
+def test_a_called_race_shows_the_call(client, night):
+    html = client.get("/race").get_data(as_text=True)
+    assert '<span class="badge called" data-called title="Called by AP">Called</span>' in row(
+        html, 1, 102)
+    assert "data-called hidden" in row(html, 1, 101)
+    assert all("data-called hidden" in row(html, 2, cid) for cid in (201, 202))
+
+
+def test_a_correction_is_applied_and_shown(client, night):
+    html = client.get("/race").get_data(as_text=True)
+    # AP's version 2 lowered Trump from 480 to 470.
+    assert '<td class="num votes" data-votes>470</td>' in row(html, 1, 101)
+    race = card(html, 1)
+    assert "1,122 votes in 7 changes" in race
+    assert ('<span class="source-corrections has-corrections" data-corrections>'
+            '1 correction</span>') in race
+    assert '<span class="source-corrections" data-corrections>0 corrections</span>' in card(
+        html, 2)
+
+
+def test_a_state_figure_that_is_not_the_sum_of_its_counties_is_flagged(client, night):
+    html = client.get("/race").get_data(as_text=True)
+    assert ('<ul class="level-disagreements" data-disagreements> <li>Levels disagree: state'
+            ' figure for Clinton is 600, its county units sum to 590</li> </ul>') in card(html, 1)
+    assert "data-disagreements hidden" in card(html, 2)
+
+
+def test_two_sources_side_by_side_with_their_differences_marked(client, night):
+    html = client.get("/race").get_data(as_text=True)
+    race = card(html, 1)
+    assert ('<th scope="col" class="num by-source" title="Associated Press">AP</th>'
+            '<th scope="col" class="num by-source" title="Arizona Secretary of State">SOS</th>'
+            ) in race
+    assert ('<td class="num by-source differs" data-by-source="ap">600</td>'
+            '<td class="num by-source differs" data-by-source="sos">590</td>') in row(html, 1, 102)
+    assert ('<td class="num by-source" data-by-source="ap">470</td>'
+            '<td class="num by-source" data-by-source="sos">470</td>') in row(html, 1, 101)
+    assert '<span class="badge disagree" data-sources-disagree title=' in race
+    assert "1,122 votes in 7 changes" in race and "1,112 votes in 4 changes" in race
+    # One source per race: no columns per source, nothing to differ.
+    assert "by-source" not in card(html, 3) and "data-sources-disagree hidden" in card(html, 3)
+
+
+def test_test_data_is_marked_as_test(client, night):
+    html = client.get("/race").get_data(as_text=True)
+    assert '<span class="badge test" data-test title=' in card(html, 2)
+    assert "data-test hidden" in card(html, 1) and "data-test hidden" in card(html, 3)
 
 
 # One race -------------------------------------------------------------------
@@ -95,6 +187,18 @@ def test_the_overview_links_each_race(client):
         assert f'<a href="/race/{race_id}">' in html
 
 
+def test_the_chart_follows_a_correction_and_starts_again_after_a_wipeout(client, database_url):
+    record(database_url, *webapp.night())
+    html = client.get("/race/1").get_data(as_text=True)
+    assert "AP's state-level totals as each change was applied, corrections included" in html
+    assert "Donald Trump 470, Hillary Clinton 600, Gary Johnson 40, Jill Stein 12" in html
+    wipe(client)
+    record(database_url, race_snapshot("ap", 3, {101: 5}))
+    html = client.get("/race/1").get_data(as_text=True)
+    assert "Donald Trump 5, Hillary Clinton 0, Gary Johnson 0, Jill Stein 0" in html
+    assert "Hillary Clinton: 0" in client.get("/race/1/chart.svg").get_data(as_text=True)
+
+
 @pytest.mark.parametrize("path", ["/race/9", "/race/9/chart.svg", "/race/x"])
 def test_unknown_race_pages_are_404(client, path):
     assert client.get(path).status_code == 404
@@ -114,9 +218,7 @@ def test_the_chart_is_an_svg_with_a_line_per_candidate(client):
 
 
 def test_an_empty_race_draws_an_empty_chart(client):
-    from webapp import TOKEN
-
-    client.post("/race/wipeout", headers={"Authorization": f"Bearer {TOKEN}"})
+    wipe(client)
     svg = client.get("/race/3/chart.svg").get_data(as_text=True)
     assert "No votes recorded yet" in svg and "<polyline" not in svg
 
@@ -169,10 +271,7 @@ def test_history_since_a_moment(client, database_url):
     body = client.get("/api/races/1/history?since=2999-01-01T00:00:00Z").get_json()
     assert body["points"] == [] and body["baseline"] == [480, 513, 33, 12]
     assert body["since"] == "2999-01-01T00:00:00+00:00"
-    database = db.connect(database_url)
-    with database.Session.begin() as session:
-        tally.record_updates(session, [Update("ap", 9, 0, 1, 104, 5, time.time())])
-    database.engine.dispose()
+    record(database_url, race_snapshot("ap", 9, {104: 17}))
     # A naive time is UTC; the query string may also use an offset.
     for since in ("2000-01-01T00:00:00", "2000-01-01T01:00:00+01:00"):
         body = client.get("/api/races/1/history", query_string={"since": since}).get_json()

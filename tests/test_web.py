@@ -13,8 +13,7 @@ import pytest
 from kombu.exceptions import OperationalError as BrokerError
 
 import webapp
-from rome import db, tally
-from rome.updates import Update
+from builders import race_snapshot
 from support import wait_for
 from web import create_app
 from web.registry import inspect_workers
@@ -129,7 +128,7 @@ def test_race_page_shows_sources_and_rejected_count(client):
     html = client.get("/race").get_data(as_text=True)
     for name in ("Associated Press", "Maricopa County Recorder", "Arizona Secretary of State"):
         assert name in html
-    assert "1,038 votes in 4 updates" in html
+    assert "1,038 votes in 4 changes" in html
     assert "<time datetime=" in html and " UTC</time>" in html
     assert "2 rejected payloads" in html
 
@@ -143,6 +142,35 @@ def test_race_page_makes_no_outside_requests(client):
     assert "url(" not in css.get_data(as_text=True) and "@import" not in css.get_data(as_text=True)
 
 
+# The original nero's row, race.Item in services/Nero/model/race/race.go of
+# github.com/bluefoxcode/rome: each field's JSON name and Go type.
+ORIGINAL_ITEM = {
+    "raceID": "string", "raceName": "string", "firstName": "string", "lastName": "string",
+    "party": "string", "candidateID": "string", "voteCount": "int32", "source": "string",
+}
+
+
+def go_decodes(row: dict) -> bool:
+    """Tell whether encoding/json would decode row into a race.Item with no field left out."""
+    if set(row) != set(ORIGINAL_ITEM):
+        return False
+    for name, kind in ORIGINAL_ITEM.items():
+        value = row[name]
+        if kind == "string" and not isinstance(value, str):
+            return False
+        if kind == "int32" and not (
+            isinstance(value, int) and not isinstance(value, bool) and -2**31 <= value < 2**31
+        ):
+            return False
+    return True
+
+
+def original_rows(client) -> list[dict]:
+    response = client.get("/race", headers={"Accept": "application/json"})
+    assert response.status_code == 200
+    return response.get_json()
+
+
 @pytest.mark.parametrize(
     "accept",
     ["application/json", "text/html;q=0.5, application/json", "application/*"],
@@ -154,19 +182,43 @@ def test_race_returns_original_rows_when_json_is_preferred(client, accept):
     assert "Accept" in response.vary
     rows = response.get_json()
     assert len(rows) == len(VOTES)
-    keys = {"raceID", "raceName", "first", "last", "party", "candidateID", "voteCount", "source"}
-    assert all(set(row) == keys for row in rows)
-    clinton = next(row for row in rows if row["candidateID"] == 102)
+    assert all(go_decodes(row) for row in rows)
+    clinton = next(row for row in rows if row["candidateID"] == "102")
     assert clinton == {
-        "raceID": 1,
+        "raceID": "1",
         "raceName": "President of the United States",
-        "first": "Hillary",
-        "last": "Clinton",
+        "firstName": "Hillary",
+        "lastName": "Clinton",
         "party": "DEM",
-        "candidateID": 102,
+        "candidateID": "102",
         "voteCount": 513,
-        "source": "ap",
+        "source": "AP",
     }
+    assert {(row["raceID"], row["source"]) for row in rows} == {
+        ("1", "AP"), ("2", "MC"), ("3", "SOS")
+    }
+
+
+def test_original_rows_are_one_per_race_candidate_and_source(client, night):
+    rows = original_rows(client)
+    assert all(go_decodes(row) for row in rows)
+    # Race 1 is now reported by AP and the Secretary of State: a row from each.
+    assert len(rows) == len(VOTES) + 4
+    keys = [(row["raceID"], row["candidateID"], row["source"]) for row in rows]
+    assert len(set(keys)) == len(keys)
+    race_1 = {(row["candidateID"], row["source"]): row["voteCount"]
+              for row in rows if row["raceID"] == "1"}
+    assert race_1 == {
+        **{(str(cid), "AP"): votes for cid, votes in webapp.AP_V2.items()},
+        **{(str(cid), "SOS"): votes for cid, votes in webapp.SOS_RACE_1.items()},
+    }
+    # The state figure, not the state plus its counties, nor the vote types.
+    assert race_1[("102", "AP")] == 600
+
+
+def test_original_rows_leave_out_sources_without_figures(client):
+    client.post("/race/wipeout", headers=bearer(TOKEN))
+    assert original_rows(client) == []
 
 
 @pytest.mark.parametrize("accept", [None, "*/*", "text/html", "text/html, application/json"])
@@ -192,9 +244,68 @@ def test_api_races(client):
     clinton = next(c for c in president["candidates"] if c["id"] == 102)
     assert clinton["votes"] == 513 and clinton["by_source"] == {"ap": 513}
     assert clinton["share"] == pytest.approx(513 / 1038, abs=1e-6)
-    (source,) = president["sources"]
-    assert source["id"] == "ap" and source["votes"] == 1038 and source["updates"] == 4
-    assert source["last_update_at"].endswith("+00:00")
+    # The catalog has the Secretary of State report it too; it has not yet.
+    ap, sos = president["sources"]
+    assert president["primary_source"] == "ap"
+    assert (ap["id"], ap["code"], ap["votes"], ap["changes"], ap["corrections"]) == (
+        "ap", "AP", 1038, 4, 0)
+    assert (ap["level"], ap["version"], ap["units_reporting"], ap["units_total"]) == (
+        "state", 1, 1, 1)
+    assert ap["last_update_at"].endswith("+00:00") and ap["feed_at"].endswith("+00:00")
+    assert (sos["id"], sos["level"], sos["votes"], sos["last_update_at"]) == ("sos", None, 0, None)
+    assert not president["sources_disagree"] and not president["test"]
+    assert president["winner"] is None and president["called_by"] is None
+    assert ap["level_disagreements"] == []
+
+
+def test_api_shows_progress_calls_corrections_and_level_checks(client, night):
+    races = {race["id"]: race for race in client.get("/api/races").get_json()["races"]}
+    president = races[1]
+    ap, sos = president["sources"]
+    assert president["winner"] == 102 and ap["winner"] == 102 and sos["winner"] is None
+    assert president["called_by"] == "ap"
+    assert (ap["units_reporting"], ap["units_total"], ap["units_level"]) == (2, 3, "county")
+    assert (ap["precincts_reporting"], ap["precincts_total"]) == webapp.PRECINCTS
+    assert ap["version"] == 2
+    # Trump's 480 became 470: a correction; Stein's 12 did not change.
+    assert (ap["changes"], ap["corrections"]) == (4 + 3, 1)
+    assert ap["votes"] == sum(webapp.AP_V2.values()) == president["total_votes"]
+    assert ap["level_disagreements"] == [{
+        "candidate_id": 102, "level": "state", "votes": 600, "below_level": "county",
+        "below_votes": 590, "difference": 10,
+    }]
+    assert sos["level_disagreements"] == [] and sos["votes"] == sum(webapp.SOS_RACE_1.values())
+    clinton = next(c for c in president["candidates"] if c["id"] == 102)
+    assert clinton["votes"] == 600 and clinton["by_source"] == {"ap": 600, "sos": 590}
+    assert clinton["vote_types"] == {"early": 500, "election_day": 100}
+    assert clinton["sources_differ"] and president["sources_disagree"]
+    assert [c["id"] for c in president["candidates"] if c["sources_differ"]] == [102]
+    # Maricopa's second report is marked as test data; nothing else is.
+    assert [race["id"] for race in races.values() if race["test"]] == [2]
+    assert races[2]["sources"][0]["test"] is True
+
+
+def test_the_headline_is_the_first_source_with_figures(client, database_url):
+    client.post("/race/wipeout", headers=bearer(TOKEN))
+    webapp.record(database_url, race_snapshot("sos", 5, webapp.SOS_RACE_1, race_id=1))
+    race = client.get("/api/races/1").get_json()
+    # AP comes first in the catalog but has said nothing: the headline is the state's.
+    assert race["primary_source"] == "sos"
+    assert race["total_votes"] == sum(webapp.SOS_RACE_1.values())
+    assert race["leader"] == 102 and not race["sources_disagree"]
+    assert client.get("/api/races/1/history").get_json()["source"] == "sos"
+
+
+def test_a_candidate_missing_from_one_level_is_a_disagreement(client, database_url):
+    counties = {"Maricopa": {101: 480, 102: 513, 103: 33, 104: 12}}
+    top = {101: 480, 102: 513, 103: 33}  # no state figure for Stein
+    client.post("/race/wipeout", headers=bearer(TOKEN))
+    webapp.record(database_url, race_snapshot("ap", 3, top, below=counties))
+    (ap, _) = client.get("/api/races/1").get_json()["sources"]
+    assert ap["level_disagreements"] == [{
+        "candidate_id": 104, "level": "state", "votes": 0, "below_level": "county",
+        "below_votes": 12, "difference": -12,
+    }]
 
 
 def test_api_one_race(client):
@@ -277,13 +388,16 @@ def test_wipeout_without_the_right_token_is_401(client, headers):
     assert client.get("/api/races").get_json()["races"][0]["total_votes"] == 1038
 
 
-def test_wipeout_deletes_tallies_and_ledger(client, caplog):
+def test_wipeout_deletes_every_result(client, caplog):
     with caplog.at_level(logging.INFO, logger="rome.web"):
         response = client.post(
             "/race/wipeout", headers=bearer(TOKEN), environ_base={"REMOTE_ADDR": "203.0.113.7"}
         )
     assert response.status_code == 200
-    assert response.get_json() == {"tallies": len(VOTES), "ledger": len(VOTES)}
+    assert response.get_json() == {
+        "current_counts": len(VOTES), "history": len(VOTES), "tallies": len(VOTES),
+        "race_status": 3,
+    }
     races = client.get("/api/races").get_json()["races"]
     assert all(race["total_votes"] == 0 and race["leader"] is None for race in races)
     wiped = [r for r in caplog.records if "event=wipeout " in r.getMessage()]
@@ -561,18 +675,14 @@ def test_api_without_database_is_503_not_500(tmp_path, broker_folders):
     assert responses[0].get_json() == {"error": "the results database is unavailable"}
 
 
-def test_race_page_splits_votes_by_source_when_a_race_has_several(database_url, broker_folders):
-    from rome.models import SourceRow
-
-    database = db.connect(database_url)
-    with database.Session.begin() as session:
-        session.add(SourceRow(id="pool", name="Press Pool", race_id=2))
-        session.flush()
-        tally.record_updates(session, [Update("pool", 1, 0, 2, 201, 75, time.time())])
-    database.engine.dispose()
-    app = make_app(database_url, broker_folders)
-    html = app.test_client().get("/race").get_data(as_text=True)
-    app.extensions["rome_db"].engine.dispose()
-    assert '<th scope="col" class="num by-source">POOL</th>' in html
-    assert '<td class="num by-source">75</td>' in html
-    assert "Press Pool" in html and "75 votes in 1 update ·" in " ".join(html.split())
+def test_race_page_splits_votes_by_source_when_a_race_has_several(client, database_url):
+    html = client.get("/race").get_data(as_text=True)
+    # Race 1's second source has no figures yet: a dash, not a zero.
+    header = '<th scope="col" class="num by-source" title="Arizona Secretary of State">SOS</th>'
+    assert header in html
+    assert '<td class="num by-source" data-by-source="sos">–</td>' in html
+    webapp.record(database_url, race_snapshot("sos", 2, {102: 75}, race_id=1))
+    html = " ".join(client.get("/race").get_data(as_text=True).split())
+    assert '<td class="num by-source differs" data-by-source="sos">75</td>' in html
+    assert '<td class="num by-source differs" data-by-source="ap">513</td>' in html
+    assert "75 votes in 1 change ·" in html

@@ -10,11 +10,29 @@ from flask import Flask
 
 from builders import race_snapshot
 from rome import db, tally
+from rome.snapshot import Snapshot
 from web import create_app
 
 TOKEN = "s3cret-admin-token"
 VOTES = {101: 480, 102: 513, 103: 33, 104: 12, 201: 200, 202: 250, 301: 300, 302: 300}
 SOURCE_OF_RACE = {1: "ap", 2: "mc", 3: "sos"}
+
+# Later in the night (night()): AP's version 2 of race 1 lowers Trump's 480 (a
+# correction), calls the race for Clinton, says how many precincts report and
+# splits the votes by type; its counties add up to 590 for Clinton, not its
+# state figure of 600. The Secretary of State reports race 1 too, with 590.
+AP_V2 = {101: 470, 102: 600, 103: 40, 104: 12}
+COUNTIES = {
+    "Maricopa": {101: 300, 102: 400, 103: 25, 104: 8},
+    "Pima": {101: 170, 102: 190, 103: 15, 104: 4},
+    "Yuma": {101: 0, 102: 0, 103: 0, 104: 0},  # listed, not reporting yet
+}
+VOTE_TYPES = {
+    "early": {101: 400, 102: 500, 103: 30, 104: 10},
+    "election_day": {101: 70, 102: 100, 103: 10, 104: 2},
+}
+PRECINCTS = (1200, 1500)
+SOS_RACE_1 = {101: 470, 102: 590, 103: 40, 104: 12}
 
 
 def seed(url: str) -> None:
@@ -30,6 +48,24 @@ def seed(url: str) -> None:
         tally.record_snapshots(session, snapshots)
         tally.reject_payload(session, "mc", b"<html>not json", "body is not JSON")
         tally.reject_payload(session, "ap", "{}", "races missing")
+    database.engine.dispose()
+
+
+def night(feed_at: float | None = None) -> list[Snapshot]:
+    """Return the later reports described at AP_V2, and Maricopa's figures again, as test data."""
+    return [
+        race_snapshot("ap", 2, AP_V2, below=COUNTIES, vote_types=VOTE_TYPES,
+                      precincts=PRECINCTS, winner=102, feed_at=feed_at),
+        race_snapshot("sos", 2, SOS_RACE_1, race_id=1, feed_at=feed_at),
+        race_snapshot("mc", 2, {201: 200, 202: 250}, test=True, feed_at=feed_at),
+    ]
+
+
+def record(url: str, *snapshots: Snapshot) -> None:
+    """Record snapshots into the database at url, as caesar does."""
+    database = db.connect(url)
+    with database.Session.begin() as session:
+        tally.record_snapshots(session, list(snapshots))
     database.engine.dispose()
 
 

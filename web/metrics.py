@@ -68,8 +68,7 @@ class RomeCollector:
             applied.add_metric([source_id], sum(v.changes for v in views))
             corrections.add_metric([source_id], sum(v.corrections for v in views))
             disagreeing.add_metric([source_id], sum(len(v.disagreements) for v in views))
-            newest = max((v.last_update_at for v in views if v.last_update_at), default=None)
-            age = age_seconds(newest, now)
+            age = age_seconds(views[0].heard_at, now)  # the same in every race of the source
             if age is not None:
                 lag.add_metric([source_id], age)
             stale.add_metric([source_id], int(views[0].stale))

@@ -41,7 +41,8 @@
   function progress(source) {
     const parts = [];
     if (source.units_total) {
-      parts.push(`${number.format(source.units_reporting)} of ${number.format(source.units_total)} ${source.units_level} units reporting`);
+      const units = source.units_total === 1 ? "unit" : "units";
+      parts.push(`${number.format(source.units_reporting)} of ${number.format(source.units_total)} ${source.units_level} ${units} reporting`);
     }
     if (source.precincts_total) {
       parts.push(`precincts ${number.format(source.precincts_reporting || 0)} of ${number.format(source.precincts_total)}`);
@@ -105,14 +106,18 @@
       row.classList.toggle("leader", leading);
       row.querySelector("[data-leading]").hidden = !leading;
       row.querySelector("[data-votes]").textContent = number.format(c.votes);
-      row.querySelector("[data-called]").hidden = race.winner !== c.id;
+      const called = row.querySelector("[data-called]");
+      called.hidden = race.winner !== c.id;
+      const caller = race.sources.find((s) => s.id === race.called_by);
+      if (called.hidden || !caller) called.removeAttribute("title");
+      else called.title = `Called by ${caller.code}`;
       row.querySelector("[data-pct]").textContent = `${(c.share * 100).toFixed(1)}%`;
       row.querySelector("[data-bar]").style.setProperty("--share", `${(c.share * 100).toFixed(2)}%`);
-      const differs = new Set(Object.values(c.by_source)).size > 1;
-      row.querySelectorAll("td.by-source").forEach((cell, i) => {
-        cell.textContent = number.format(c.by_source[race.sources[i].id] || 0);
-        cell.classList.toggle("differs", differs);
-      });
+      for (const cell of row.querySelectorAll("[data-by-source]")) {
+        const votes = c.by_source[cell.dataset.bySource];
+        cell.textContent = votes === undefined ? "–" : number.format(votes);
+        cell.classList.toggle("differs", c.sources_differ);
+      }
       for (const cell of card.querySelectorAll(`[data-vote-types] [data-candidate="${c.id}"] [data-vote-type]`)) {
         cell.textContent = number.format(c.vote_types[cell.dataset.voteType] || 0);
       }
