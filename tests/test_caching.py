@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from rome import db, tally
-from rome.updates import Update
+from builders import race_snapshot
+from webapp import night, record
 
 LIVE_GETS = [
     "/api/races",
@@ -40,16 +38,37 @@ def test_race_tags_each_representation_apart(client, accept):
     assert response.status_code == (304 if accept == "application/json" else 200)
 
 
-def test_new_votes_change_the_tag(client, database_url):
-    etags = {path: client.get(path).headers["ETag"] for path in LIVE_GETS[:3]}
-    database = db.connect(database_url)
-    with database.Session.begin() as session:
-        tally.record_updates(session, [Update("ap", 2, 0, 1, 101, 7, time.time())])
-    database.engine.dispose()
+@pytest.mark.parametrize(
+    "snapshots",
+    [
+        [race_snapshot("ap", 2, {101: 487})],
+        [race_snapshot("ap", 2, {101: 470})],  # a correction
+        night(),
+    ],
+    ids=["new votes", "correction", "call, levels, second source"],
+)
+def test_new_figures_change_the_tag(client, database_url, snapshots):
+    paths = [*LIVE_GETS[:3], "/race/1", "/race/1/chart.svg"]
+    etags = {path: client.get(path).headers["ETag"] for path in paths}
+    record(database_url, *snapshots)
     for path, etag in etags.items():
         response = client.get(path, headers={"If-None-Match": etag})
         assert response.status_code == 200, path
         assert response.headers["ETag"] != etag
+
+
+def test_the_original_rows_change_their_tag_with_a_new_source(client, database_url):
+    json = {"Accept": "application/json"}
+    etag = client.get("/race", headers=json).headers["ETag"]
+    record(database_url, race_snapshot("sos", 2, {101: 1}, race_id=1))
+    response = client.get("/race", headers={**json, "If-None-Match": etag})
+    assert response.status_code == 200 and len(response.get_json()) == 9
+
+
+def test_an_older_version_keeps_the_tag(client, database_url):
+    etag = client.get("/api/races").headers["ETag"]
+    record(database_url, race_snapshot("ap", 0, {101: 9999}))
+    assert client.get("/api/races", headers={"If-None-Match": etag}).status_code == 304
 
 
 def test_api_answers_may_be_shared_but_pages_are_private(client):

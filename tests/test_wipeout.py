@@ -12,8 +12,9 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import BadSignature
 
+from builders import race_snapshot
 from web.csrf import SessionKeyError
-from webapp import TOKEN, VOTES, dispose, make_app
+from webapp import TOKEN, VOTES, dispose, make_app, record
 
 
 def form_token(client) -> str:
@@ -54,7 +55,7 @@ def test_the_form_wipes_out_with_token_confirmation_and_csrf(client, caplog):
     assert response.headers["Location"] == "/race"
     assert total(client) == 0
     page = client.get("/race").get_data(as_text=True)
-    assert f"Wiped out {len(VOTES)} tallies and {len(VOTES)} ledger rows." in page
+    assert f"Wiped out {len(VOTES)} tallies and {len(VOTES)} history rows." in page
     [record] = [r for r in caplog.records if "event=wipeout " in r.getMessage()]
     message = record.getMessage()
     assert "via=form" in message and "origin=http://localhost" in message
@@ -178,7 +179,10 @@ def test_a_bearer_token_takes_the_api_route_even_with_a_form_body(client):
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
     assert response.status_code == 200
-    assert response.get_json() == {"tallies": len(VOTES), "ledger": len(VOTES)}
+    assert response.get_json() == {
+        "current_counts": len(VOTES), "history": len(VOTES), "tallies": len(VOTES),
+        "race_status": 3,
+    }
 
 
 def bearer(token: str) -> dict:
@@ -244,3 +248,13 @@ def test_refusals_that_guess_nothing_do_not_stop_a_client(client):
         assert post_form(client, token="wrong", confirm="yes").status_code == 403
     response = post_form(client, csrf_token=form_token(client), token=TOKEN, confirm="yes")
     assert response.status_code == 303
+
+
+def test_after_a_wipeout_the_next_report_brings_the_totals_back(client, database_url):
+    html = client.get("/race").get_data(as_text=True)
+    assert "each source's next report brings\n          its totals back" in html
+    token = form_token(client)
+    assert post_form(client, csrf_token=token, token=TOKEN, confirm="yes").status_code == 303
+    # Cumulative figures: AP's next report is its whole count again, not an increment.
+    record(database_url, race_snapshot("ap", 2, {101: 480, 102: 513, 103: 33, 104: 12}))
+    assert total(client) == 1038
