@@ -1,6 +1,8 @@
-"""The results page in headless Chromium: live numbers over a real pipeline, the wipeout form,
-and on a seeded database how links and errors look.
+"""The results page in headless Chromium: live numbers and fields, the wipeout form, links, errors.
 
+The site is gunicorn (two workers) over an SQLite file; the tests record
+snapshots into that file as caesar would, so what the page must show is known.
+How links and errors look is checked on the seeded test app.
 Needs Debian's chromium (/usr/bin/chromium) and the playwright package: skipped
 without them, a failure when CI is set. Set ROME_TEST_SCREENSHOTS to a folder
 (docs, say) to keep the screenshots it takes, race-page.png among them.
@@ -20,6 +22,8 @@ import pytest
 from conftest import missing_service
 from werkzeug.serving import make_server
 
+import webapp
+from builders import race_snapshot
 from support import Processes, wait_for
 
 pytestmark = pytest.mark.slow
@@ -27,6 +31,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "browser-admin-token"
 TOTAL = '[data-race="{}"] [data-total]'
+RACE_1 = {cid: votes for cid, votes in webapp.VOTES.items() if cid // 100 == 1}
 
 
 def free_port() -> int:
@@ -62,29 +67,28 @@ def chromium():
 
 
 @pytest.fixture
-def site(tmp_path, unique):
-    """Run worker, beat and gunicorn (two workers) on the embedded default; yield its URL."""
+def site(tmp_path):
+    """Serve the seeded results with gunicorn (two workers); yield its URL, the database's URL
+    and the processes."""
+    url = f"sqlite:///{tmp_path / 'rome.sqlite3'}"
+    webapp.seed(url)
     env = {
         "ROME_DATA_DIR": str(tmp_path / "data"),
+        "ROME_DATABASE_URL": url,
         # Empty means the embedded default, whatever the developer's shell says.
-        "ROME_DATABASE_URL": "",
         "ROME_BROKER_URL": "",
         "ROME_SECRET_KEY": "",
-        "ROME_SOURCE_INTERVAL": "0.3",
-        "ROME_UPDATE_CHANCE": "1",
-        "ROME_SEED": unique,
+        # The page polls every second; a source is stale after 20 silent seconds.
+        "ROME_SOURCE_INTERVAL": "1",
+        "ROME_UPDATE_CHANCE": "0.3",
         "ROME_ADMIN_TOKEN": TOKEN,
     }
     processes = Processes(env, tmp_path)
-    upgraded = processes.run([sys.executable, "-m", "rome.cli", "db", "upgrade"])
-    assert upgraded.returncode == 0, upgraded.stderr
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # Two workers: a form served by one must be accepted by the other.
     processes.start("web", [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
                             "-w", "2", "-b", f"127.0.0.1:{port}", "web:create_app()"])
-    processes.worker()
-    processes.beat()
 
     def serving():
         try:
@@ -93,13 +97,25 @@ def site(tmp_path, unique):
             return None
 
     wait_for(serving, 30, what="gunicorn to serve")
-    yield base, processes
+    yield base, url, processes
     processes.stop()
-    for name, proc in processes.procs.items():
-        # A pipeline process that died on its own is a failure of the run.
-        assert proc.returncode in (0, -15), f"{name} exited {proc.returncode}:\n" + (
-            processes.log(name)[-3000:]
-        )
+    proc = processes.procs["web"]
+    assert proc.returncode in (0, -15), f"web exited {proc.returncode}:\n" + (
+        processes.log("web")[-3000:]
+    )
+
+
+def watch(browser, base: str, path: str, width: int = 1280, height: int = 900, **kw):
+    """Open path in a new page that records requests elsewhere and console errors."""
+    page = browser.new_page(viewport={"width": width, "height": height}, **kw)
+    page.outside, page.errors = [], []
+    page.on("request", lambda r: r.url.startswith(base) or page.outside.append(r.url))
+    # The refused form posts answer 401, which Chromium reports; anything else is a fault.
+    page.on("console", lambda m: m.type == "error" and "status of 401" not in m.text
+            and page.errors.append(m.text))
+    page.goto(f"{base}{path}")
+    page.evaluate("window.sameDocument = true")
+    return page
 
 
 @pytest.fixture
@@ -122,44 +138,39 @@ def keep(page, name: str) -> None:
         page.screenshot(path=str(Path(SCREENSHOTS) / name), full_page=True)
 
 
-def test_the_page_lives_and_the_form_wipes_out_only_with_the_token(chromium, site, tmp_path):
-    base, processes = site
-    wait_for(lambda: min(totals(base)) > 0, 30, what="every race to have votes")
+def text(page, selector: str) -> str:
+    return " ".join(page.locator(selector).text_content().split())
 
-    page = chromium.new_page(viewport={"width": 1280, "height": 900})
-    outside, errors = [], []
-    page.on("request", lambda r: r.url.startswith(base) or outside.append(r.url))
-    # The refused form posts answer 401, which Chromium reports; anything else is a fault.
-    page.on("console", lambda m: m.type == "error" and "status of 401" not in m.text
-            and errors.append(m.text))
-    page.goto(f"{base}/race")
+
+def test_the_page_lives_and_the_form_wipes_out_only_with_the_token(chromium, site):
+    base, url, processes = site
+    page = watch(chromium, base, "/race")
     assert page.title() == "Live election results · Rome"
-    before = page.text_content(TOTAL.format(1))
-    page.evaluate("window.sameDocument = true")
+    assert page.text_content(TOTAL.format(1)) == "1,038"
     # The numbers change while we watch, with no reload.
+    webapp.record(url, race_snapshot("ap", 2, {**RACE_1, 102: 613}))
     page.wait_for_function(
-        "([selector, before]) => document.querySelector(selector).textContent !== before",
-        arg=[TOTAL.format(1), before], timeout=10_000,
+        "([selector]) => document.querySelector(selector).textContent === '1,138'",
+        arg=[TOTAL.format(1)], timeout=10_000,
     )
     assert page.evaluate("window.sameDocument") is True
     assert page.locator('[data-source="ap"] [data-state]').text_content() == "Live"
-    keep(page, "race-page.png")
-
-    # A phone: nothing wider than the screen.
-    phone = chromium.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
-    phone.goto(f"{base}/race")
-    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
-    keep(phone, "race-page-phone.png")
 
     # One race's page draws its chart and redraws it as votes arrive.
-    detail = chromium.new_page(viewport={"width": 1280, "height": 900})
-    detail.goto(f"{base}/race/1")
+    detail = watch(chromium, base, "/race/1")
     detail.wait_for_function(
         "() => { const img = document.querySelector('img[data-chart]');"
         " return img.complete && img.naturalWidth > 0 && img.currentSrc.includes('v='); }",
         timeout=10_000,
     )
-    keep(detail, "race-one.png")
+    first = detail.evaluate("document.querySelector('img[data-chart]').currentSrc")
+    webapp.record(url, race_snapshot("ap", 3, {**RACE_1, 102: 700}))
+    detail.wait_for_function(
+        "([first]) => { const img = document.querySelector('img[data-chart]');"
+        " return img.complete && img.naturalWidth > 0 && img.currentSrc !== first; }",
+        arg=[first], timeout=10_000,
+    )
+    assert detail.evaluate("window.sameDocument") is True
 
     # Without the token the server refuses, whatever the page's own checks say.
     page.click("#wipeout summary")
@@ -173,28 +184,72 @@ def test_the_page_lives_and_the_form_wipes_out_only_with_the_token(chromium, sit
     assert page.locator(".form-error").text_content() == "The admin token is wrong."
     assert min(totals(base)) > 0
 
-    # Quiet the sources, so that what the wipeout leaves is plain to see.
-    processes.stop("beat")
-    last: dict = {}
-
-    def drained():
-        now = totals(base)
-        done = last.get("totals") == now
-        last["totals"] = now
-        return done
-
-    wait_for(drained, 30, interval=1.5, what="the pipeline to drain")
     page.fill("input[name=token]", TOKEN)
     page.check("input[name=confirm]")
     page.click("form.wipeout button")
     page.wait_for_url(f"{base}/race")
     assert page.locator(".flash").text_content().startswith("Wiped out ")
     assert [page.text_content(TOTAL.format(i)) for i in (1, 2, 3)] == ["0", "0", "0"]
-    assert page.locator("[data-state]").all_text_contents() == ["Waiting"] * 3
+    assert page.locator("[data-state]").all_text_contents() == ["Waiting"] * 4
     assert totals(base) == [0, 0, 0]
     wiped = [line for line in processes.log("web").splitlines() if "event=wipeout " in line]
     assert len(wiped) == 1 and "via=form" in wiped[0] and "remote_addr=127.0.0.1" in wiped[0]
-    assert outside == [] and errors == []
+    for watched in (page, detail):
+        assert watched.outside == [] and watched.errors == []
+
+
+def test_the_page_shows_calls_corrections_and_disagreements_as_they_arrive(chromium, site):
+    base, url, _ = site
+    # AP's first report already splits its votes by type, so the page has that table.
+    webapp.record(url, race_snapshot("ap", 1, RACE_1, vote_types=webapp.VOTE_TYPES))
+    page = watch(chromium, base, "/race")
+    ap = '[data-race="1"] [data-source="ap"]'
+    clinton = '[data-race="1"] tbody [data-candidate="102"]'
+    assert text(page, f"{ap} [data-progress]") == "1 of 1 state unit reporting · version 1"
+    assert text(page, f"{ap} [data-corrections]") == "0 corrections"
+    assert page.locator(f"{clinton} [data-called]").is_hidden()
+    assert page.locator(f"{ap} [data-disagreements]").is_hidden()
+    assert page.locator('[data-race="1"] [data-sources-disagree]').is_hidden()
+    assert page.locator('[data-race="2"] [data-test]').is_hidden()
+
+    webapp.record(url, *webapp.night())
+    page.wait_for_function(
+        "([selector]) => document.querySelector(selector).textContent.includes('version 2')",
+        arg=[f"{ap} [data-progress]"], timeout=10_000,
+    )
+    assert page.evaluate("window.sameDocument") is True
+    assert text(page, f"{ap} [data-progress]") == (
+        "2 of 3 county units reporting · precincts 1,200 of 1,500 · version 2")
+    assert text(page, f"{ap} [data-corrections]") == "1 correction"
+    assert "has-corrections" in page.get_attribute(f"{ap} [data-corrections]", "class")
+    assert page.locator(f"{clinton} [data-called]").is_visible()
+    assert page.get_attribute(f"{clinton} [data-called]", "title") == "Called by AP"
+    assert page.locator('[data-race="1"] tbody [data-candidate="101"] [data-called]').is_hidden()
+    assert page.locator(f"{ap} [data-disagreements] li").all_text_contents() == [
+        "Levels disagree: state figure for Clinton is 600, its county units sum to 590"]
+    assert page.locator('[data-race="1"] [data-sources-disagree]').is_visible()
+    assert text(page, f'{clinton} [data-by-source="sos"]') == "590"
+    assert "differs" in page.get_attribute(f'{clinton} [data-by-source="sos"]', "class")
+    assert text(page, '[data-race="1"] tbody [data-candidate="101"] [data-votes]') == "470"
+    assert page.locator('[data-race="2"] [data-test]').is_visible()
+    # The leader stays on top; the table keeps its order by votes.
+    assert page.locator('[data-race="1"] tbody tr').first.get_attribute("data-candidate") == "102"
+    keep(page, "race-page.png")
+
+    # A phone: nothing wider than the screen, two sources and vote types included.
+    phone = watch(chromium, base, "/race", width=390, height=844, device_scale_factor=2)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    keep(phone, "race-page-phone.png")
+    detail = watch(chromium, base, "/race/1")
+    keep(detail, "race-one.png")
+
+    # A vote type the page has no column for: it reloads, once, and shows it.
+    webapp.record(url, race_snapshot(
+        "ap", 3, webapp.AP_V2, vote_types={"provisional": {101: 1, 102: 2}}))
+    page.wait_for_function("() => window.sameDocument === undefined", timeout=10_000)
+    page.wait_for_selector('[data-race="1"] [data-vote-types] [data-vote-type="provisional"]')
+    for watched in (page, phone, detail):
+        assert watched.outside == [] and watched.errors == []
 
 
 def test_race_titles_look_like_the_links_they_are(chromium, seeded):

@@ -88,6 +88,31 @@
     rejected.classList.toggle("has-rejected", source.rejected > 0);
   }
 
+  // The candidates, sources and vote types a card shows, as _race.html writes its data-shape.
+  function shape(race) {
+    const types = [...new Set(race.candidates.flatMap((c) => Object.keys(c.vote_types)))].sort();
+    return [race.candidates.map((c) => c.id), race.sources.map((s) => s.id), types]
+      .map((ids) => ids.join(",")).join("|");
+  }
+
+  // A new race, candidate, source or vote type needs rows the page does not have:
+  // reload it, once per new shape (a page that still differs must not loop), and
+  // never while someone is filling in the wipeout form.
+  function outgrown(races) {
+    const cards = new Map([...document.querySelectorAll("[data-race]")]
+      .map((card) => [card.dataset.race, card.dataset.shape]));
+    const overview = document.querySelector(".races") !== null;
+    const drawn = (race) => cards.has(String(race.id)) || !overview;
+    const changed = races.some((race) => !drawn(race) ||
+      (cards.has(String(race.id)) && cards.get(String(race.id)) !== shape(race)));
+    if (!changed || document.querySelector("details[open]")) return false;
+    const key = `${window.location.pathname} ${races.map((r) => `${r.id}:${shape(r)}`).join(" ")}`;
+    if (window.sessionStorage.getItem("rome-reloaded-for") === key) return false;
+    window.sessionStorage.setItem("rome-reloaded-for", key);
+    window.location.reload();
+    return true;
+  }
+
   function renderRace(race) {
     const card = document.querySelector(`[data-race="${race.id}"]`);
     if (!card) return;
@@ -143,6 +168,7 @@
 
   function render(data) {
     const races = Array.isArray(data.races) ? data.races : [data];
+    if (outgrown(races)) return;
     races.forEach(renderRace);
     const total = document.querySelector("[data-rejected-total]");
     if (total && typeof data.rejected === "number") {
