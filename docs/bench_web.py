@@ -67,11 +67,11 @@ def parse_wrk(output: str) -> dict:
 
 
 def applied_updates(base: str) -> float:
-    """Sum rome_updates_applied_total from the server's own /metrics."""
+    """Sum rome_count_changes_total from the server's own /metrics."""
     with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
         text = response.read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("rome_updates_applied_total{"))
+               if line.startswith("rome_count_changes_total{"))
 
 
 def wait_until(condition, timeout: float, what: str):
