@@ -282,3 +282,29 @@ def test_a_missing_race_is_a_styled_page_with_a_way_back(chromium, seeded):
     page.click("text=← All races")
     page.wait_for_url(f"{seeded}/race")
     assert page.locator("[data-race]").count() == 3
+
+
+def test_the_headline_follows_the_first_source_with_figures(chromium, site):
+    base, url, _ = site
+    wipe = urllib.request.Request(f"{base}/race/wipeout", method="POST",
+                                  headers={"Authorization": f"Bearer {TOKEN}"})
+    urllib.request.urlopen(wipe, timeout=10).close()
+    page = watch(chromium, base, "/race")
+    per = '[data-race="1"] [data-per]'
+    assert page.locator(per).is_hidden() and page.text_content(TOTAL.format(1)) == "0"
+    # The state reports the race first: the headline is its figures.
+    webapp.record(url, race_snapshot("sos", 7, webapp.SOS_RACE_1, race_id=1))
+    page.wait_for_function(
+        "([selector]) => document.querySelector(selector).textContent === '1,112'",
+        arg=[TOTAL.format(1)], timeout=10_000,
+    )
+    assert page.locator(per).is_visible() and text(page, per) == "per SOS, state level"
+    # Then AP, first in the catalog: the headline is AP's.
+    webapp.record(url, race_snapshot("ap", 7, webapp.AP_V2))
+    page.wait_for_function(
+        "([selector]) => document.querySelector(selector).textContent === '1,122'",
+        arg=[TOTAL.format(1)], timeout=10_000,
+    )
+    assert text(page, per) == "per AP, state level"
+    assert page.evaluate("window.sameDocument") is True
+    assert page.outside == [] and page.errors == []

@@ -117,6 +117,13 @@
     const card = document.querySelector(`[data-race="${race.id}"]`);
     if (!card) return;
     card.querySelector("[data-total]").textContent = number.format(race.total_votes);
+    const primary = race.sources.find((s) => s.id === race.primary_source && s.level !== null);
+    const per = card.querySelector("[data-per]");
+    per.hidden = !primary;
+    per.textContent = primary ? `per ${primary.code}, ${primary.level} level` : "";
+    for (const code of card.querySelectorAll("[data-primary-code]")) {
+      if (primary) code.textContent = primary.code;
+    }
     card.querySelector("[data-tie]").hidden = !(race.total_votes > 0 && race.leader === null);
     card.querySelector("[data-test]").hidden = !race.test;
     card.querySelector("[data-sources-disagree]").hidden = !race.sources_disagree;
