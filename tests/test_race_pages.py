@@ -106,7 +106,7 @@ def test_a_source_shows_its_units_and_precincts_reporting(client, night):
 def test_the_votes_are_split_by_type(client, night):
     html = client.get("/race").get_data(as_text=True)
     race = card(html, 1)
-    assert "<caption>By vote type, per AP</caption>" in race
+    assert "<caption>By vote type, per <span data-primary-code>AP</span></caption>" in race
     assert ('<th scope="col" class="num">Early</th>'
             '<th scope="col" class="num">Election day</th>') in race
     assert ('<tr data-candidate="102"><th scope="row">Clinton</th>'
