@@ -154,7 +154,7 @@ def test_the_page_lives_and_the_form_wipes_out_only_with_the_token(chromium, sit
         arg=[TOTAL.format(1)], timeout=10_000,
     )
     assert page.evaluate("window.sameDocument") is True
-    assert page.locator('[data-source="ap"] [data-state]').text_content() == "Live"
+    assert page.locator('[data-race="1"] [data-source="ap"] [data-state]').text_content() == "Live"
 
     # One race's page draws its chart and redraws it as votes arrive.
     detail = watch(chromium, base, "/race/1")
@@ -190,7 +190,7 @@ def test_the_page_lives_and_the_form_wipes_out_only_with_the_token(chromium, sit
     page.wait_for_url(f"{base}/race")
     assert page.locator(".flash").text_content().startswith("Wiped out ")
     assert [page.text_content(TOTAL.format(i)) for i in (1, 2, 3)] == ["0", "0", "0"]
-    assert page.locator("[data-state]").all_text_contents() == ["Waiting"] * 4
+    assert page.locator("[data-state]").all_text_contents() == ["Waiting"] * 5
     assert totals(base) == [0, 0, 0]
     wiped = [line for line in processes.log("web").splitlines() if "event=wipeout " in line]
     assert len(wiped) == 1 and "via=form" in wiped[0] and "remote_addr=127.0.0.1" in wiped[0]

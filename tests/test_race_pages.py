@@ -69,10 +69,11 @@ def test_sources_show_live_stale_or_waiting_and_say_what_stale_means(database_ur
     stale_html = stale.test_client().get("/race").get_data(as_text=True)
     for app in (fresh, stale):
         dispose(app)
-    # Race 1's second source (the state) is live elsewhere but has not reported race 1.
+    # Races 1 and 3 each have a second source in the catalog (the state, AP) that is
+    # live elsewhere but has not reported that race: waiting, unless it went silent.
     assert fresh_html.count('data-state>Live</span>') == 3
-    assert fresh_html.count('data-state>Waiting</span>') == 1
-    assert stale_html.count('data-state>Stale</span>') == 4
+    assert fresh_html.count('data-state>Waiting</span>') == 2
+    assert stale_html.count('data-state>Stale</span>') == 5
     assert stale_html.count('<li data-source="mc" class="stale">') == 1
     assert "has not reported for 5 of its\n      intervals (10&nbsp;s)" in fresh_html
     assert " s ago</span>" in fresh_html
@@ -81,7 +82,7 @@ def test_sources_show_live_stale_or_waiting_and_say_what_stale_means(database_ur
 def test_a_wiped_source_is_waiting(client):
     wipe(client)
     html = client.get("/race").get_data(as_text=True)
-    assert html.count("data-state>Waiting</span>") == 4
+    assert html.count("data-state>Waiting</span>") == 5
     assert "no reports yet" in html
 
 
@@ -156,7 +157,10 @@ def test_two_sources_side_by_side_with_their_differences_marked(client, night):
     assert '<span class="badge disagree" data-sources-disagree title=' in race
     assert "1,122 votes in 7 changes" in race and "1,112 votes in 4 changes" in race
     # One source per race: no columns per source, nothing to differ.
-    assert "by-source" not in card(html, 3) and "data-sources-disagree hidden" in card(html, 3)
+    assert "by-source" not in card(html, 2) and "data-sources-disagree hidden" in card(html, 2)
+    # Two, one of them without figures yet: columns, but nothing differs.
+    assert '<td class="num by-source" data-by-source="ap">–</td>' in row(html, 3, 301)
+    assert "data-sources-disagree hidden" in card(html, 3)
 
 
 def test_test_data_is_marked_as_test(client, night):
