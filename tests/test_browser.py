@@ -3,6 +3,7 @@
 The site is gunicorn (two workers) over an SQLite file; the tests record
 snapshots into that file as caesar would, so what the page must show is known.
 How links and errors look is checked on the seeded test app.
+One more runs the real pipeline (worker and beat) behind the page.
 Needs Debian's chromium (/usr/bin/chromium) and the playwright package: skipped
 without them, a failure when CI is set. Set ROME_TEST_SCREENSHOTS to a folder
 (docs, say) to keep the screenshots it takes, race-page.png among them.
@@ -66,6 +67,24 @@ def chromium():
         browser.close()
 
 
+def serve(processes: Processes) -> str:
+    """Start gunicorn with two workers (a form served by one must be accepted by the other)
+    on a free port; return its URL once it answers."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    processes.start("web", [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
+                            "-w", "2", "-b", f"127.0.0.1:{port}", "web:create_app()"])
+
+    def serving():
+        try:
+            return get_json(f"{base}/livez")
+        except OSError:
+            return None
+
+    wait_for(serving, 30, what="gunicorn to serve")
+    return base
+
+
 @pytest.fixture
 def site(tmp_path):
     """Serve the seeded results with gunicorn (two workers); yield its URL, the database's URL
@@ -84,19 +103,7 @@ def site(tmp_path):
         "ROME_ADMIN_TOKEN": TOKEN,
     }
     processes = Processes(env, tmp_path)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    # Two workers: a form served by one must be accepted by the other.
-    processes.start("web", [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
-                            "-w", "2", "-b", f"127.0.0.1:{port}", "web:create_app()"])
-
-    def serving():
-        try:
-            return get_json(f"{base}/livez")
-        except OSError:
-            return None
-
-    wait_for(serving, 30, what="gunicorn to serve")
+    base = serve(processes)
     yield base, url, processes
     processes.stop()
     proc = processes.procs["web"]
@@ -308,3 +315,40 @@ def test_the_headline_follows_the_first_source_with_figures(chromium, site):
     assert text(page, per) == "per AP, state level"
     assert page.evaluate("window.sameDocument") is True
     assert page.outside == [] and page.errors == []
+
+
+def test_the_page_follows_a_real_pipeline(chromium, tmp_path, unique):
+    # Worker and beat on the embedded default: the simulated feeds, in their formats.
+    env = {
+        "ROME_DATA_DIR": str(tmp_path / "data"),
+        "ROME_DATABASE_URL": "",
+        "ROME_BROKER_URL": "",
+        "ROME_SOURCE_INTERVAL": "0.3",
+        "ROME_UPDATE_CHANCE": "1",
+        "ROME_SEED": unique,
+    }
+    processes = Processes(env, tmp_path)
+    upgraded = processes.run([sys.executable, "-m", "rome.cli", "db", "upgrade"])
+    assert upgraded.returncode == 0, upgraded.stderr
+    try:
+        base = serve(processes)
+        processes.worker()
+        processes.beat()
+        wait_for(lambda: min(totals(base)) > 0, 60, what="every race to have votes")
+        page = watch(chromium, base, "/race")
+        before = page.text_content(TOTAL.format(1))
+        page.wait_for_function(
+            "([selector, before]) => document.querySelector(selector).textContent !== before",
+            arg=[TOTAL.format(1), before], timeout=15_000,
+        )
+        assert page.evaluate("window.sameDocument") is True
+        assert page.locator('[data-race="1"] [data-source="ap"] [data-state]').text_content() == (
+            "Live")
+        assert page.outside == [] and page.errors == []
+    finally:
+        processes.stop()
+    for name, proc in processes.procs.items():
+        # A pipeline process that died on its own is a failure of the run.
+        assert proc.returncode in (0, -15), f"{name} exited {proc.returncode}:\n" + (
+            processes.log(name)[-3000:]
+        )
