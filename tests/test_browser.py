@@ -334,7 +334,11 @@ def test_the_page_follows_a_real_pipeline(chromium, tmp_path, unique):
         base = serve(processes)
         processes.worker()
         processes.beat()
-        wait_for(lambda: min(totals(base)) > 0, 60, what="every race to have votes")
+        # Until every source has reported, a race's headline source (and so the
+        # vote types it shows) may change, and the page would rightly reload.
+        wait_for(lambda: all(source["level"] for race in get_json(f"{base}/api/races")["races"]
+                             for source in race["sources"]),
+                 60, what="every source to report every race")
         page = watch(chromium, base, "/race")
         before = page.text_content(TOTAL.format(1))
         page.wait_for_function(
