@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
+
+from builders import race_snapshot
 from rome.freshness import STALE_INTERVALS, age_seconds, is_stale, stale_after
+from rome.models import TallyRow
 from rome.results import race_views, rejected_by_source
-from rome.tally import record_updates, reject_payload
-from rome.updates import Update
+from rome.tally import record_snapshots, reject_payload
 
 NOW = datetime(2016, 11, 8, 20, 0, 0, tzinfo=UTC)
 
@@ -45,9 +48,9 @@ def test_naive_times_are_utc_and_ages_never_negative():
 
 def test_race_views_mark_stale_sources_and_count_their_rejects(database):
     with database.Session.begin() as session:
-        record_updates(session, [
-            Update("ap", 1, 0, 1, 101, 10, 1.0),
-            Update("mc", 1, 0, 2, 201, 20, 1.0),
+        record_snapshots(session, [
+            race_snapshot("ap", 1, {101: 10}, feed_at=1.0),
+            race_snapshot("mc", 1, {201: 20}, feed_at=1.0),
         ])
         reject_payload(session, "mc", "{", "body is not JSON")
         reject_payload(session, "mc", "[]", "no rows")
@@ -63,13 +66,45 @@ def test_race_views_mark_stale_sources_and_count_their_rejects(database):
     assert ap.stale and mc.stale and not sos.stale  # sos never reported: waiting
     assert not fresh[1].sources[0].stale
     assert (ap.rejected, mc.rejected, sos.rejected) == (0, 2, 0)
-    assert races[2].to_json()["sources"][0] == {
+    race = races[2].to_json()
+    assert race["sources"][0] == {
         "id": "mc",
         "name": "Maricopa County Recorder",
+        "code": "MC",
         "votes": 20,
-        "updates": 1,
-        "last_update_at": races[2].to_json()["last_update_at"],
+        "level": "county",
+        "changes": 1,
+        "corrections": 0,
+        "version": 1,
+        "feed_at": "1970-01-01T00:00:01+00:00",
+        "last_update_at": race["last_update_at"],
         "stale": True,
         "stale_after_seconds": 10.0,
         "rejected": 2,
+        "units_reporting": 1,
+        "units_total": 1,
+        "units_level": "county",
+        "precincts_reporting": None,
+        "precincts_total": None,
+        "winner": None,
+        "test": False,
+        "level_disagreements": [],
     }
+
+
+def test_a_source_is_live_in_every_race_while_it_reports_in_one(database):
+    # AP's answers leave out the races that did not change: its quiet race is not stale.
+    with database.Session.begin() as session:
+        record_snapshots(session, [race_snapshot("sos", 1, {301: 5}, race_id=3),
+                                   race_snapshot("sos", 1, {101: 7}, race_id=1)])
+        session.execute(update(TallyRow).where(TallyRow.race_id == 3)
+                        .values(last_update_at=NOW - timedelta(hours=1)))
+        session.execute(update(TallyRow).where(TallyRow.race_id == 1).values(last_update_at=NOW))
+    with database.Session() as session:
+        races = {race.id: race for race in race_views(session, now=NOW, stale_after=10.0)}
+        later = {race.id: race for race in race_views(session, now=NOW + timedelta(seconds=11),
+                                                      stale_after=10.0)}
+    (senate,) = [s for s in races[3].sources if s.id == "sos"]
+    assert not senate.stale and senate.heard_at == NOW
+    assert senate.last_update_at == NOW - timedelta(hours=1)  # its own race's last change
+    assert all(s.stale for race in later.values() for s in race.sources if s.id == "sos")
