@@ -27,7 +27,7 @@ from rome.models import (
     SourceRow,
     TallyRow,
 )
-from rome.snapshot import LEVELS, TOTAL
+from rome.snapshot import LEVEL_RANK, LEVELS, TOTAL
 
 
 @dataclass
@@ -265,8 +265,9 @@ def race_views(
     session: Session, now: datetime | None = None, stale_after: float | None = None
 ) -> list[RaceView]:
     """Build every race with each source's figures, levels, progress and freshness."""
-    tallies = list(session.scalars(select(TallyRow)))
-    statuses = list(session.scalars(select(RaceStatusRow)))
+    # Plain rows, not ORM objects: building tens of thousands of those was most of the time.
+    tallies = session.execute(select(*TallyRow.__table__.c)).all()
+    statuses = session.execute(select(*RaceStatusRow.__table__.c)).all()
     with_results = {t.race_id for t in tallies} | {s.race_id for s in statuses}
     races = {
         r.id: RaceView(r.id, r.name, [], [], r.state, r.office)
@@ -346,6 +347,9 @@ def race_views(
         view.stale_after = stale_after
         view.stale = is_stale(view.heard_at, now, stale_after)
         view.rejected = rejected.get(source_id, 0)
+    # Vote types: the primary source's, at its top level. One pass over the
+    # tallies, not one per race: a national night has hundreds of races.
+    primary_top: dict[int, tuple[str, int]] = {}
     for race in races.values():
         primary = race.primary
         for c in race.candidates:
@@ -353,14 +357,14 @@ def race_views(
                            if c.id in s.by_candidate}
             c.votes = primary.by_candidate.get(c.id, 0) if primary else 0
         if primary is not None and primary.level is not None:
-            top_rank = LEVELS.index(primary.level)
-            for t in tallies:
-                if (t.race_id == race.id and t.source_id == primary.id and t.rank == top_rank
-                        and t.vote_type != TOTAL and t.candidate_id in candidates):
-                    candidates[t.candidate_id].vote_types[t.vote_type] = t.votes
+            primary_top[race.id] = (primary.id, LEVEL_RANK[primary.level])
         total = race.total_votes
         for c in race.candidates:
             c.share = c.votes / total if total else 0.0
+    for t in tallies:
+        if (t.vote_type != TOTAL and primary_top.get(t.race_id) == (t.source_id, t.rank)
+                and t.candidate_id in candidates):
+            candidates[t.candidate_id].vote_types[t.vote_type] = t.votes
     return list(races.values())
 
 
