@@ -149,6 +149,15 @@ def text(page, selector: str) -> str:
     return " ".join(page.locator(selector).text_content().split())
 
 
+def overflowing(page) -> list[str]:
+    """Name the race cards whose content is wider than the card, or whose table scrolls."""
+    return page.evaluate(
+        "() => [...document.querySelectorAll('.race')].filter((card) =>"
+        " card.scrollWidth > card.clientWidth || [...card.querySelectorAll('.table-scroll')]"
+        ".some((box) => box.scrollWidth > box.clientWidth)).map((card) => card.dataset.race)"
+    )
+
+
 def test_the_page_lives_and_the_form_wipes_out_only_with_the_token(chromium, site):
     base, url, processes = site
     page = watch(chromium, base, "/race")
@@ -212,7 +221,7 @@ def test_the_page_shows_calls_corrections_and_disagreements_as_they_arrive(chrom
     page = watch(chromium, base, "/race")
     ap = '[data-race="1"] [data-source="ap"]'
     clinton = '[data-race="1"] tbody [data-candidate="102"]'
-    assert text(page, f"{ap} [data-progress]") == "1 of 1 state unit reporting · version 1"
+    assert text(page, f"{ap} [data-progress]").startswith("1 of 1 state unit reporting · as of ")
     assert text(page, f"{ap} [data-corrections]") == "0 corrections"
     assert page.locator(f"{clinton} [data-called]").is_hidden()
     assert page.locator(f"{ap} [data-disagreements]").is_hidden()
@@ -221,12 +230,13 @@ def test_the_page_shows_calls_corrections_and_disagreements_as_they_arrive(chrom
 
     webapp.record(url, *webapp.night())
     page.wait_for_function(
-        "([selector]) => document.querySelector(selector).textContent.includes('version 2')",
+        "([selector]) => document.querySelector(selector).textContent.includes('04:30:00')",
         arg=[f"{ap} [data-progress]"], timeout=10_000,
     )
     assert page.evaluate("window.sameDocument") is True
     assert text(page, f"{ap} [data-progress]") == (
-        "2 of 3 county units reporting · precincts 1,200 of 1,500 · version 2")
+        "2 of 3 county units reporting · precincts 1,200 of 1,500 · as of 04:30:00 UTC")
+    assert page.get_attribute(f"{ap} [data-progress]", "title") == "feed version 2"
     assert text(page, f"{ap} [data-corrections]") == "1 correction"
     assert "has-corrections" in page.get_attribute(f"{ap} [data-corrections]", "class")
     assert page.locator(f"{clinton} [data-called]").is_visible()
@@ -243,9 +253,18 @@ def test_the_page_shows_calls_corrections_and_disagreements_as_they_arrive(chrom
     assert page.locator('[data-race="1"] tbody tr').first.get_attribute("data-candidate") == "102"
     keep(page, "race-page.png")
 
+    # Millions of votes from two sources that differ still fit their card.
+    webapp.record(url, race_snapshot("sos", 3, {301: 1_234_567, 302: 2_345_678}, race_id=3),
+                  race_snapshot("ap", 3, {301: 1_234_568, 302: 2_345_678}, race_id=3))
+    page.wait_for_function(
+        "([selector]) => document.querySelector(selector).textContent === '3,580,245'",
+        arg=[TOTAL.format(3)], timeout=10_000,
+    )
+    assert overflowing(page) == []
     # A phone: nothing wider than the screen, two sources and vote types included.
     phone = watch(chromium, base, "/race", width=390, height=844, device_scale_factor=2)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    assert overflowing(phone) == []
     keep(phone, "race-page-phone.png")
     detail = watch(chromium, base, "/race/1")
     keep(detail, "race-one.png")
@@ -298,21 +317,35 @@ def test_the_headline_follows_the_first_source_with_figures(chromium, site):
     urllib.request.urlopen(wipe, timeout=10).close()
     page = watch(chromium, base, "/race")
     per = '[data-race="1"] [data-per]'
+    votes_head = '[data-race="1"] thead th:not(.by-source).num'
     assert page.locator(per).is_hidden() and page.text_content(TOTAL.format(1)) == "0"
-    # The state reports the race first: the headline is its figures.
+    # The state reports the race first: the headline, and the votes column, are its
+    # figures. The page is drawn anew for that column, once.
     webapp.record(url, race_snapshot("sos", 7, webapp.SOS_RACE_1, race_id=1))
     page.wait_for_function(
         "([selector]) => document.querySelector(selector).textContent === '1,112'",
         arg=[TOTAL.format(1)], timeout=10_000,
     )
-    assert page.locator(per).is_visible() and text(page, per) == "per SOS, state level"
+    assert page.evaluate("window.sameDocument") is None
+    assert text(page, per) == "per SOS, state level" and text(page, votes_head) == "SOS"
     # Then AP, first in the catalog: the headline is AP's.
+    page.evaluate("window.sameDocument = true")
     webapp.record(url, race_snapshot("ap", 7, webapp.AP_V2))
     page.wait_for_function(
         "([selector]) => document.querySelector(selector).textContent === '1,122'",
         arg=[TOTAL.format(1)], timeout=10_000,
     )
-    assert text(page, per) == "per AP, state level"
+    assert page.evaluate("window.sameDocument") is None
+    assert text(page, per) == "per AP, state level" and text(page, votes_head) == "AP"
+    assert text(page, '[data-race="1"] tbody [data-candidate="102"] [data-by-source="sos"]') == (
+        "590")
+    # From then on the figures change in place.
+    page.evaluate("window.sameDocument = true")
+    webapp.record(url, race_snapshot("ap", 8, {**webapp.AP_V2, 102: 700}))
+    page.wait_for_function(
+        "([selector]) => document.querySelector(selector).textContent === '1,222'",
+        arg=[TOTAL.format(1)], timeout=10_000,
+    )
     assert page.evaluate("window.sameDocument") is True
     assert page.outside == [] and page.errors == []
 
@@ -348,6 +381,9 @@ def test_the_page_follows_a_real_pipeline(chromium, tmp_path, unique):
         assert page.evaluate("window.sameDocument") is True
         assert page.locator('[data-race="1"] [data-source="ap"] [data-state]').text_content() == (
             "Live")
+        keep(page, "race-page-live.png")
+        # Real figures in two columns of sources still fit their cards.
+        assert overflowing(page) == []
         assert page.outside == [] and page.errors == []
     finally:
         processes.stop()

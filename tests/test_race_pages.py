@@ -97,11 +97,12 @@ def test_each_source_shows_its_rejected_payloads(client):
 
 def test_a_source_shows_its_units_and_precincts_reporting(client, night):
     html = client.get("/race").get_data(as_text=True)
-    assert ('<span class="source-progress" data-progress>2 of 3 county units reporting'
-            ' · precincts 1,200 of 1,500 · version 2</span>') in card(html, 1)
-    # A feed with one level and no precinct counts: its one unit, and its version.
-    assert ('<span class="source-progress" data-progress>1 of 1 county unit reporting'
-            ' · version 2</span>') in card(html, 2)
+    assert ('<span class="source-progress" data-progress title="feed version 2">2 of 3 county'
+            ' units reporting · precincts 1,200 of 1,500 · as of 04:30:00 UTC</span>'
+            ) in card(html, 1)
+    # A feed with one level and no precinct counts: its one unit, and its own time.
+    assert ('<span class="source-progress" data-progress title="feed version 2">1 of 1 county'
+            ' unit reporting · as of 04:30:00 UTC</span>') in card(html, 2)
 
 
 def test_the_votes_are_split_by_type(client, night):
@@ -147,17 +148,18 @@ def test_a_state_figure_that_is_not_the_sum_of_its_counties_is_flagged(client, n
 def test_two_sources_side_by_side_with_their_differences_marked(client, night):
     html = client.get("/race").get_data(as_text=True)
     race = card(html, 1)
-    assert ('<th scope="col" class="num by-source" title="Associated Press">AP</th>'
-            '<th scope="col" class="num by-source" title="Arizona Secretary of State">SOS</th>'
-            ) in race
-    assert ('<td class="num by-source differs" data-by-source="ap">600</td>'
-            '<td class="num by-source differs" data-by-source="sos">590</td>') in row(html, 1, 102)
-    assert ('<td class="num by-source" data-by-source="ap">470</td>'
-            '<td class="num by-source" data-by-source="sos">470</td>') in row(html, 1, 101)
+    # A column for the state, then AP's: the headline's votes.
+    assert ('<th scope="col" class="num by-source" title="Arizona Secretary of State">SOS</th>'
+            ' <th scope="col" class="num" title="Votes per Associated Press">AP</th>') in race
+    assert ('<td class="num by-source differs" data-by-source="sos">590</td>'
+            ' <td class="num votes differs" data-votes>600</td>') in row(html, 1, 102)
+    assert ('<td class="num by-source" data-by-source="sos">470</td>'
+            ' <td class="num votes" data-votes>470</td>') in row(html, 1, 101)
     assert '<span class="badge disagree" data-sources-disagree title=' in race
     assert "1,122 votes in 7 changes" in race and "1,112 votes in 4 changes" in race
-    # One source per race: no columns per source, nothing to differ.
+    # One source per race: just votes, nothing to differ.
     assert "by-source" not in card(html, 2) and "data-sources-disagree hidden" in card(html, 2)
+    assert '<th scope="col" class="num">Votes</th>' in card(html, 2)
     # Two, one of them without figures yet: columns, but nothing differs.
     assert '<td class="num by-source" data-by-source="ap">–</td>' in row(html, 3, 301)
     assert "data-sources-disagree hidden" in card(html, 3)

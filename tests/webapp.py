@@ -33,6 +33,7 @@ VOTE_TYPES = {
 }
 PRECINCTS = (1200, 1500)
 SOS_RACE_1 = {101: 470, 102: 590, 103: 40, 104: 12}
+NIGHT_AT = 1478665800.0  # the feeds' own time of those reports: 2016-11-09T04:30:00Z
 
 
 def seed(url: str) -> None:
@@ -51,7 +52,7 @@ def seed(url: str) -> None:
     database.engine.dispose()
 
 
-def night(feed_at: float | None = None) -> list[Snapshot]:
+def night(feed_at: float = NIGHT_AT) -> list[Snapshot]:
     """Return the later reports described at AP_V2, and Maricopa's figures again, as test data."""
     return [
         race_snapshot("ap", 2, AP_V2, below=COUNTIES, vote_types=VOTE_TYPES,

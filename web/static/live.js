@@ -47,7 +47,7 @@
     if (source.precincts_total) {
       parts.push(`precincts ${number.format(source.precincts_reporting || 0)} of ${number.format(source.precincts_total)}`);
     }
-    if (source.version !== null) parts.push(`version ${source.version}`);
+    if (source.feed_at !== null) parts.push(`as of ${clock(new Date(source.feed_at))}`);
     return parts.join(" · ");
   }
 
@@ -72,7 +72,10 @@
       parts.push("no reports yet");
     }
     numbers.replaceChildren(...parts);
-    item.querySelector("[data-progress]").textContent = progress(source);
+    const line = item.querySelector("[data-progress]");
+    line.textContent = progress(source);
+    if (source.version === null) line.removeAttribute("title");
+    else line.title = `feed version ${source.version}`;
     const corrections = item.querySelector("[data-corrections]");
     corrections.textContent = plural(source.corrections, "correction");
     corrections.classList.toggle("has-corrections", source.corrections > 0);
@@ -91,8 +94,8 @@
   // The candidates, sources and vote types a card shows, as _race.html writes its data-shape.
   function shape(race) {
     const types = [...new Set(race.candidates.flatMap((c) => Object.keys(c.vote_types)))].sort();
-    return [race.candidates.map((c) => c.id), race.sources.map((s) => s.id), types]
-      .map((ids) => ids.join(",")).join("|");
+    return [race.candidates.map((c) => c.id), race.sources.map((s) => s.id), types,
+      [race.primary_source ?? ""]].map((ids) => ids.join(",")).join("|");
   }
 
   // A new race, candidate, source or vote type needs rows the page does not have:
@@ -149,6 +152,9 @@
         const votes = c.by_source[cell.dataset.bySource];
         cell.textContent = votes === undefined ? "–" : number.format(votes);
         cell.classList.toggle("differs", c.sources_differ);
+      }
+      if (race.sources.length > 1) {
+        row.querySelector("[data-votes]").classList.toggle("differs", c.sources_differ);
       }
       for (const cell of card.querySelectorAll(`[data-vote-types] [data-candidate="${c.id}"] [data-vote-type]`)) {
         cell.textContent = number.format(c.vote_types[cell.dataset.voteType] || 0);
