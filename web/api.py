@@ -89,6 +89,7 @@ def history(race_id: int):
 
 @bp.get("/races/<race_id>")
 @bp.get("/races/<race_id>/history")
+@bp.get("/races/<race_id>/history.csv")
 def not_a_race_id(race_id: str):
     """Answer 404 for a race id that is not a number, saying what an id looks like."""
     return error_json(404, f"no race with id {race_id!r}: race ids are whole numbers, "
