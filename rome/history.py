@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from rome.freshness import as_utc
 from rome.models import CandidateRow, HistoryRow, TallyRow
 from rome.results import source_order
-from rome.snapshot import TOTAL
+from rome.snapshot import LEVELS, TOTAL
 
 MAX_POINTS = 240
 # Bucket widths people read easily on a time axis, in seconds.
@@ -37,14 +37,21 @@ class RaceHistory:
     points: list[tuple[datetime, list[int]]] = field(default_factory=list)
 
     def to_json(self) -> dict:
+        """Name everything: votes are keyed by candidate id, never given by position."""
+
+        def by_candidate(votes: list[int]) -> dict[str, int]:
+            return {str(cid): v for cid, v in zip(self.candidate_ids, votes, strict=True)}
+
         return {
             "race_id": self.race_id,
             "candidate_ids": self.candidate_ids,
             "source": self.source,
+            "level": LEVELS[self.level_rank] if self.level_rank is not None else None,
             "since": self.since.isoformat() if self.since else None,
             "bucket_seconds": self.bucket_seconds,
-            "baseline": self.baseline,
-            "points": [{"at": at.isoformat(), "votes": votes} for at, votes in self.points],
+            "votes_at_since": by_candidate(self.baseline),
+            "points": [{"at": at.isoformat(), "votes": by_candidate(votes)}
+                       for at, votes in self.points],
         }
 
 

@@ -269,19 +269,23 @@ def test_history_of_a_race(client):
     assert response.status_code == 200
     body = response.get_json()
     assert body["candidate_ids"] == [101, 102, 103, 104]
-    assert body["points"][-1]["votes"] == [480, 513, 33, 12]
-    assert body["since"] is None and body["baseline"] == [0, 0, 0, 0]
+    assert (body["source"], body["level"]) == ("ap", "state")
+    assert body["points"][-1]["votes"] == {"101": 480, "102": 513, "103": 33, "104": 12}
+    assert body["since"] is None
+    assert body["votes_at_since"] == {"101": 0, "102": 0, "103": 0, "104": 0}
 
 
 def test_history_since_a_moment(client, database_url):
     body = client.get("/api/races/1/history?since=2999-01-01T00:00:00Z").get_json()
-    assert body["points"] == [] and body["baseline"] == [480, 513, 33, 12]
+    assert body["points"] == []
+    assert body["votes_at_since"] == {"101": 480, "102": 513, "103": 33, "104": 12}
     assert body["since"] == "2999-01-01T00:00:00+00:00"
     record(database_url, race_snapshot("ap", 9, {104: 17}))
     # A naive time is UTC; the query string may also use an offset.
     for since in ("2000-01-01T00:00:00", "2000-01-01T01:00:00+01:00"):
         body = client.get("/api/races/1/history", query_string={"since": since}).get_json()
-        assert body["baseline"] == [0, 0, 0, 0] and body["points"][-1]["votes"][3] == 17
+        assert set(body["votes_at_since"].values()) == {0}
+        assert body["points"][-1]["votes"]["104"] == 17
 
 
 @pytest.mark.parametrize(
