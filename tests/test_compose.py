@@ -557,7 +557,7 @@ def test_compose_commands_run_the_pipeline(
                 return None
             races = json.loads(body)["races"]
             counted = len(races) == 3 and all(
-                race["total_votes"] > 0 and all(s["updates"] > 0 for s in race["sources"])
+                race["total_votes"] > 0 and all(s["changes"] > 0 for s in race["sources"])
                 for race in races
             )
             return races if counted else None

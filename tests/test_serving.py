@@ -31,8 +31,9 @@ def free_port() -> int:
 
 
 def demo_command(port: int, env: dict) -> list[str]:
+    # Verbose: the quiet demo keeps no access log, and the redaction test reads it.
     services = plan(load_settings(env), web_port=port, flower_port=free_port(),
-                    single_worker=True)
+                    single_worker=True, log_level="info")
     return next(s.argv for s in services if s.name == "web")
 
 
