@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+AMQP_SCHEMES = ("amqp://", "pyamqp://", "amqps://")
+BROKER_SCHEMES = ("filesystem://", *AMQP_SCHEMES, "memory://")
+
 
 class SettingsError(ValueError):
     """A setting has a value Rome cannot use; the message names the variable."""
@@ -32,8 +35,13 @@ class Settings:
         return self.broker_url.startswith("filesystem://")
 
     @property
+    def broker_nodes(self) -> tuple[str, ...]:
+        """The broker's URLs: one, or every node of a RabbitMQ cluster in failover order."""
+        return tuple(self.broker_url.split(";"))
+
+    @property
     def amqp_broker(self) -> bool:
-        return self.broker_url.startswith(("amqp://", "pyamqp://", "amqps://"))
+        return all(url.startswith(AMQP_SCHEMES) for url in self.broker_nodes)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind, low, high):
@@ -49,6 +57,35 @@ def _number(env: Mapping[str, str], name: str, default: float, kind, low, high):
     return value
 
 
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{credentials.partition(':')[0]}:***@{host}" if at else url
+
+
+def _broker_url(raw: str) -> str:
+    """Check ROME_BROKER_URL: one URL, or RabbitMQ nodes separated by ';' as kombu takes them."""
+    nodes = [node.strip() for node in raw.split(";")]
+    if len(nodes) == 1:
+        if not raw.startswith(BROKER_SCHEMES):
+            raise SettingsError(
+                f"ROME_BROKER_URL={_without_password(raw)!r} must be an amqp:// or "
+                "filesystem:// URL"
+            )
+        return raw
+    for node in nodes:
+        if not node:
+            raise SettingsError("ROME_BROKER_URL has an empty node between its ';' separators")
+        if not node.startswith(AMQP_SCHEMES):
+            raise SettingsError(
+                f"ROME_BROKER_URL: {_without_password(node)!r} is not an amqp:// URL; only "
+                "RabbitMQ nodes can be listed, separated by ';'"
+            )
+    if len(set(nodes)) < len(nodes):
+        raise SettingsError("ROME_BROKER_URL lists the same node twice")
+    return ";".join(nodes)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every ROME_* variable, apply defaults, and validate them."""
     env = os.environ if env is None else env
@@ -60,11 +97,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"ROME_DATABASE_URL={database_url!r} must be a sqlite:// or postgresql:// URL"
         )
 
-    broker_url = env.get("ROME_BROKER_URL") or "filesystem://localhost/"
-    if not broker_url.startswith(("filesystem://", "amqp://", "pyamqp://", "amqps://", "memory://")):
-        raise SettingsError(
-            f"ROME_BROKER_URL={broker_url!r} must be an amqp:// or filesystem:// URL"
-        )
+    broker_url = _broker_url(env.get("ROME_BROKER_URL") or "filesystem://localhost/")
     transport_options: dict = {}
     if broker_url.startswith("filesystem://"):
         queue_dir = data_dir / "broker"
