@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from kombu import Connection, Exchange
+from kombu import Connection
 from sqlalchemy import func, select
 
 from rome import db
@@ -27,12 +27,15 @@ from rome.models import LedgerRow, RejectedRow
 from rome.sources import roll_tick
 from rome.tally import compare, tallies
 from support import Processes, reset_queues, wait_for
+from workers.queues import quorum_topology
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 UPDATES = 20_000
 ROME = [sys.executable, "-m", "rome.cli"]
 PG_CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect"]
+# Rome's queues on RabbitMQ, by logical name (workers/queues.py).
+QUEUES = quorum_topology().by_name()
 
 
 def queue_depth(url: str, name: str) -> int:
@@ -246,7 +249,8 @@ def test_bad_input_mixed_into_a_good_stream(stack):
     with Connection(stack.broker_url) as conn:
         producer = conn.Producer()
         producer.publish(
-            pickle.dumps({"evil": True}), exchange="notekeeper", routing_key="notekeeper",
+            pickle.dumps({"evil": True}), exchange=QUEUES["notekeeper"].exchange,
+            routing_key="notekeeper",
             content_type="application/x-python-serialize", content_encoding="binary",
             headers={"task": "rome.notekeeper.normalize", "id": "pickle-1"},
         )
@@ -254,7 +258,7 @@ def test_bad_input_mixed_into_a_good_stream(stack):
     with Connection(stack.broker_url) as conn:
         conn.Producer().publish(
             [[[poison]], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],
-            exchange=Exchange("caesar", "direct", durable=True), routing_key="caesar",
+            exchange=QUEUES["caesar"].exchange, routing_key="caesar",
             serializer="json",
             headers={"lang": "py", "task": "rome.caesar.record", "id": "poison-1",
                      "retries": 0, "argsrepr": "poison", "kwargsrepr": "{}"},
@@ -277,8 +281,8 @@ def test_bad_input_mixed_into_a_good_stream(stack):
                      "rome.caesar.record failed 3 times"]:
         assert expected in reasons
     # Undecodable and poison messages are kept in the dead-letter queue.
-    wait_for(lambda: queue_depth(stack.broker_url, "rome.dead") == 2, 30,
-             what="two messages in rome.dead")
+    wait_for(lambda: queue_depth(stack.broker_url, quorum_topology().dead.name) == 2, 30,
+             what="two messages in rome.dead.quorum")
     # The worker stayed up the whole time and still answers.
     assert worker.poll() is None
     ping = stack.processes.run([sys.executable, "-m", "celery", "-A", "workers", "inspect",

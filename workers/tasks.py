@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import random
 import time
 from functools import cache
@@ -86,7 +87,11 @@ class PipelineTask(app.Task):
             if self.request.retries + 1 < MAX_TRIES:
                 log(logger, "task_failed_retrying", logging.WARNING, task=self.name,
                     task_id=self.request.id, attempt=self.request.retries + 1, error=repr(exc))
-                raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+                # Whole seconds: on quorum queues a countdown goes through
+                # RabbitMQ (native delayed delivery), and Celery 5.7 raises
+                # ValueError for one between 0 and 1 s.
+                countdown = math.ceil(backoff(self.request.retries))
+                raise self.retry(exc=exc, countdown=countdown) from exc
             raise  # on_failure stores it; acks_on_failure=False dead-letters it
         _outage_streak = 0
         return result
