@@ -5,7 +5,8 @@ fail is decided in one place, PipelineTask:
 
 - a payload that can never be valid is stored as rejected at once;
 - the database or the broker being down is waited out, with backoff and
-  jitter, for as long as it takes (the message is never acked uncommitted);
+  jitter, for as long as it takes, holding the message (it is never acked
+  uncommitted);
 - anything else is retried MAX_TRIES times, then stored as rejected and
   dead-lettered.
 """
@@ -75,33 +76,40 @@ class PipelineTask(app.Task):
 
     def __call__(self, *args, **kwargs):
         global _outage_streak
-        try:
-            result = super().__call__(*args, **kwargs)
-        except (Retry, Reject):
-            raise
-        except DatabaseError as exc:
-            self._wait_out("database_unavailable", exc)
-        except BrokerError as exc:
-            self._wait_out("broker_unavailable", exc)
-        except Exception as exc:
-            if self.request.retries + 1 < MAX_TRIES:
-                log(logger, "task_failed_retrying", logging.WARNING, task=self.name,
-                    task_id=self.request.id, attempt=self.request.retries + 1, error=repr(exc))
-                # Whole seconds: on quorum queues a countdown goes through
-                # RabbitMQ (native delayed delivery), and Celery 5.7 raises
-                # ValueError for one between 0 and 1 s.
-                countdown = math.ceil(backoff(self.request.retries))
-                raise self.retry(exc=exc, countdown=countdown) from exc
-            raise  # on_failure stores it; acks_on_failure=False dead-letters it
-        _outage_streak = 0
-        return result
+        while True:
+            try:
+                result = super().__call__(*args, **kwargs)
+            except (Retry, Reject):
+                raise
+            except DatabaseError as exc:
+                self._wait_out("database_unavailable", exc)
+                continue
+            except BrokerError as exc:
+                self._wait_out("broker_unavailable", exc)
+                continue
+            except Exception as exc:
+                if self.request.retries + 1 < MAX_TRIES:
+                    log(logger, "task_failed_retrying", logging.WARNING, task=self.name,
+                        task_id=self.request.id, attempt=self.request.retries + 1,
+                        error=repr(exc))
+                    # Whole seconds: on quorum queues a countdown goes through
+                    # RabbitMQ (native delayed delivery), and Celery 5.7 raises
+                    # ValueError for one between 0 and 1 s.
+                    countdown = math.ceil(backoff(self.request.retries))
+                    raise self.retry(exc=exc, countdown=countdown) from exc
+                raise  # on_failure stores it; acks_on_failure=False dead-letters it
+            _outage_streak = 0
+            return result
 
-    def _wait_out(self, event: str, exc: Exception):
-        """Back off, then put the message back: nothing was committed, nothing is lost.
+    def _wait_out(self, event: str, exc: Exception) -> None:
+        """Back off before the task runs again, holding its message: nothing was committed.
 
-        Requeueing needs no publish (the broker may be the thing that is down)
-        and leaves the retry count to ordinary errors; the backoff grows with
-        this process's run of consecutive outage failures instead.
+        The message is neither requeued nor republished: holding it needs no
+        broker (which may be what is down), leaves the retry count to ordinary
+        errors, and costs nothing against a quorum queue's delivery limit,
+        which counts every requeue: an outage longer than a few backoffs
+        would otherwise dead-letter good updates. The backoff grows with this
+        process's run of consecutive outage failures.
         """
         global _outage_streak
         delay = backoff(_outage_streak)
@@ -109,7 +117,6 @@ class PipelineTask(app.Task):
         log(logger, event, logging.WARNING, task=self.name, task_id=self.request.id,
             streak=_outage_streak, delay=round(delay, 2), error=str(exc).splitlines()[0])
         time.sleep(delay)
-        raise Reject(f"{event}: {exc}", requeue=True) from exc
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         source = args[0] if args and isinstance(args[0], str) else None
