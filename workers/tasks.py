@@ -8,7 +8,10 @@ fail is decided in one place, PipelineTask:
   jitter, for as long as it takes, holding the message (it is never acked
   uncommitted);
 - anything else is retried MAX_TRIES times, then stored as rejected and
-  dead-lettered.
+  dead-lettered;
+- a message whose task kills its worker process (a crash, the OOM killer,
+  kill -9) is requeued; on a quorum queue, when its last allowed delivery
+  (DELIVERY_LIMIT) kills one too, it is stored as rejected and dead-lettered.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import random
 import time
 from functools import cache
 
-from celery.exceptions import Reject, Retry
+from billiard.einfo import ExceptionInfo, ExceptionWithTraceback
+from celery.exceptions import Reject, Retry, WorkerLostError
 from celery.signals import task_rejected
+from celery.worker.request import Request
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -33,6 +38,7 @@ from rome.sources import emit_tick
 from rome.tally import record_updates, reject_payload
 from rome.updates import InvalidPayload, Update
 from workers import app, settings
+from workers.queues import DELIVERY_LIMIT
 
 logger = logging.getLogger("rome.pipeline")
 # A lost or unreachable database: wait it out.
@@ -71,8 +77,42 @@ def _record_rejected_message(message, exc=None, **_):
     store_rejected(None, message.body, reason)
 
 
+class LastDeliveryRequest(Request):
+    """Record and dead-letter a message whose last allowed delivery killed its worker.
+
+    With task_reject_on_worker_lost Celery requeues the message of a pool
+    process that died. A quorum queue counts each delivery (x-delivery-count
+    0, 1, ...) and dead-letters the message once it comes back after delivery
+    DELIVERY_LIMIT, but nothing would record why. So on that delivery the
+    worker stores the reason in `rejected` and rejects the message without
+    requeue itself; earlier deliveries are requeued as before. On a classic
+    queue (no count) a message that kills its worker comes back forever.
+    """
+
+    def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
+        exc = exc_info.exception
+        exc = exc.exc if isinstance(exc, ExceptionWithTraceback) else exc
+        delivery = (self.message.headers or {}).get("x-delivery-count")
+        if (isinstance(exc, WorkerLostError) and isinstance(delivery, int)
+                and delivery >= DELIVERY_LIMIT):
+            reason = (f"{self.task_name} lost its worker process on delivery {delivery + 1}, "
+                      f"the last its queue allows ({exc}); dead-lettered")
+            args = self.args or ()
+            source = args[0] if args and isinstance(args[0], str) else None
+            store_rejected(source, repr(args)[:1_000_000], reason)
+            log(logger, "dead_lettered", logging.ERROR, task=self.task_name, task_id=self.id,
+                reason=reason)
+            try:
+                raise Reject(reason, requeue=False)
+            except Reject:
+                exc_info = ExceptionInfo()
+        return super().on_failure(exc_info, send_failed_event, return_ok)
+
+
 class PipelineTask(app.Task):
     """Decide, for every task of the pipeline, what a failure means."""
+
+    Request = LastDeliveryRequest
 
     def __call__(self, *args, **kwargs):
         global _outage_streak
