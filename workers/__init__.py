@@ -39,8 +39,15 @@ ROUTES = {"rome.notekeeper.normalize": "notekeeper", "rome.caesar.record": "caes
 # is retried on a fresh connection (perhaps to another node). Without it, a
 # publish to a cluster that has lost its majority waits forever. A publish
 # that timed out may still be enqueued later: a duplicate, which the ledger
-# makes harmless.
-CONFIRM_TIMEOUT = 10.0
+# makes harmless. A queue leader's election after its node is killed delays
+# confirms by well under a second (docs/reliability.md).
+CONFIRM_TIMEOUT = 5.0
+# Seconds any other blocking read from RabbitMQ may wait (see below).
+READ_TIMEOUT = 3.0
+
+
+# The queues this process has declared (by publishing to them once).
+_declared: set[str] = set()
 
 
 def route_task(name, args, kwargs, options, task=None, **_):
@@ -48,6 +55,16 @@ def route_task(name, args, kwargs, options, task=None, **_):
     route = {"queue": ROUTES[name]} if name in ROUTES else {}
     if settings.amqp_broker:
         route.update(confirm_timeout=CONFIRM_TIMEOUT, timeout=CONFIRM_TIMEOUT)
+        # Declare each queue on this process's first publish to it, not on
+        # every new connection as Celery does: RabbitMQ 3.10 answers the
+        # declaration of an existing quorum queue only once every replica
+        # has, so while one node is stalled, each reconnect to another node
+        # would stall again on it (up to net_ticktime, 60 s).
+        queue = options.get("queue") or route.get("queue")
+        queue = getattr(queue, "name", queue)
+        if queue in _declared:
+            route["declare"] = []
+        _declared.add(queue)
     return route
 
 
@@ -94,6 +111,16 @@ if settings.embedded_broker:
 if settings.amqp_broker:
     # Publisher confirms: apply_async returns only once RabbitMQ has the message.
     app.conf.broker_transport_options["confirm_publish"] = True
+    # No blocking read on any connection waits for a silent node longer than
+    # this (SO_RCVTIMEO): the confirm of an event Celery publishes without a
+    # confirm_timeout (task-sent, the worker's events), the reply to a queue
+    # declaration, and the close handshakes kombu goes through before it
+    # switches to the next node. A stalled node (SIGSTOP, a frozen VM)
+    # accepts connections and then answers nothing. Reads done by an event
+    # loop or with a timeout of their own are unaffected, so idle consumers
+    # are too. Other writes than task publishes (route_task) keep blocking:
+    # that is how RabbitMQ's flow control holds a publisher back.
+    app.conf.broker_transport_options["read_timeout"] = READ_TIMEOUT
 
 
 class CurrentTaskFilter(logging.Filter):
