@@ -31,6 +31,7 @@ QUORUM_SUFFIX = ".quorum"
 # stops hands back its prefetched messages, each one delivery closer to the
 # limit, so the limit leaves room for several of those.
 DELIVERY_LIMIT = 10
+DEAD_LETTER_DELIVERY_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,13 @@ def quorum_topology() -> Topology:
     """Quorum queues with a delivery limit and at-least-once dead-lettering."""
     dead_name = "rome.dead" + QUORUM_SUFFIX
     dead_exchange = Exchange(dead_name, type="fanout", durable=True)
-    # No delivery limit on the dead-letter queue itself: nothing consumes it
-    # in a loop, and on 3.10 there is no default to override.
+    # A dead letter read back by hand and requeued must never be dropped: on
+    # 4.x the default limit (20) would drop it, having nowhere to dead-letter
+    # it to, and -1 (no limit on 4.x) drops it at once on 3.10. So: a limit
+    # no inspection reaches.
     dead = Queue(dead_name, dead_exchange, durable=True,
-                 queue_arguments={"x-queue-type": "quorum"})
+                 queue_arguments={"x-queue-type": "quorum",
+                                  "x-delivery-limit": DEAD_LETTER_DELIVERY_LIMIT})
     arguments = {
         "x-queue-type": "quorum",
         "x-delivery-limit": DELIVERY_LIMIT,
