@@ -9,8 +9,7 @@ import pytest
 from amqp.exceptions import NotFound
 from kombu import Connection
 
-from rome import db
-from support import Processes, reset_queues, wait_for
+from support import wait_for
 from workers.queues import classic_topology, quorum_topology
 
 pytestmark = pytest.mark.slow
@@ -57,57 +56,46 @@ def depth(url: str, queue: str) -> int | None:
 
 
 def test_migrate_moves_classic_queues_into_quorum_queues_without_loss(
-        tmp_path, pg_url, amqp_url, empty_tables, unique):
-    reset_queues(amqp_url)
-    processes = Processes({"ROME_DATABASE_URL": pg_url, "ROME_BROKER_URL": amqp_url,
-                           "ROME_DATA_DIR": str(tmp_path / "data"), "ROME_SEED": unique},
-                          tmp_path)
-    upgraded = processes.run([*ROME, "db", "upgrade"])
-    assert upgraded.returncode == 0, upgraded.stderr
-    database = db.connect(pg_url)
-    empty_tables(database)
+        rome_on_rabbitmq, tmp_path, amqp_url, unique):
+    processes, _ = rome_on_rabbitmq
     expect = tmp_path / "expect.json"
-    try:
-        left = processes.run([sys.executable, "-c", LEFT_BEHIND, str(expect), str(UPDATES),
-                              unique])
-        assert left.returncode == 0, left.stderr
-        published = int(left.stdout)
-        assert depth(amqp_url, "notekeeper") == published
+    left = processes.run([sys.executable, "-c", LEFT_BEHIND, str(expect), str(UPDATES),
+                          unique])
+    assert left.returncode == 0, left.stderr
+    published = int(left.stdout)
+    assert depth(amqp_url, "notekeeper") == published
 
-        moved = processes.run([*ROME, "broker", "migrate"])
-        assert moved.returncode == 0, moved.stderr
-        assert f"notekeeper -> notekeeper.quorum: moved {published} messages" in moved.stdout
-        assert "rome.dead -> rome.dead.quorum: moved 1 messages" in moved.stdout
-        assert "elections_ap: no classic queue" in moved.stdout
-        assert depth(amqp_url, "notekeeper") == 0
-        assert depth(amqp_url, "notekeeper.quorum") == published
+    moved = processes.run([*ROME, "broker", "migrate"])
+    assert moved.returncode == 0, moved.stderr
+    assert f"notekeeper -> notekeeper.quorum: moved {published} messages" in moved.stdout
+    assert "rome.dead -> rome.dead.quorum: moved 1 messages" in moved.stdout
+    assert "elections_ap: no classic queue" in moved.stdout
+    assert depth(amqp_url, "notekeeper") == 0
+    assert depth(amqp_url, "notekeeper.quorum") == published
 
-        # A worker of this version counts every update exactly once.
-        processes.worker("worker")
-        wait_for(lambda: processes.run([*ROME, "audit", "--expect", str(expect)]).returncode
-                 == 0, 120, interval=2, what="rome audit --expect to pass")
-        with Connection(amqp_url) as conn:
-            dead = conn.channel().basic_get(quorum_topology().dead.name, no_ack=True)
-        assert dead.headers["x-first-death-reason"] == "rejected"
-        assert json.loads(dead.body) == {"kept": "dead letter"}
+    # A worker of this version counts every update exactly once.
+    processes.worker("worker")
+    wait_for(lambda: processes.run([*ROME, "audit", "--expect", str(expect)]).returncode
+             == 0, 120, interval=2, what="rome audit --expect to pass")
+    with Connection(amqp_url) as conn:
+        dead = conn.channel().basic_get(quorum_topology().dead.name, no_ack=True)
+    assert dead.headers["x-first-death-reason"] == "rejected"
+    assert json.loads(dead.body) == {"kept": "dead letter"}
 
-        # --delete keeps a classic queue that still has a consumer (an old
-        # worker, say), and says so; once it is gone, it deletes them all.
-        classic = classic_topology().by_name()
-        with Connection(amqp_url) as conn:
-            consumer = conn.Consumer(classic["caesar"], callbacks=[lambda *_: None])
-            consumer.consume()
-            kept = processes.run([*ROME, "broker", "migrate", "--delete"])
-        assert kept.returncode == 1, kept.stdout + kept.stderr
-        assert "caesar -> caesar.quorum: moved 0 messages; kept:" in kept.stdout
-        assert depth(amqp_url, "notekeeper") is None
-        deleted = processes.run([*ROME, "broker", "migrate", "--delete"])
-        assert deleted.returncode == 0, deleted.stdout + deleted.stderr
-        assert "caesar -> caesar.quorum: moved 0 messages; classic queue deleted" in deleted.stdout
-        for name in ["notekeeper", "caesar", "rome.dead"]:
-            assert depth(amqp_url, name) is None
-        with Connection(amqp_url) as conn, pytest.raises(NotFound):
-            conn.channel().exchange_declare("notekeeper", "direct", passive=True)
-    finally:
-        processes.stop()
-        database.engine.dispose()
+    # --delete keeps a classic queue that still has a consumer (an old
+    # worker, say), and says so; once it is gone, it deletes them all.
+    classic = classic_topology().by_name()
+    with Connection(amqp_url) as conn:
+        consumer = conn.Consumer(classic["caesar"], callbacks=[lambda *_: None])
+        consumer.consume()
+        kept = processes.run([*ROME, "broker", "migrate", "--delete"])
+    assert kept.returncode == 1, kept.stdout + kept.stderr
+    assert "caesar -> caesar.quorum: moved 0 messages; kept:" in kept.stdout
+    assert depth(amqp_url, "notekeeper") is None
+    deleted = processes.run([*ROME, "broker", "migrate", "--delete"])
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert "caesar -> caesar.quorum: moved 0 messages; classic queue deleted" in deleted.stdout
+    for name in ["notekeeper", "caesar", "rome.dead"]:
+        assert depth(amqp_url, name) is None
+    with Connection(amqp_url) as conn, pytest.raises(NotFound):
+        conn.channel().exchange_declare("notekeeper", "direct", passive=True)

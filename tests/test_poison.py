@@ -17,7 +17,7 @@ from kombu import Connection
 from sqlalchemy import text
 
 from rome import db
-from support import CELERY, Processes, reset_queues, wait_for
+from support import CELERY, wait_for
 from workers.queues import DELIVERY_LIMIT
 
 pytestmark = pytest.mark.slow
@@ -48,69 +48,57 @@ def at_least(count: int, fetch):
 
 
 def test_a_message_that_kills_its_worker_is_dead_lettered_after_the_delivery_limit(
-        tmp_path, pg_url, amqp_url, empty_tables, unique):
-    reset_queues(amqp_url)
-    processes = Processes({
-        "ROME_DATABASE_URL": pg_url, "ROME_BROKER_URL": amqp_url,
-        "ROME_DATA_DIR": str(tmp_path / "data"), "ROME_SEED": unique,
-        "PYTHONPATH": str(TESTS),
-    }, tmp_path)
-    upgraded = processes.run([*ROME, "db", "upgrade"])
-    assert upgraded.returncode == 0, upgraded.stderr
-    database = db.connect(pg_url)
-    empty_tables(database)
+        rome_on_rabbitmq, tmp_path, amqp_url):
+    processes, database = rome_on_rabbitmq
+    processes.env["PYTHONPATH"] = str(TESTS)  # for killer.py
     expect = tmp_path / "expect.json"
-    try:
-        worker = processes.start("worker", [*CELERY[:-1], "killer", "worker", "-Q",
-                                            "notekeeper,caesar", "-n", "worker@%h", "-c", "2",
-                                            "-l", "info"])
-        wait_for(lambda: "ready." in processes.log("worker"), 60, what="the worker")
-        inject = processes.start("inject", [
-            *ROME, "inject", "--updates", "4000", "--batch", "20", "--duplicate-rate", "0.5",
-            "--shuffle", "--rate", "1000", "--expect", str(expect)])
-        # Two messages that kill their pool process, and an update that fails
-        # in caesar on every try (candidate 999 is in no catalog): it is
-        # retried after whole-second countdowns, which on quorum queues go
-        # through RabbitMQ's delayed delivery.
-        published = processes.run([sys.executable, "-c", (
-            "from killer import kill_own_process as k\n"
-            "from workers.tasks import record\n"
-            "k.apply_async(('exit',), queue='caesar')\n"
-            "k.apply_async(('kill',), queue='caesar')\n"
-            "record.apply_async(([['ap', 1, 0, 1, 999, 5, 1.0]],))\n")])
-        assert published.returncode == 0, published.stderr
-        inject.wait(120)
-        assert inject.returncode == 0, processes.log("inject")
+    worker = processes.start("worker", [*CELERY[:-1], "killer", "worker", "-Q",
+                                        "notekeeper,caesar", "-n", "worker@%h", "-c", "2",
+                                        "-l", "info"])
+    wait_for(lambda: "ready." in processes.log("worker"), 60, what="the worker")
+    inject = processes.start("inject", [
+        *ROME, "inject", "--updates", "4000", "--batch", "20", "--duplicate-rate", "0.5",
+        "--shuffle", "--rate", "1000", "--expect", str(expect)])
+    # Two messages that kill their pool process, and an update that fails
+    # in caesar on every try (candidate 999 is in no catalog): it is
+    # retried after whole-second countdowns, which on quorum queues go
+    # through RabbitMQ's delayed delivery.
+    published = processes.run([sys.executable, "-c", (
+        "from killer import kill_own_process as k\n"
+        "from workers.tasks import record\n"
+        "k.apply_async(('exit',), queue='caesar')\n"
+        "k.apply_async(('kill',), queue='caesar')\n"
+        "record.apply_async(([['ap', 1, 0, 1, 999, 5, 1.0]],))\n")])
+    assert published.returncode == 0, published.stderr
+    inject.wait(120)
+    assert inject.returncode == 0, processes.log("inject")
 
-        def audited():
-            audit = processes.run([*ROME, "audit", "--expect", str(expect)])
-            return audit.returncode == 0
+    def audited():
+        audit = processes.run([*ROME, "audit", "--expect", str(expect)])
+        return audit.returncode == 0
 
-        # Nothing else was lost or blocked behind the poison messages.
-        wait_for(audited, 120, interval=2, what="rome audit --expect to pass")
-        reasons = wait_for(at_least(3, lambda: rejected_reasons(database)), 120, interval=1,
-                           what="three rejected payloads")
-        assert len(reasons) == 3
-        last = f"on delivery {DELIVERY_LIMIT + 1}, the last its queue allows"
-        assert any(last in r and "exitcode 3" in r for r in reasons), reasons
-        assert any(last in r and "signal 9 (SIGKILL)" in r for r in reasons), reasons
-        assert any("rome.caesar.record failed 3 times" in r for r in reasons), reasons
+    # Nothing else was lost or blocked behind the poison messages.
+    wait_for(audited, 120, interval=2, what="rome audit --expect to pass")
+    reasons = wait_for(at_least(3, lambda: rejected_reasons(database)), 120, interval=1,
+                       what="three rejected payloads")
+    assert len(reasons) == 3
+    last = f"on delivery {DELIVERY_LIMIT + 1}, the last its queue allows"
+    assert any(last in r and "exitcode 3" in r for r in reasons), reasons
+    assert any(last in r and "signal 9 (SIGKILL)" in r for r in reasons), reasons
+    assert any("rome.caesar.record failed 3 times" in r for r in reasons), reasons
 
-        log = processes.log("worker")
-        # Each poison message killed a pool process on every one of its deliveries.
-        assert log.count("exited with 'exitcode 3'") == DELIVERY_LIMIT + 1
-        assert log.count("exited with 'signal 9 (SIGKILL)'") == DELIVERY_LIMIT + 1
-        assert "attempt=2" in log  # the failing update was retried by countdown
-        assert worker.poll() is None  # the worker itself stayed up
+    log = processes.log("worker")
+    # Each poison message killed a pool process on every one of its deliveries.
+    assert log.count("exited with 'exitcode 3'") == DELIVERY_LIMIT + 1
+    assert log.count("exited with 'signal 9 (SIGKILL)'") == DELIVERY_LIMIT + 1
+    assert "attempt=2" in log  # the failing update was retried by countdown
+    assert worker.poll() is None  # the worker itself stayed up
 
-        headers = wait_for(at_least(3, lambda: dead_letters(amqp_url)), 30, interval=1,
-                           what="three messages in rome.dead.quorum")
-        assert len(headers) == 3
-        # Rejected by the worker out of caesar's queue (a countdown retry also
-        # left "expired" entries from the delayed-delivery queues it went through).
-        for h in headers:
-            assert {"queue": "caesar.quorum", "reason": "rejected"}.items() <= next(
-                d for d in h["x-death"] if d["queue"] == "caesar.quorum").items()
-    finally:
-        processes.stop()
-        database.engine.dispose()
+    headers = wait_for(at_least(3, lambda: dead_letters(amqp_url)), 30, interval=1,
+                       what="three messages in rome.dead.quorum")
+    assert len(headers) == 3
+    # Rejected by the worker out of caesar's queue (a countdown retry also
+    # left "expired" entries from the delayed-delivery queues it went through).
+    for h in headers:
+        assert {"queue": "caesar.quorum", "reason": "rejected"}.items() <= next(
+            d for d in h["x-death"] if d["queue"] == "caesar.quorum").items()
