@@ -121,6 +121,29 @@ def cmd_replay(args) -> int:
     return 0 if sent == len(recorded) else 1
 
 
+def cmd_broker_migrate(args) -> int:
+    settings = load_settings()
+    if not settings.amqp_broker:
+        print("rome broker migrate: ROME_BROKER_URL must name RabbitMQ (amqp://); the embedded "
+              "broker keeps its classic queues", file=sys.stderr)
+        return 2
+    from workers.migrate import migrate
+
+    kept = 0
+    for moved in migrate(settings.broker_url, delete=args.delete):
+        if not moved.found:
+            print(f"{moved.source}: no classic queue")
+            continue
+        line = f"{moved.source} -> {moved.target}: moved {moved.messages} messages"
+        if moved.deleted:
+            line += "; classic queue deleted"
+        if moved.kept_because:
+            line += f"; kept: {moved.kept_because}"
+            kept += 1
+        print(line)
+    return 1 if kept else 0
+
+
 def cmd_demo(args) -> int:
     from datetime import UTC, datetime
 
@@ -264,6 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="list the files in the order they would be sent, send nothing")
     replay.add_argument("paths", type=Path, nargs="+", help="files or folders")
     replay.set_defaults(func=cmd_replay)
+
+    broker = commands.add_parser("broker", help="manage Rome's queues on RabbitMQ")
+    broker_commands = broker.add_subparsers(dest="broker_command", required=True)
+    migrate = broker_commands.add_parser(
+        "migrate", help="move what classic queues hold into the quorum queues that replace them")
+    migrate.add_argument("--delete", action="store_true",
+                         help="then delete each classic queue left empty and unconsumed")
+    migrate.set_defaults(func=cmd_broker_migrate)
 
     demo = commands.add_parser("demo", help="run workers, beat, web and Flower until Ctrl-C")
     demo.add_argument("--web-port", type=int, default=8083)

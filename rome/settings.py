@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+AMQP_SCHEMES = ("amqp://", "pyamqp://", "amqps://")
+BROKER_SCHEMES = ("filesystem://", *AMQP_SCHEMES, "memory://")
 
 
 class SettingsError(ValueError):
@@ -73,8 +75,13 @@ class Settings:
         return self.broker_url.startswith("filesystem://")
 
     @property
+    def broker_nodes(self) -> tuple[str, ...]:
+        """The broker's URLs: one, or every node of a RabbitMQ cluster in failover order."""
+        return tuple(self.broker_url.split(";"))
+
+    @property
     def amqp_broker(self) -> bool:
-        return self.broker_url.startswith(("amqp://", "pyamqp://", "amqps://"))
+        return all(url.startswith(AMQP_SCHEMES) for url in self.broker_nodes)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind, low, high):
@@ -104,6 +111,33 @@ def _allowed_hosts(raw: str) -> tuple[str, ...] | None:
     if not hosts:
         raise SettingsError("ROME_ALLOWED_HOSTS is empty: name the hosts, or * for any")
     return hosts
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{credentials.partition(':')[0]}:***@{host}" if at else url
+
+
+def _broker_url(raw: str) -> str:
+    """Check ROME_BROKER_URL: one URL, or RabbitMQ nodes separated by ';' as kombu takes them."""
+    nodes = [node.strip() for node in raw.split(";")]
+    if len(nodes) == 1:
+        if not raw.startswith(BROKER_SCHEMES):
+            raise SettingsError(
+                f"ROME_BROKER_URL={_without_password(raw)!r} must be an amqp:// or "
+                "filesystem:// URL"
+            )
+        return raw
+    for node in nodes:
+        if not node:
+            raise SettingsError("ROME_BROKER_URL has an empty node between its ';' separators")
+        if not node.startswith(AMQP_SCHEMES):
+            raise SettingsError(
+                f"ROME_BROKER_URL: {_without_password(node)!r} is not an amqp:// URL; only "
+                "RabbitMQ nodes can be listed, separated by ';'"
+            )
+    if len(set(nodes)) < len(nodes):
+        raise SettingsError("ROME_BROKER_URL lists the same node twice")
+    return ";".join(nodes)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -122,11 +156,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"ROME_DATABASE_URL={database_url!r} must be a sqlite:// or postgresql:// URL"
         )
 
-    broker_url = env.get("ROME_BROKER_URL") or "filesystem://localhost/"
-    if not broker_url.startswith(("filesystem://", "amqp://", "pyamqp://", "amqps://", "memory://")):
-        raise SettingsError(
-            f"ROME_BROKER_URL={broker_url!r} must be an amqp:// or filesystem:// URL"
-        )
+    broker_url = _broker_url(env.get("ROME_BROKER_URL") or "filesystem://localhost/")
     transport_options: dict = {}
     if broker_url.startswith("filesystem://"):
         queue_dir = data_dir / "broker"

@@ -112,6 +112,29 @@ def unique() -> str:
     return uuid.uuid4().hex[:8]
 
 
+@pytest.fixture
+def rome_on_rabbitmq(tmp_path, pg_url, amqp_url, empty_tables, unique):
+    """Rome's processes on the real RabbitMQ and PostgreSQL: fresh queues, migrated, empty.
+
+    Yields the Processes (to start workers and commands) and the database; stops them all.
+    """
+    import sys
+
+    from support import Processes, reset_queues
+
+    reset_queues(amqp_url)
+    processes = Processes({"ROME_DATABASE_URL": pg_url, "ROME_BROKER_URL": amqp_url,
+                           "ROME_DATA_DIR": str(tmp_path / "data"), "ROME_SEED": unique},
+                          tmp_path)
+    upgraded = processes.run([sys.executable, "-m", "rome.cli", "db", "upgrade"])
+    assert upgraded.returncode == 0, upgraded.stderr
+    database = db.connect(pg_url)
+    empty_tables(database)
+    yield processes, database
+    processes.stop()
+    database.engine.dispose()
+
+
 # The web app on a seeded SQLite database, for the web tests (tests/webapp.py).
 @pytest.fixture
 def database_url(tmp_path, monkeypatch):

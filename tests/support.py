@@ -19,13 +19,16 @@ ALL_QUEUES = ",".join(QUEUES)
 
 
 def reset_queues(url: str) -> None:
-    """Delete Rome's queues so workers declare them afresh, arguments included."""
+    """Delete Rome's queues (quorum and classic) so workers declare them afresh."""
     from kombu import Connection
+
+    from workers.queues import classic_topology, quorum_topology
 
     with Connection(url) as conn:
         channel = conn.channel()
-        for name in [*QUEUES, "rome.dead"]:
-            channel.queue_delete(name)
+        for topology in (quorum_topology(), classic_topology()):
+            for queue in [*topology.work, topology.dead]:
+                channel.queue_delete(queue.name)
 
 
 def queue_depth(url: str, name: str) -> int:
@@ -105,10 +108,12 @@ class Processes:
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen:
+    def start(self, name: str, argv: list[str],
+              env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start argv as name, with env added to this set's environment."""
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
-            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            argv, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kombu import Connection, Exchange
+from kombu import Connection
 from sqlalchemy import func, select, update
 
 from rome import db
@@ -31,12 +31,15 @@ from rome.models import HistoryRow, RejectedRow, SourceRow
 from rome.settings import load_settings
 from rome.sources import Night, simulate
 from support import Processes, queue_depth, reset_queues, wait_for
+from workers.queues import quorum_topology
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 UPDATES = 20_000
 ROME = [sys.executable, "-m", "rome.cli"]
 PG_CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect"]
+# Rome's queues on RabbitMQ, by logical name (workers/queues.py).
+QUEUES = quorum_topology().by_name()
 
 
 class Stack:
@@ -253,7 +256,8 @@ def test_bad_input_mixed_into_a_good_stream(stack):
     with Connection(stack.broker_url) as conn:
         producer = conn.Producer()
         producer.publish(
-            pickle.dumps({"evil": True}), exchange="notekeeper", routing_key="notekeeper",
+            pickle.dumps({"evil": True}), exchange=QUEUES["notekeeper"].exchange,
+            routing_key="notekeeper",
             content_type="application/x-python-serialize", content_encoding="binary",
             headers={"task": "rome.notekeeper.normalize", "id": "pickle-1"},
         )
@@ -262,7 +266,7 @@ def test_bad_input_mixed_into_a_good_stream(stack):
         conn.Producer().publish(
             [[[], "extra", "args"], {},
              {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],
-            exchange=Exchange("caesar", "direct", durable=True), routing_key="caesar",
+            exchange=QUEUES["caesar"].exchange, routing_key="caesar",
             serializer="json",
             headers={"lang": "py", "task": "rome.caesar.record", "id": "poison-1",
                      "retries": 0, "argsrepr": "poison", "kwargsrepr": "{}"},
@@ -284,8 +288,8 @@ def test_bad_input_mixed_into_a_good_stream(stack):
         assert expected in reasons
     assert len({r.reason for r in rows}) >= len(BAD_KINDS)  # each kind has its own reason
     # Undecodable and poison messages are kept in the dead-letter queue.
-    wait_for(lambda: queue_depth(stack.broker_url, "rome.dead") == 2, 30,
-             what="two messages in rome.dead")
+    wait_for(lambda: queue_depth(stack.broker_url, quorum_topology().dead.name) == 2, 30,
+             what="two messages in rome.dead.quorum")
     # The worker stayed up the whole time and still answers.
     assert worker.poll() is None
     ping = stack.processes.run([sys.executable, "-m", "celery", "-A", "workers", "inspect",

@@ -101,3 +101,32 @@ def test_each_development_secret_is_refused_alone(name, value):
 def test_rome_env_must_be_known():
     with pytest.raises(SettingsError, match="ROME_ENV"):
         load_settings({"ROME_ENV": "staging"})
+
+
+CLUSTER = ("amqp://rome:pw@mq1:5672//;amqp://rome:pw@mq2:5672//;"
+           "amqp://rome:pw@mq3:5672//")
+
+
+def test_a_rabbitmq_cluster_is_a_list_of_nodes():
+    settings = load_settings({"ROME_BROKER_URL": CLUSTER.replace(";", " ; ")})
+    assert settings.broker_url == CLUSTER  # spaces around the separators are dropped
+    assert settings.broker_nodes == tuple(CLUSTER.split(";"))
+    assert settings.amqp_broker and not settings.embedded_broker
+    assert load_settings({"ROME_BROKER_URL": "amqp://mq1//"}).broker_nodes == ("amqp://mq1//",)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("amqp://rome:pw@mq1//;;amqp://rome:pw@mq2//", "empty node"),
+        ("amqp://rome:pw@mq1//;", "empty node"),
+        ("amqp://rome:pw@mq1//;filesystem://localhost/", "not an amqp:// URL"),
+        ("amqp://rome:pw@mq1//;redis://rome:pw@mq2", "not an amqp:// URL"),
+        ("amqp://rome:pw@mq1//;amqp://rome:pw@mq1//", "same node twice"),
+    ],
+)
+def test_a_bad_node_list_is_refused_without_showing_passwords(value, message):
+    with pytest.raises(SettingsError, match="ROME_BROKER_URL") as error:
+        load_settings({"ROME_BROKER_URL": value})
+    assert message in str(error.value)
+    assert "pw" not in str(error.value)

@@ -663,6 +663,17 @@ def test_healthz_503_when_amqp_broker_refuses(database_url, broker_folders):
     assert response.get_json()["broker"] == "unavailable"
 
 
+def test_healthz_200_when_one_node_of_a_cluster_answers(database_url, broker_folders,
+                                                        amqp_url):
+    dead = "amqp://guest:guest@127.0.0.1:1//;amqp://guest:guest@127.0.0.1:2//"
+    app = make_app(database_url, broker_folders, BROKER_URL=f"{dead};{amqp_url}",
+                   BROKER_TRANSPORT_OPTIONS={})
+    response = app.test_client().get("/healthz")
+    app.extensions["rome_db"].engine.dispose()
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["broker"] == "ok"
+
+
 # errors ---------------------------------------------------------------------
 
 

@@ -42,10 +42,12 @@ def check_broker() -> str:
             if not os.access(folder, os.W_OK | os.X_OK):
                 return _unavailable("broker", f"broker folder {folder} is not writable")
         return "ok"
+    nodes = url.count(";") + 1  # a cluster lists every node; one answering is enough
     try:
         with Connection(url, transport_options=options, connect_timeout=2) as connection:
-            # Retry once at once: a probe should answer fast, not back off.
-            connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+            # Try each node once more at once: a probe should answer fast, not back off.
+            connection.ensure_connection(max_retries=nodes, interval_start=0,
+                                         timeout=2 * nodes)
     except Exception as exc:  # any failure is the answer, not a crash
         return _unavailable("broker", _message(exc))
     return "ok"

@@ -18,31 +18,54 @@ from celery.signals import (
     celeryd_after_setup,
     worker_process_init,
 )
-from kombu import Exchange, Queue
 
 from rome.logs import JsonFormatter
 from rome.settings import load_settings, prepare_data_dir
+from workers.queues import QUEUES as QUEUES  # re-exported for rome bench
+from workers.queues import SOURCE_QUEUES, classic_topology, quorum_topology
 from workers.schedule import beat_schedule
 
 settings = load_settings()
 prepare_data_dir(settings)
 
-SOURCE_QUEUES = {source: f"elections_{source}" for source in ("ap", "mc", "sos")}
-QUEUES = [*SOURCE_QUEUES.values(), "notekeeper", "caesar"]
+# Quorum queues on RabbitMQ (one node or a cluster), classic ones on the
+# embedded broker: see workers/queues.py.
+topology = quorum_topology() if settings.amqp_broker else classic_topology()
 # A message a task gives up on, or one no worker can decode, is rejected
-# without requeue; RabbitMQ then moves it here instead of dropping it.
-DEAD_EXCHANGE = Exchange("rome.dead", type="fanout", durable=True)
-DEAD_QUEUE = Queue("rome.dead", DEAD_EXCHANGE, durable=True)
+# without requeue; the broker then moves it here instead of dropping it.
+DEAD_QUEUE = topology.dead
+ROUTES = {"rome.notekeeper.normalize": "notekeeper", "rome.caesar.record": "caesar"}
+# Seconds a publish waits for RabbitMQ's confirm before it counts as failed and
+# is retried on a fresh connection (perhaps to another node). Without it, a
+# publish to a cluster that has lost its majority waits forever. A publish
+# that timed out may still be enqueued later: a duplicate, which the ledger
+# makes harmless. A queue leader's election after its node is killed delays
+# confirms by well under a second (docs/reliability.md).
+CONFIRM_TIMEOUT = 5.0
+# Seconds any other blocking read from RabbitMQ may wait (see below).
+READ_TIMEOUT = 3.0
 
 
-def work_queue(name: str) -> Queue:
-    return Queue(
-        name,
-        Exchange(name, type="direct", durable=True),
-        routing_key=name,
-        durable=True,
-        queue_arguments={"x-dead-letter-exchange": DEAD_EXCHANGE.name},
-    )
+# The queues this process has declared (by publishing to them once).
+_declared: set[str] = set()
+
+
+def route_task(name, args, kwargs, options, task=None, **_):
+    """Send notekeeper's and caesar's tasks to their queues; bound every wait on RabbitMQ."""
+    route = {"queue": ROUTES[name]} if name in ROUTES else {}
+    if settings.amqp_broker:
+        route.update(confirm_timeout=CONFIRM_TIMEOUT, timeout=CONFIRM_TIMEOUT)
+        # Declare each queue on this process's first publish to it, not on
+        # every new connection as Celery does: RabbitMQ 3.10 answers the
+        # declaration of an existing quorum queue only once every replica
+        # has, so while one node is stalled, each reconnect to another node
+        # would stall again on it (up to net_ticktime, 60 s).
+        queue = options.get("queue") or route.get("queue")
+        queue = getattr(queue, "name", queue)
+        if queue in _declared:
+            route["declare"] = []
+        _declared.add(queue)
+    return route
 
 
 app = Celery("rome", broker=settings.broker_url, include=["workers.tasks"])
@@ -62,20 +85,17 @@ app.conf.update(
     # A task that fails for good is rejected, not acked: it dead-letters.
     task_acks_on_failure=False,
     worker_consumer="workers.consumer:DeadLetteringConsumer",
-    # Publishing retries through a broker restart (about a minute in all)
+    # Publishing retries through a broker restart or a queue leader election
+    # (about 80 s of tries, each reconnecting to the next node of a cluster)
     # before the caller sees the error.
     task_publish_retry=True,
     task_publish_retry_policy={
         "max_retries": 30, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3,
     },
-    # Durable queues on their own direct exchanges; messages are persistent
-    # (Celery's default delivery_mode=2).
-    task_queues=[work_queue(q) for q in QUEUES],
+    # Durable queues; messages are persistent (Celery's default delivery_mode=2).
+    task_queues=list(topology.work),
     task_default_queue="notekeeper",
-    task_routes={
-        "rome.notekeeper.normalize": {"queue": "notekeeper"},
-        "rome.caesar.record": {"queue": "caesar"},
-    },
+    task_routes=[route_task],
     task_create_missing_queues=False,
     # Events for Flower, and a sent event so it sees queued tasks too.
     worker_send_task_events=True,
@@ -91,6 +111,16 @@ if settings.embedded_broker:
 if settings.amqp_broker:
     # Publisher confirms: apply_async returns only once RabbitMQ has the message.
     app.conf.broker_transport_options["confirm_publish"] = True
+    # No blocking read on any connection waits for a silent node longer than
+    # this (SO_RCVTIMEO): the confirm of an event Celery publishes without a
+    # confirm_timeout (task-sent, the worker's events), the reply to a queue
+    # declaration, and the close handshakes kombu goes through before it
+    # switches to the next node. A stalled node (SIGSTOP, a frozen VM)
+    # accepts connections and then answers nothing. Reads done by an event
+    # loop or with a timeout of their own are unaffected, so idle consumers
+    # are too. Other writes than task publishes (route_task) keep blocking:
+    # that is how RabbitMQ's flow control holds a publisher back.
+    app.conf.broker_transport_options["read_timeout"] = READ_TIMEOUT
 
 
 class CurrentTaskFilter(logging.Filter):

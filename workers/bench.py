@@ -151,7 +151,8 @@ def _purge() -> None:
     with app.connection_for_write() as conn:
         for name in QUEUES:
             try:
-                conn.default_channel.queue_purge(name)
+                # The queue's name on the broker (on RabbitMQ, "<name>.quorum").
+                conn.default_channel.queue_purge(app.amqp.queues[name].name)
             except Exception:  # a queue not declared yet holds nothing to purge
                 pass
 

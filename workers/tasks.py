@@ -5,9 +5,13 @@ fail is decided in one place, PipelineTask:
 
 - a payload that can never be valid is stored as rejected at once;
 - the database or the broker being down is waited out, with backoff and
-  jitter, for as long as it takes (the message is never acked uncommitted);
+  jitter, for as long as it takes, holding the message (it is never acked
+  uncommitted);
 - anything else is retried MAX_TRIES times, then stored as rejected and
-  dead-lettered.
+  dead-lettered;
+- a message whose task kills its worker process (a crash, the OOM killer,
+  kill -9) is requeued; on a quorum queue, when its last allowed delivery
+  (DELIVERY_LIMIT) kills one too, it is stored as rejected and dead-lettered.
 
 Every message the worker gives up on is dead-lettered, and one signal
 handler, _record_dead_letter, stores each of them in `rejected`.
@@ -18,12 +22,15 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import random
 import time
 from functools import cache
 
-from celery.exceptions import Reject, Retry
+from billiard.einfo import ExceptionInfo, ExceptionWithTraceback
+from celery.exceptions import Reject, Retry, WorkerLostError
 from celery.signals import task_failure, task_rejected, task_unknown
+from celery.worker.request import Request
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -37,6 +44,7 @@ from rome.snapshot import InvalidPayload, Snapshot
 from rome.sources import Night, emit_tick
 from rome.tally import record_snapshots, reject_payload
 from workers import app, settings
+from workers.queues import DELIVERY_LIMIT
 
 logger = logging.getLogger("rome.pipeline")
 # A lost or unreachable database: wait it out.
@@ -102,46 +110,91 @@ def _record_dead_letter(signal=None, sender=None, **info):
     store_rejected(None, message.body, reason)
 
 
+class LastDeliveryRequest(Request):
+    """Record and dead-letter a message whose last allowed delivery killed its worker.
+
+    With task_reject_on_worker_lost Celery requeues the message of a pool
+    process that died. A quorum queue counts each delivery (x-delivery-count
+    0, 1, ...) and dead-letters the message once it comes back after delivery
+    DELIVERY_LIMIT, but nothing would record why. So on that delivery the
+    worker stores the reason in `rejected` and rejects the message without
+    requeue itself; earlier deliveries are requeued as before. On a classic
+    queue (no count) a message that kills its worker comes back forever.
+    """
+
+    def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
+        exc = exc_info.exception
+        exc = exc.exc if isinstance(exc, ExceptionWithTraceback) else exc
+        delivery = (self.message.headers or {}).get("x-delivery-count")
+        if (isinstance(exc, WorkerLostError) and isinstance(delivery, int)
+                and delivery >= DELIVERY_LIMIT):
+            reason = (f"{self.task_name} lost its worker process on delivery {delivery + 1}, "
+                      f"the last its queue allows ({exc}); dead-lettered")
+            args = self.args or ()
+            source = args[0] if args and isinstance(args[0], str) else None
+            store_rejected(source, repr(args)[:1_000_000], reason)
+            log(logger, "dead_lettered", logging.ERROR, task=self.task_name, task_id=self.id,
+                reason=reason)
+            try:
+                raise Reject(reason, requeue=False)
+            except Reject:
+                exc_info = ExceptionInfo()
+        return super().on_failure(exc_info, send_failed_event, return_ok)
+
+
 class PipelineTask(app.Task):
     """Decide, for every task of the pipeline, what a failure means."""
 
+    Request = LastDeliveryRequest
+
     def __call__(self, *args, **kwargs):
         global _outage_streak
-        try:
-            result = super().__call__(*args, **kwargs)
-        except (Retry, Reject):
-            raise
-        except DatabaseError as exc:
-            self._wait_out("database_unavailable", exc)
-        except BrokerError as exc:
-            self._wait_out("broker_unavailable", exc)
-        except Exception as exc:
-            if self.request.retries + 1 < MAX_TRIES:
-                log(logger, "task_failed_retrying", logging.WARNING, task=self.name,
-                    task_id=self.request.id, attempt=self.request.retries + 1, error=repr(exc))
-                self._retry(exc)
-            raise  # _record_dead_letter stores it; acks_on_failure=False dead-letters it
-        _outage_streak = 0
-        return result
+        while True:
+            try:
+                result = super().__call__(*args, **kwargs)
+            except (Retry, Reject):
+                raise
+            except DatabaseError as exc:
+                self._wait_out("database_unavailable", exc)
+                continue
+            except BrokerError as exc:
+                self._wait_out("broker_unavailable", exc)
+                continue
+            except Exception as exc:
+                if self.request.retries + 1 < MAX_TRIES:
+                    log(logger, "task_failed_retrying", logging.WARNING, task=self.name,
+                        task_id=self.request.id, attempt=self.request.retries + 1,
+                        error=repr(exc))
+                    self._retry(exc)
+                    continue  # the broker was down for the retry: waited out, run again
+                raise  # _record_dead_letter stores it; acks_on_failure=False dead-letters it
+            _outage_streak = 0
+            return result
 
-    def _retry(self, exc: Exception):
-        """Republish the task for another try, or say why it cannot be."""
+    def _retry(self, exc: Exception) -> None:
+        """Republish the task for another try; return only if the broker was down for it."""
+        # Whole seconds: on quorum queues a countdown goes through RabbitMQ (native
+        # delayed delivery), and Celery 5.7 raises ValueError for one between 0 and 1 s.
+        countdown = math.ceil(backoff(self.request.retries))
         try:
-            raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+            raise self.retry(exc=exc, countdown=countdown) from exc
         except Reject as refused:
             # Celery rejects (without requeue: dead-lettered) when the retry cannot
             # be published. A broker outage is waited out; anything else, such as
             # arguments the task cannot take, will never work.
-            if isinstance(refused.reason, BrokerError):
-                self._wait_out("broker_unavailable", refused.reason)
-            raise  # _record_dead_letter records it ("gave up"); then it is dead-lettered
+            if not isinstance(refused.reason, BrokerError):
+                raise  # _record_dead_letter records it ("gave up"); then it is dead-lettered
+            self._wait_out("broker_unavailable", refused.reason)
 
-    def _wait_out(self, event: str, exc: Exception):
-        """Back off, then put the message back: nothing was committed, nothing is lost.
+    def _wait_out(self, event: str, exc: Exception) -> None:
+        """Back off before the task runs again, holding its message: nothing was committed.
 
-        Requeueing needs no publish (the broker may be the thing that is down)
-        and leaves the retry count to ordinary errors; the backoff grows with
-        this process's run of consecutive outage failures instead.
+        The message is neither requeued nor republished: holding it needs no
+        broker (which may be what is down), leaves the retry count to ordinary
+        errors, and costs nothing against a quorum queue's delivery limit,
+        which counts every requeue: an outage longer than a few backoffs
+        would otherwise dead-letter good updates. The backoff grows with this
+        process's run of consecutive outage failures.
         """
         global _outage_streak
         delay = backoff(_outage_streak)
@@ -149,7 +202,6 @@ class PipelineTask(app.Task):
         log(logger, event, logging.WARNING, task=self.name, task_id=self.request.id,
             streak=_outage_streak, delay=round(delay, 2), error=str(exc).splitlines()[0])
         time.sleep(delay)
-        raise Reject(f"{event}: {exc}", requeue=True) from exc
 
 
 @cache

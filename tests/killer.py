@@ -1,0 +1,24 @@
+"""Rome's Celery app plus one task whose process dies, to stand in for a poison message.
+
+A worker started with `celery -A killer worker` (tests/ on PYTHONPATH) is a
+real Rome worker, with one more task that kills its own pool process the
+way a message can: a crash (os._exit) or the OOM killer (SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from workers import app
+from workers.tasks import PipelineTask
+
+__all__ = ["app", "kill_own_process"]
+
+
+@app.task(name="rome.test.kill_own_process", bind=True, base=PipelineTask)
+def kill_own_process(self, how: str) -> None:
+    """Die without a word: exit with status 3, or SIGKILL."""
+    if how == "exit":
+        os._exit(3)
+    os.kill(os.getpid(), signal.SIGKILL)
