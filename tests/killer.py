@@ -13,7 +13,7 @@ import signal
 from workers import app
 from workers.tasks import PipelineTask
 
-__all__ = ["app", "kill_own_process"]
+__all__ = ["app", "always_fails", "kill_own_process"]
 
 
 @app.task(name="rome.test.kill_own_process", bind=True, base=PipelineTask)
@@ -22,3 +22,9 @@ def kill_own_process(self, how: str) -> None:
     if how == "exit":
         os._exit(3)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task(name="rome.test.always_fails", bind=True, base=PipelineTask)
+def always_fails(self, source: str) -> None:
+    """Fail on every try, as a bug would: retried by countdown, then given up on."""
+    raise RuntimeError(f"a bug that {source}'s message hits every time")

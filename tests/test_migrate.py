@@ -38,10 +38,10 @@ with app.connection_for_write() as conn:
     conn.Producer().publish({"kept": "dead letter"}, exchange=classic.dead_exchange,
                             headers={"x-first-death-reason": "rejected"}, retry=True)
 messages, expectation = plan_stream(int(sys.argv[2]), batch=20, duplicate_rate=0.5,
-                                    shuffle=True, first_tick=1, seed=sys.argv[3])
+                                    shuffle=True, start=1, seed=sys.argv[3])
 write_expectation(Path(sys.argv[1]), expectation)
 for m in messages:
-    normalize_feed.apply_async((m.source, m.body, m.encoding),
+    normalize_feed.apply_async((m.source, m.body, m.encoding, m.version, m.format),
                                queue=classic.by_name()["notekeeper"])
 print(len(messages))
 """
