@@ -20,6 +20,7 @@ MAX_VERSION = 2**63 - 1  # bigint column
 MAX_TIME = 32_503_680_000.0  # year 3000, within every timestamp type
 MAX_KEY = 200
 MAX_NAME = 300
+MAX_CODE = 16  # a state's postal code, a party's code
 SOURCE_ID = re.compile(r"[a-z][a-z0-9_]{0,15}")
 VOTE_TYPE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
@@ -117,6 +118,8 @@ class Snapshot:
         for r in self.races:
             _key(r.key, "race key")
             _name(r.name, f"race {r.key!r}")
+            _name(r.office, f"race {r.key!r} office")
+            _name(r.state, f"race {r.key!r} state", MAX_CODE)
         if len(races) != len(self.races):
             raise InvalidPayload("a race key is used twice")
         for u in self.units:
@@ -133,8 +136,9 @@ class Snapshot:
             if c.race not in races:
                 raise InvalidPayload(f"candidate {c.key!r:.60} is in unknown race {c.race!r:.60}")
             _key(c.key, "candidate key")
-            for part, value in (("first", c.first), ("last", c.last), ("party", c.party)):
-                if not isinstance(value, str) or len(value) > MAX_NAME:
+            for part, value, most in (("first", c.first, MAX_NAME), ("last", c.last, MAX_NAME),
+                                      ("party", c.party, MAX_CODE)):
+                if not isinstance(value, str) or len(value) > most or "\x00" in value:
                     raise InvalidPayload(f"candidate {c.key!r:.60} has a bad {part} name")
             if (c.race, c.key) in candidates:
                 raise InvalidPayload(f"candidate {c.key!r:.60} is listed twice in {c.race!r:.60}")
@@ -233,8 +237,8 @@ def _key(value: object, name: str) -> None:
         raise InvalidPayload(f"{name} must be 1 to {MAX_KEY} characters, got {value!r:.60}")
 
 
-def _name(value: object, where: str) -> None:
-    if not isinstance(value, str) or len(value) > MAX_NAME or "\x00" in value:
+def _name(value: object, where: str, most: int = MAX_NAME) -> None:
+    if not isinstance(value, str) or len(value) > most or "\x00" in value:
         raise InvalidPayload(f"{where} has a bad name {value!r:.60}")
 
 

@@ -12,7 +12,7 @@ from builders import race_snapshot
 from rome.audit import audit
 from rome.models import CurrentRow, HistoryRow, TallyRow
 from rome.results import level_disagreements, race_views
-from rome.snapshot import LEVEL_RANK
+from rome.snapshot import LEVEL_RANK, Snapshot
 from rome.tally import record_snapshots, reject_payload, wipeout
 
 STATE, COUNTY = LEVEL_RANK["state"], LEVEL_RANK["county"]
@@ -264,3 +264,17 @@ def test_an_ap_initialization_file_stores_races_and_candidates_before_any_count(
     assert len(views) == len(init.races)
     race = next(iter(views.values()))
     assert race.candidates and race.total_votes == 0 and race.sources[0].version == init.version
+
+
+def test_fields_longer_than_their_columns_are_bad_input_not_a_poison(database):
+    """Caught when the snapshot is decoded, so caesar never retries a batch the database refuses."""
+    from dataclasses import replace
+
+    from rome.snapshot import InvalidPayload
+
+    good = race_snapshot("ap", 1, {101: 5})
+    for bad in (replace(good, races=(replace(good.races[0], state="X" * 17),)),
+                replace(good, candidates=(replace(good.candidates[0], party="P" * 17),
+                                          *good.candidates[1:]))):
+        with pytest.raises(InvalidPayload):
+            Snapshot.from_wire(bad.to_wire())
