@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     audit = commands.add_parser(
-        "audit", help="recompute every tally from the ledger; exit 1 if any differ"
+        "audit", help="recompute counts from the history and tallies from the counts; exit 1 if any differ"
     )
     audit.add_argument("--expect", type=Path, help="also compare the tallies with this file")
     audit.set_defaults(func=cmd_audit)
@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--concurrency", type=int, default=2, help="worker processes")
     bench.add_argument("--plots", type=Path, help="write the two PNG plots into this folder")
     bench.add_argument("--wipe", action="store_true",
-                       help="allow bench to erase the tallies and ledger it finds")
+                       help="allow bench to erase the results it finds")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -38,7 +38,7 @@ ROUTES = {"rome.notekeeper.normalize": "notekeeper", "rome.caesar.record": "caes
 # Seconds a publish waits for RabbitMQ's confirm before it counts as failed and
 # is retried on a fresh connection (perhaps to another node). Without it, a
 # publish to a cluster that has lost its majority waits forever. A publish
-# that timed out may still be enqueued later: a duplicate, which the ledger
+# that timed out may still be enqueued later: a duplicate, which its version
 # makes harmless. A queue leader's election after its node is killed delays
 # confirms by well under a second (docs/reliability.md).
 CONFIRM_TIMEOUT = 5.0

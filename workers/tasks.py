@@ -117,8 +117,9 @@ class LastDeliveryRequest(Request):
     process that died. A quorum queue counts each delivery (x-delivery-count
     0, 1, ...) and dead-letters the message once it comes back after delivery
     DELIVERY_LIMIT, but nothing would record why. So on that delivery the
-    worker stores the reason in `rejected` and rejects the message without
-    requeue itself; earlier deliveries are requeued as before. On a classic
+    worker rejects the message without requeue itself, with the reason, which
+    _record_dead_letter stores in `rejected`; earlier deliveries are requeued
+    as before. On a classic
     queue (no count) a message that kills its worker comes back forever.
     """
 
@@ -130,11 +131,7 @@ class LastDeliveryRequest(Request):
                 and delivery >= DELIVERY_LIMIT):
             reason = (f"{self.task_name} lost its worker process on delivery {delivery + 1}, "
                       f"the last its queue allows ({exc}); dead-lettered")
-            args = self.args or ()
-            source = args[0] if args and isinstance(args[0], str) else None
-            store_rejected(source, repr(args)[:1_000_000], reason)
-            log(logger, "dead_lettered", logging.ERROR, task=self.task_name, task_id=self.id,
-                reason=reason)
+            # Rejected without requeue: _record_dead_letter stores it, with this reason.
             try:
                 raise Reject(reason, requeue=False)
             except Reject:
