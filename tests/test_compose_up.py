@@ -294,7 +294,8 @@ def test_registry_lists_every_worker(stack):
     wait_for(one_of_each, 60, interval=2, what="/registry to list the five workers")
     status, body = get(f"{NERO}/registry?service=caesar", timeout=30)
     assert status == 200
-    assert [w["queues"] for w in json.loads(body)["services"]] == [["caesar"]]
+    # On RabbitMQ the work queues are quorum queues, named <queue>.quorum (workers/queues.py).
+    assert [w["queues"] for w in json.loads(body)["services"]] == [["caesar.quorum"]]
 
 
 def test_scale_caesar_to_two_and_the_totals_stay_exact(stack):
