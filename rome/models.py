@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -96,10 +97,13 @@ class CurrentRow(Base):
 
 
 class HistoryRow(Base):
-    """Every accepted change of a count, appended and never updated."""
+    """Every accepted change of a count, appended and never updated.
+
+    Only its primary key is indexed: nothing reads it by race (charts read the
+    series), so ingest keeps one index that grows at its right edge only.
+    """
 
     __tablename__ = "history"
-    __table_args__ = (Index("history_race_applied", "race_id", "applied_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     race_id: Mapped[int] = mapped_column(Integer)
@@ -132,6 +136,27 @@ class TallyRow(Base):
     last_update_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SeriesRow(Base):
+    """A total-vote tally as it stood after each transaction that changed it: what charts read.
+
+    caesar writes it in the same statement as the tally, so a race's totals
+    over time cost one index probe per point and candidate, whatever the
+    history's size.
+    """
+
+    __tablename__ = "series"
+    __table_args__ = (Index("series_race_at", "race_id", "source_id", "rank", "at"),)
+
+    race_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    rank: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The tally's last_update_at in seconds since 1970, as the database computes
+    # it, so both dialects compare and bucket the same numbers.
+    at: Mapped[float] = mapped_column(Double, primary_key=True)
+    votes: Mapped[int] = mapped_column(BigInteger)
+
+
 class RaceStatusRow(Base):
     """What a source last said of a race as a whole: its version, precincts, call, test flag."""
 
@@ -160,4 +185,4 @@ class RejectedRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-RESULT_TABLES = (CurrentRow, HistoryRow, TallyRow, RaceStatusRow)
+RESULT_TABLES = (CurrentRow, HistoryRow, TallyRow, SeriesRow, RaceStatusRow)

@@ -37,7 +37,7 @@ from rome.formats import parse_feed
 from rome.inject import Message, plan_stream
 from rome.models import TallyRow
 from rome.settings import Settings
-from rome.snapshot import Snapshot
+from rome.snapshot import TOTAL, Snapshot
 from rome.tally import (
     APPLY_TEMPLATE,
     STAGE_TEMPLATE,
@@ -188,12 +188,14 @@ def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
 # -- the COPY ceiling ----------------------------------------------------------
 
 SCRATCH_TABLES = {"current": "bench_current", "history": "bench_history",
-                  "tallies": "bench_tallies", "stage": "bench_stage"}
+                  "tallies": "bench_tallies", "series": "bench_series", "stage": "bench_stage",
+                  "total": TOTAL}
 SCRATCH = """
-DROP TABLE IF EXISTS bench_current, bench_history, bench_tallies;
+DROP TABLE IF EXISTS bench_current, bench_history, bench_tallies, bench_series;
 CREATE TABLE bench_current (LIKE current_counts INCLUDING ALL);
 CREATE TABLE bench_history (LIKE history INCLUDING ALL);
 CREATE TABLE bench_tallies (LIKE tallies INCLUDING ALL);
+CREATE TABLE bench_series (LIKE series INCLUDING ALL);
 """
 
 
@@ -227,13 +229,13 @@ def measure_copy(database, messages: list[Message], updates: int) -> float | Non
         for chunk in chunks:
             cursor.execute(stage)
             cursor.copy_expert("COPY bench_stage FROM STDIN", io.StringIO(chunk))
-            cursor.execute(apply)
+            cursor.execute(apply, {"applied_at": None})
             raw.commit()
         elapsed = time.monotonic() - started
         cursor.execute("SELECT count(*) FROM bench_history")
         if not cursor.fetchone()[0]:
             raise BenchError("the COPY baseline applied nothing")
-        cursor.execute("DROP TABLE bench_current, bench_history, bench_tallies")
+        cursor.execute("DROP TABLE bench_current, bench_history, bench_tallies, bench_series")
         raw.commit()
     finally:
         raw.close()
