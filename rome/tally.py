@@ -99,11 +99,16 @@ def record_snapshots(
     rows, races = count_rows(session, snapshots, catalog)
     if not rows:
         return RecordResult(0, 0, 0, 0, frozenset(races))
-    if session.get_bind().dialect.name == "postgresql":
-        applied, changed, corrections = _apply_copy(session, rows, applied_at)
-    else:
-        applied, changed, corrections = _apply_portable(session, rows, applied_at)
+    applied, changed, corrections = apply_rows(session, rows, applied_at)
     return RecordResult(applied, changed, corrections, len(rows) - applied, frozenset(races))
+
+
+def apply_rows(session: Session, rows: list[Row],
+               applied_at: datetime | None = None) -> tuple[int, int, int]:
+    """Apply resolved, key-sorted count rows; return (applied, changed, corrections)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _apply_copy(session, rows, applied_at)
+    return _apply_portable(session, rows, applied_at)
 
 
 def _record_status(session: Session, snapshot: Snapshot, ids) -> None:

@@ -5,7 +5,8 @@ Prints one JSON line at the end (and a progress line on a terminal):
 - copy_rows_per_s: COPY of the same count rows into scratch copies of the
   result tables of the same PostgreSQL, with the same newest-wins upsert,
   history append and tally step: the ceiling.
-- naive_updates_per_s: one Celery message per count, notekeeper and caesar.
+- naive_updates_per_s: one Celery message per count, through notekeeper and
+  caesar (Rome's own batch path, for batches of one).
 - rome_updates_per_s: Rome's batched path, counts published -> final state
   committed (every count's newest version applied).
 - freshness_ms_p50 / p99: at a steady offered load, emit -> the message's
@@ -91,17 +92,21 @@ class Workers:
     env: dict
     log_path: Path
     concurrency: int = 2
+    # One process per (name, queues, pool size); by default one for both queues.
+    specs: list[tuple[str, str, int]] = field(default_factory=list)
     procs: list[subprocess.Popen] = field(default_factory=list)
     rss_max_mb: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
+        self.specs = self.specs or [("bench", "notekeeper,caesar", self.concurrency)]
         log = open(self.log_path, "ab")
-        argv = [*CELERY, "worker", "-Q", "notekeeper,caesar", "-n", "bench@%h",
-                "-c", str(self.concurrency), "-l", "warning", "--without-gossip",
-                "--without-mingle"]
-        self.procs.append(subprocess.Popen(argv, env=self.env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True))
+        for name, queues, concurrency in self.specs:
+            argv = [*CELERY, "worker", "-Q", queues, "-n", f"{name}@%h", "-c",
+                    str(concurrency), "-l", "warning", "--without-gossip", "--without-mingle"]
+            self.procs.append(subprocess.Popen(argv, env=self.env, stdout=log,
+                                               stderr=subprocess.STDOUT,
+                                               start_new_session=True))
         log.close()
         threading.Thread(target=self._sample, daemon=True).start()
 
@@ -162,13 +167,27 @@ def _publish_all(messages: list[Message]) -> None:
             raise BenchError("the broker did not confirm a message")
 
 
+# Threads publishing a baseline's one-count messages: one thread waiting for each
+# confirm in turn would make the baselines measure the publisher, not the pipeline.
+PUBLISHERS = 4
+
+
+def _start_publishers(publish, items: list, threads: int) -> list[threading.Thread]:
+    """Publish items with publish(item) from `threads` threads, each taking every n-th."""
+    publishers = [threading.Thread(target=lambda part: [publish(item) for item in part],
+                                   args=(items[i::threads],)) for i in range(threads)]
+    for publisher in publishers:
+        publisher.start()
+    return publishers
+
+
 def _expected(expectation: dict) -> dict:
     return {(t["race"], t["source"], t["candidate"], t["vote_type"], t["rank"]): t["votes"]
             for t in expectation["tallies"]}
 
 
 def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
-                     timeout: float = 900) -> float:
+                     timeout: float = 900, publishers: int = 1) -> float:
     """Publish a planned stream and return counts per second, published -> final state."""
     messages, expectation = plan
     counts = sum(m.counts for m in messages)
@@ -177,10 +196,10 @@ def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
     progress = Progress(counts)
     sys.stderr.write(f"{label}: {counts} counts in {len(messages)} messages\n")
     started = time.monotonic()
-    publisher = threading.Thread(target=_publish_all, args=(messages,))
-    publisher.start()
+    threads = _start_publishers(lambda m: _publish_all([m]), messages, publishers)
     done = _wait_state(database, _expected(expectation), timeout, progress)
-    publisher.join()
+    for thread in threads:
+        thread.join()
     progress.update(counts, final=True)
     return counts / (done - started)
 
@@ -205,11 +224,16 @@ def parse_message(message: Message) -> Snapshot:
     return parse_feed(fmt, message.body, source=message.source, version=message.version)
 
 
-def _copy_text(database, messages: list[Message]) -> list[str]:
-    """Render each message's counts as COPY text: the rows Rome's path would write."""
+def _count_rows(database, messages: list[Message]) -> list[list[tuple]]:
+    """Resolve each message's counts to the rows Rome's path would write."""
     with database.Session.begin() as session:
-        return [copy_text(count_rows(session, [parse_message(m)], default_catalog())[0])
+        return [count_rows(session, [parse_message(m)], default_catalog())[0]
                 for m in messages]
+
+
+def _copy_text(database, messages: list[Message]) -> list[str]:
+    """Render each message's counts as COPY text."""
+    return [copy_text(rows) for rows in _count_rows(database, messages)]
 
 
 def measure_copy(database, messages: list[Message], updates: int) -> float | None:
@@ -387,7 +411,8 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
         copy = measure_copy(database, plan[0], updates)
         stages = measure_stages(database, plan[0])
         rome = measure_pipeline(database, plan, f"rome batch={batch}")
-        naive = measure_pipeline(database, plan_stream(naive_updates, batch=1, **seed), "naive")
+        naive_plan = plan_stream(naive_updates, batch=1, **seed)
+        naive = measure_pipeline(database, naive_plan, "naive", publishers=PUBLISHERS)
         by_batch = []
         for size in sweep:
             n = min(updates, max(size * 40, 2000))
@@ -433,13 +458,35 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
 
 
 def main(settings: Settings, args) -> int:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
-        result = run_bench(
-            settings, updates=args.updates, naive_updates=args.naive_updates,
-            batch=args.batch, sweep=args.sweep, freshness_seconds=args.freshness_seconds,
-            freshness_rate=args.freshness_rate, freshness_batch=args.freshness_batch,
-            concurrency=args.concurrency, plot_dir=args.plots, wipe=args.wipe,
-        )
+        if args.growth:
+            from workers.bench_growth import default_steps, run_growth
+
+            result = run_growth(
+                settings, rows=args.growth_rows,
+                steps=args.growth_steps or default_steps(args.growth_rows), batch=args.batch,
+                units=args.growth_units, apply_batches=20, readers=args.readers,
+                rounds=args.read_rounds, plot_dir=args.plots, wipe=args.wipe, env=env,
+            )
+        elif args.scale:
+            from workers.bench_scale import run_scale
+
+            result = run_scale(settings, updates=args.updates, batch=args.batch,
+                               scales=args.scale, runs=args.scale_runs, wipe=args.wipe,
+                               env=env)
+            if args.plots is not None:
+                from workers.bench_plots import plot_scale
+
+                args.plots.mkdir(parents=True, exist_ok=True)
+                plot_scale(result["scales"], args.plots / "scale.png")
+        else:
+            result = run_bench(
+                settings, updates=args.updates, naive_updates=args.naive_updates,
+                batch=args.batch, sweep=args.sweep, freshness_seconds=args.freshness_seconds,
+                freshness_rate=args.freshness_rate, freshness_batch=args.freshness_batch,
+                concurrency=args.concurrency, plot_dir=args.plots, wipe=args.wipe,
+            )
     except BenchError as exc:
         print(f"rome bench: {exc}", file=sys.stderr)
         return 1
