@@ -7,6 +7,9 @@ Prints one JSON line at the end (and a progress line on a terminal):
   history append and tally step: the ceiling.
 - naive_updates_per_s: one Celery message per count, through notekeeper and
   caesar (Rome's own batch path, for batches of one).
+- plain_updates_per_s: one Celery message per count to the task a Celery user
+  would write first (workers/naive.py): an upsert where the version is newer
+  and a tally upsert, per count, in its own transaction.
 - rome_updates_per_s: Rome's batched path, counts published -> final state
   committed (every count's newest version applied).
 - freshness_ms_p50 / p99: at a steady offered load, emit -> the message's
@@ -102,8 +105,10 @@ class Workers:
         self.specs = self.specs or [("bench", "notekeeper,caesar", self.concurrency)]
         log = open(self.log_path, "ab")
         for name, queues, concurrency in self.specs:
+            # -I: the plain baseline's task, which Rome's own workers do not load.
             argv = [*CELERY, "worker", "-Q", queues, "-n", f"{name}@%h", "-c",
-                    str(concurrency), "-l", "warning", "--without-gossip", "--without-mingle"]
+                    str(concurrency), "-l", "warning", "--without-gossip", "--without-mingle",
+                    "-I", "workers.naive"]
             self.procs.append(subprocess.Popen(argv, env=self.env, stdout=log,
                                                stderr=subprocess.STDOUT,
                                                start_new_session=True))
@@ -234,6 +239,30 @@ def _count_rows(database, messages: list[Message]) -> list[list[tuple]]:
 def _copy_text(database, messages: list[Message]) -> list[str]:
     """Render each message's counts as COPY text."""
     return [copy_text(rows) for rows in _count_rows(database, messages)]
+
+
+PLAIN_TASK = "rome.bench.plain_count"  # workers/naive.py
+
+
+def measure_plain(database, plan: tuple[list[Message], dict], timeout: float = 900) -> float:
+    """Publish one message per count to the plain task; return counts per second, published ->
+    final state. Ids are resolved beforehand: the baseline pays neither parsing nor lookups."""
+    messages, expectation = plan
+    rows = [row for rows in _count_rows(database, messages) for row in rows]
+    with database.Session.begin() as session:
+        wipeout(session)
+    progress = Progress(len(rows))
+    sys.stderr.write(f"plain: {len(rows)} counts, one task each\n")
+
+    started = time.monotonic()
+    threads = _start_publishers(
+        lambda row: app.send_task(PLAIN_TASK, args=list(row), queue="caesar"), rows,
+        PUBLISHERS)
+    done = _wait_state(database, _expected(expectation), timeout, progress)
+    for thread in threads:
+        thread.join()
+    progress.update(len(rows), final=True)
+    return len(rows) / (done - started)
 
 
 def measure_copy(database, messages: list[Message], updates: int) -> float | None:
@@ -413,6 +442,7 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
         rome = measure_pipeline(database, plan, f"rome batch={batch}")
         naive_plan = plan_stream(naive_updates, batch=1, **seed)
         naive = measure_pipeline(database, naive_plan, "naive", publishers=PUBLISHERS)
+        plain = measure_plain(database, naive_plan)
         by_batch = []
         for size in sweep:
             n = min(updates, max(size * 40, 2000))
@@ -437,6 +467,7 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
         "worker_concurrency": concurrency,
         "copy_rows_per_s": round(copy) if copy else None,
         "naive_updates_per_s": round(naive),
+        "plain_updates_per_s": round(plain),
         "rome_updates_per_s": round(rome),
         "freshness_rate_per_s": freshness_rate,
         "freshness_ms_p50": round(percentile(delays, 50), 1),
@@ -444,6 +475,7 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
         "freshness_ms_mean": round(statistics.fmean(delays), 1),
         "worker_rss_mb_max": round(workers.rss_max_mb, 1),
         "rome/naive": round(rome / naive, 1),
+        "rome/plain": round(rome / plain, 1),
         "rome/copy": round(rome / copy, 3) if copy else None,
         "stage_us_per_update": stages,
         "by_batch": by_batch,
