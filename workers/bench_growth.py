@@ -333,6 +333,8 @@ def run_growth(settings: Settings, *, rows: int, steps: list[int], batch: int, u
             size = history_size(database)
             # The reference keeps the same pool over an empty history and series.
             truncate(empty, "history, series")
+            measure_apply([pool, reference], 5, rounds=1)  # warm both, untimed: a cold
+            # start (hint bits, first HOT updates after the fill) is not the history's doing
             (rate, empty_rate), (by_round, empty_by_round) = measure_apply(
                 [pool, reference], apply_batches)
             plan, empty_plan = explain_apply(pool), explain_apply(reference)
