@@ -15,8 +15,9 @@ stay the same size while the history and the series grow), and at each step:
   statement, per table written: milliseconds and shared buffers hit, read,
   dirtied, written;
 - reads_ms: p50 and p99 of each read endpoint, asked by `readers` threads at
-  once of the web app under gunicorn (2 workers, as rome demo runs it), with
-  /livez (no database) as the machine's own reference.
+  once of the web app under gunicorn (web/gunicorn_conf.py: 2 workers of 64
+  threads, as rome demo and compose run it), with /livez (no database) as
+  the machine's own reference.
 
 The fill between steps uses the same statement (rome.tally.apply_rows) with
 count rows made here instead of parsed from feeds: it is the fast way to make
@@ -224,14 +225,14 @@ def explain_apply(pool: Pool) -> dict:
 
 
 class Web:
-    """The web app under gunicorn on a free port, as rome demo and compose run it."""
+    """The web app under gunicorn on a free port, with the settings rome demo and compose use."""
 
     def __init__(self, env: dict, log_path: Path, workers: int = 2):
         self.port = _free_port()
         log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b",
-             f"127.0.0.1:{self.port}", "web:create_app()"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf", "-w",
+             str(workers), "-b", f"127.0.0.1:{self.port}", "web:create_app()"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.base = f"http://127.0.0.1:{self.port}"
