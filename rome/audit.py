@@ -1,19 +1,21 @@
 """Recompute the current state from the history, and the tallies from the current state.
 
-Three stores must agree: every current count equals the newest history row of
+Four stores must agree: every current count equals the newest history row of
 its key; every tally equals the sum of its current counts (and the number of
-its units, changes and corrections); and, given an expectation file, the
-tallies equal what a known stream must produce.
+its units, changes and corrections); every total-vote tally equals the newest
+figure of its series, the one charts end on; and, given an expectation file,
+the tallies equal what a known stream must produce.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import and_, case, func, select, text
 from sqlalchemy.orm import Session
 
-from rome.models import CandidateRow, CurrentRow, HistoryRow, RaceRow, TallyRow
+from rome.models import CandidateRow, CurrentRow, HistoryRow, RaceRow, SeriesRow, TallyRow
+from rome.snapshot import TOTAL
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,26 @@ def tallies_from_current(session: Session) -> dict[tuple, tuple[int, int, int, i
     return {key: tuple(value) for key, value in sums.items()}
 
 
+def newest_in_series(session: Session) -> dict[tuple, int]:
+    """Return the newest figure of every series, keyed as its tally is."""
+    key = (SeriesRow.race_id, SeriesRow.source_id, SeriesRow.rank, SeriesRow.candidate_id)
+    newest = select(*key, func.max(SeriesRow.at).label("at")).group_by(*key).subquery()
+    rows = session.execute(
+        select(SeriesRow.race_id, SeriesRow.source_id, SeriesRow.candidate_id, SeriesRow.rank,
+               SeriesRow.votes)
+        .join(newest, and_(newest.c.race_id == SeriesRow.race_id,
+                           newest.c.source_id == SeriesRow.source_id,
+                           newest.c.rank == SeriesRow.rank,
+                           newest.c.candidate_id == SeriesRow.candidate_id,
+                           newest.c.at == SeriesRow.at))
+    )
+    return {(race, source, candidate, TOTAL, rank): int(votes)
+            for race, source, candidate, rank, votes in rows}
+
+
 def audit(session: Session) -> list[Difference]:
-    """Recompute current counts from the history and tallies from the counts; list differences.
+    """Recompute current counts from the history and tallies from the counts, and check that
+    every series ends on its tally; list differences.
 
     Call it first in a transaction: on PostgreSQL it reads every table from one
     snapshot, so batches committing meanwhile cannot look like differences.
@@ -96,8 +116,10 @@ def audit(session: Session) -> list[Difference]:
         for row in session.execute(select(*TALLY_KEY, TallyRow.votes, TallyRow.units,
                                           TallyRow.changes, TallyRow.corrections))
     }
+    total_votes = {key: value[0] for key, value in stored.items() if key[3] == TOTAL}
     return (compare(current, current_from_history(session), "history")
-            + compare(stored, tallies_from_current(session), "recomputed"))
+            + compare(stored, tallies_from_current(session), "recomputed")
+            + compare(newest_in_series(session), total_votes, "tally"))
 
 
 def tallies_by_key(session: Session) -> dict[tuple[str, str, str, str, int], int]:

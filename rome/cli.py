@@ -39,8 +39,9 @@ def cmd_audit(args) -> int:
         for difference in differences:
             print(f"  {difference}", file=sys.stderr)
         return 1
-    print("audit ok: every count is its history's newest, every tally the sum of its counts"
-          + (f" and the totals in {args.expect}" if args.expect else ""))
+    print("audit ok: every count is its history's newest, every tally the sum of its counts,"
+          " every series ends on its tally"
+          + (f", and the totals are those in {args.expect}" if args.expect else ""))
     return 0
 
 
@@ -336,6 +337,24 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--plots", type=Path, help="write the two PNG plots into this folder")
     bench.add_argument("--wipe", action="store_true",
                        help="allow bench to erase the results it finds")
+    bench.add_argument("--growth", action="store_true",
+                       help="instead: fill the history in steps and measure the apply rate "
+                            "and the read endpoints at each (PostgreSQL)")
+    bench.add_argument("--growth-rows", type=int, default=10_000_000,
+                       help="history rows to fill up to with --growth")
+    bench.add_argument("--growth-steps", type=lambda v: [int(x) for x in v.split(",") if x],
+                       help="history sizes to measure at (default: 0, 1/10, 1/4, 1/2, all)")
+    bench.add_argument("--growth-units", type=int, default=1_000,
+                       help="reporting units per source in the pool --growth fills from")
+    bench.add_argument("--readers", type=int, default=4,
+                       help="concurrent readers of each endpoint with --growth")
+    bench.add_argument("--read-rounds", type=int, default=25,
+                       help="requests per reader and endpoint at each --growth step")
+    bench.add_argument("--scale", type=lambda v: [int(x) for x in v.split(",") if x],
+                       help="instead: throughput with N caesar and N notekeeper processes, "
+                            "for each N in this comma-separated list (e.g. 1,2,4)")
+    bench.add_argument("--scale-runs", type=int, default=3,
+                       help="runs per N with --scale (the median is reported)")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -1,7 +1,10 @@
-"""Rebuild a race's running totals over time from the history, in a bounded number of points.
+"""Read a race's running totals over time from the series, in a bounded number of points.
 
-The series is the race's primary source at its top level, in total votes:
+The totals are the race's primary source at its top level, in total votes:
 exactly the changes that made the headline figure, corrections included.
+caesar keeps each such tally's figure after every transaction that changed
+it (``series``, rome/tally.py), so a chart costs an index probe per point and
+candidate, not a pass over the history.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Float, Integer, and_, cast, extract, func, select
+from sqlalchemy import BigInteger, DateTime, Double, cast, extract, literal, select
 from sqlalchemy.orm import Session
 
 from rome.freshness import as_utc
-from rome.models import CandidateRow, HistoryRow, TallyRow
+from rome.models import CandidateRow, SeriesRow, TallyRow
 from rome.results import source_order
 from rome.snapshot import LEVELS, TOTAL
+from rome.tally import sqlite_epoch
 
 MAX_POINTS = 240
 # Bucket widths people read easily on a time axis, in seconds.
@@ -55,20 +59,17 @@ class RaceHistory:
         }
 
 
-def _epoch(session: Session, column):
-    # Seconds since 1970 as a float, in each dialect's own words.
+def epoch_of(session: Session, moment: datetime) -> float:
+    """Return moment in seconds since 1970 as the database computes the series' times."""
+    value = literal(moment, DateTime(timezone=True))
     if session.get_bind().dialect.name == "sqlite":
-        # julianday is a float of days: round off its noise, or 20:00:10 may
-        # come back as 20:00:09.9999998 and fall into the bucket before.
-        return func.round((func.julianday(column) - 2440587.5) * 86400.0, 3)
-    return cast(extract("epoch", column), Float)
-
-
-def _floor(session: Session, value):
-    # PostgreSQL's cast rounds; SQLite's truncates, which is floor for positive epochs.
-    if session.get_bind().dialect.name == "sqlite":
-        return cast(value, Integer)
-    return cast(func.floor(value), Integer)
+        # Apply times are kept to the millisecond there (rome.tally), so a
+        # moment compares with them as its millisecond does.
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+        value = sqlite_epoch(literal(moment, DateTime(timezone=True)))
+    else:
+        value = cast(extract("epoch", value), Double)
+    return float(session.scalar(select(value)))
 
 
 def bucket_width(first: float, last: float, max_points: int = MAX_POINTS) -> int:
@@ -80,17 +81,13 @@ def bucket_width(first: float, last: float, max_points: int = MAX_POINTS) -> int
     return math.ceil(needed / WIDTHS[-1]) * WIDTHS[-1]
 
 
-def race_history(
-    session: Session, race_id: int, since: datetime | None = None, max_points: int = MAX_POINTS
-) -> RaceHistory:
-    """Return race_id's cumulative totals after since, one point per bucket of applied updates."""
-    since = as_utc(since) if since is not None else None
+def primary_series(session: Session, race_id: int) -> tuple[list[int], str | None, int | None]:
+    """Return race_id's candidate ids, and the source and level its history follows (or None)."""
     candidate_ids = list(
         session.scalars(
             select(CandidateRow.id).where(CandidateRow.race_id == race_id).order_by(CandidateRow.id)
         )
     )
-    column = {cid: i for i, cid in enumerate(candidate_ids)}
     levels: dict[str, set[int]] = {}
     for source_id, rank in session.execute(
         select(TallyRow.source_id, TallyRow.rank)
@@ -98,50 +95,81 @@ def race_history(
     ):
         levels.setdefault(source_id, set()).add(rank)
     if not levels:
-        return RaceHistory(race_id, candidate_ids, None, None, since, 1,
-                           [0] * len(candidate_ids))
+        return candidate_ids, None, None
     source = source_order(race_id, set(levels))[0]
-    rank = min(levels[source])
-    in_race = and_(HistoryRow.race_id == race_id, HistoryRow.source_id == source,
-                   HistoryRow.rank == rank, HistoryRow.vote_type == TOTAL)
-    epoch = _epoch(session, HistoryRow.applied_at)
+    return candidate_ids, source, min(levels[source])
 
-    baseline = [0] * len(candidate_ids)
-    if since is not None:
-        before = (
-            select(HistoryRow.candidate_id, func.sum(HistoryRow.delta))
-            .where(in_race, HistoryRow.applied_at <= since)
-            .group_by(HistoryRow.candidate_id)
-        )
-        for candidate_id, votes in session.execute(before):
-            baseline[column[candidate_id]] = int(votes)
 
-    after = [in_race] + ([HistoryRow.applied_at > since] if since is not None else [])
-    first, last = session.execute(select(func.min(epoch), func.max(epoch)).where(*after)).one()
-    history = RaceHistory(race_id, candidate_ids, source, rank, since, 1, baseline)
+def race_history(
+    session: Session, race_id: int, since: datetime | None = None, max_points: int = MAX_POINTS
+) -> RaceHistory:
+    """Return race_id's cumulative totals after since, one point per bucket of applied changes."""
+    since = as_utc(since) if since is not None else None
+    candidate_ids, source, rank = primary_series(session, race_id)
+    history = RaceHistory(race_id, candidate_ids, source, rank, since, 1,
+                          [0] * len(candidate_ids))
+    if source is None:
+        return history
+    key = (race_id, source, rank)
+    since_at = epoch_of(session, since) if since is not None else None
+
+    # What each candidate had as of since: its newest figure then (one probe each).
+    if since is not None and candidate_ids:
+        baseline = session.execute(select(*(
+            _figure(key, candidate, since_at) for candidate in candidate_ids
+        ))).one()
+        history.baseline = [int(votes or 0) for votes in baseline]
+
+    after = [SeriesRow.at > since_at] if since is not None else []
+    first, last = session.execute(select(
+        _times(key, *after).order_by(SeriesRow.at).scalar_subquery(),
+        _times(key, *after).order_by(SeriesRow.at.desc()).scalar_subquery(),
+    )).one()
     if first is None:
         return history
     history.bucket_seconds = width = bucket_width(first, last, max_points)
 
-    bucket = _floor(session, epoch / width)
-    rows = session.execute(
-        select(bucket, HistoryRow.candidate_id, func.sum(HistoryRow.delta), func.max(epoch))
-        .where(*after)
-        .group_by(bucket, HistoryRow.candidate_id)
-        .order_by(bucket)
+    # One probe per bucket of width seconds for its newest time, then one per
+    # point and candidate for the figure then: never more than the points shown.
+    lo, hi = math.floor(first / width), math.floor(last / width)
+    buckets = select(cast(literal(lo), BigInteger).label("b")).cte("buckets", recursive=True)
+    buckets = buckets.union_all(select(buckets.c.b + 1).where(buckets.c.b < hi))
+    newest = _times(key, SeriesRow.at >= buckets.c.b * width,
+                     SeriesRow.at < (buckets.c.b + 1) * width)
+    points = (
+        select(newest.order_by(SeriesRow.at.desc()).scalar_subquery().label("at"))
+        .select_from(buckets).cte("points").prefix_with("MATERIALIZED")
     )
-    running = list(baseline)
-    current, at = None, 0.0
-    for number, candidate_id, votes, newest in rows:
-        if current is not None and number != current:
-            history.points.append((_moment(at), list(running)))
-            at = 0.0
-        current = number
-        running[column[candidate_id]] += int(votes)
-        # A point stands at its newest update: its totals were true from then on.
-        at = max(at, float(newest))
-    history.points.append((_moment(at), list(running)))
+    rows = session.execute(
+        select(points.c.at, CandidateRow.id, _figure(key, CandidateRow.id, points.c.at))
+        .select_from(points.join(CandidateRow, CandidateRow.race_id == race_id))
+        .where(points.c.at.is_not(None))
+        .order_by(points.c.at, CandidateRow.id)
+    )
+    column = {cid: i for i, cid in enumerate(candidate_ids)}
+    for at, candidate_id, votes in rows:
+        if not history.points or history.points[-1][0] != at:
+            history.points.append((at, [0] * len(candidate_ids)))
+        history.points[-1][1][column[candidate_id]] = int(votes or 0)
+    # A point stands at its newest change: its totals were true from then on.
+    history.points = [(_moment(at), votes) for at, votes in history.points]
     return history
+
+
+def _times(key: tuple[int, str, int], *where):
+    """Select one time of the series of a race's source at a level (order it to choose)."""
+    race_id, source, rank = key
+    return select(SeriesRow.at).where(SeriesRow.race_id == race_id,
+                                      SeriesRow.source_id == source, SeriesRow.rank == rank,
+                                      *where).limit(1)
+
+
+def _figure(key: tuple[int, str, int], candidate, upto):
+    """Select a candidate's newest figure in the series at or before upto (None if none)."""
+    return (
+        _times(key, SeriesRow.candidate_id == candidate, SeriesRow.at <= upto)
+        .with_only_columns(SeriesRow.votes).order_by(SeriesRow.at.desc()).scalar_subquery()
+    )
 
 
 def _moment(epoch: float) -> datetime:

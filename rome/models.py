@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -17,6 +18,8 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+CURRENT_FILLFACTOR = 70  # percent of each current_counts page filled by inserts
 
 # SQLite gives autoincrement only to INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -79,6 +82,10 @@ class CurrentRow(Base):
     """The newest version of one count: what each source says now, per unit and vote type."""
 
     __tablename__ = "current_counts"
+    # Room on every page for a row's next version: updates stay HOT (no new index
+    # entry) and pruning reclaims old versions in place, so the table keeps its
+    # size without vacuum however long the night (docs/benchmarks.md).
+    __table_args__ = {"postgresql_with": {"fillfactor": CURRENT_FILLFACTOR}}
 
     race_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -96,10 +103,13 @@ class CurrentRow(Base):
 
 
 class HistoryRow(Base):
-    """Every accepted change of a count, appended and never updated."""
+    """Every accepted change of a count, appended and never updated.
+
+    Only its primary key is indexed: nothing reads it by race (charts read the
+    series), so ingest keeps one index that grows at its right edge only.
+    """
 
     __tablename__ = "history"
-    __table_args__ = (Index("history_race_applied", "race_id", "applied_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     race_id: Mapped[int] = mapped_column(Integer)
@@ -132,6 +142,27 @@ class TallyRow(Base):
     last_update_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SeriesRow(Base):
+    """A total-vote tally as it stood after each transaction that changed it: what charts read.
+
+    caesar writes it in the same statement as the tally, so a race's totals
+    over time cost one index probe per point and candidate, whatever the
+    history's size.
+    """
+
+    __tablename__ = "series"
+    __table_args__ = (Index("series_race_at", "race_id", "source_id", "rank", "at"),)
+
+    race_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    rank: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The tally's last_update_at in seconds since 1970, as the database computes
+    # it, so both dialects compare and bucket the same numbers.
+    at: Mapped[float] = mapped_column(Double, primary_key=True)
+    votes: Mapped[int] = mapped_column(BigInteger)
+
+
 class RaceStatusRow(Base):
     """What a source last said of a race as a whole: its version, precincts, call, test flag."""
 
@@ -160,4 +191,4 @@ class RejectedRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-RESULT_TABLES = (CurrentRow, HistoryRow, TallyRow, RaceStatusRow)
+RESULT_TABLES = (CurrentRow, HistoryRow, TallyRow, SeriesRow, RaceStatusRow)

@@ -8,7 +8,10 @@ A count's key is (race, source, unit, candidate, vote type). Applying a batch:
 - appends each change of a figure to ``history`` (a lower figure is a
   correction, kept and counted as one);
 - adds each change's delta to ``tallies``, one row per (race, source,
-  candidate, vote type, level), so a race's total is read, never summed.
+  candidate, vote type, level), so a race's total is read, never summed;
+- records each changed total-vote tally's new figure in ``series`` at the
+  transaction's apply time, so a race's totals over time are read, never
+  summed either (rome/history.py).
 
 All in one statement on PostgreSQL (COPY into a staging table, then one
 insert-select), in a fixed key order so concurrent batches cannot deadlock.
@@ -23,15 +26,23 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, text, tuple_
+from sqlalchemy import delete, func, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rome.catalog import Catalog, default_catalog
-from rome.models import RESULT_TABLES, CurrentRow, HistoryRow, RaceStatusRow, RejectedRow, TallyRow
+from rome.models import (
+    RESULT_TABLES,
+    CurrentRow,
+    HistoryRow,
+    RaceStatusRow,
+    RejectedRow,
+    SeriesRow,
+    TallyRow,
+)
 from rome.reference import resolve
-from rome.snapshot import Snapshot
+from rome.snapshot import TOTAL, Snapshot
 
 # (race_id, source_id, unit_id, candidate_id, vote_type) -> (rank, votes, version, feed_at)
 Row = tuple[int, str, int, int, str, int, int, int, float]
@@ -76,18 +87,28 @@ def count_rows(
 
 
 def record_snapshots(
-    session: Session, snapshots: list[Snapshot], catalog: Catalog | None = None
+    session: Session, snapshots: list[Snapshot], catalog: Catalog | None = None,
+    applied_at: datetime | None = None,
 ) -> RecordResult:
-    """Apply every count that is newer than what is stored; ignore the rest."""
+    """Apply every count that is newer than what is stored; ignore the rest.
+
+    applied_at is when the changes count as applied (the history's and the
+    series' time): the database's transaction time unless given.
+    """
     catalog = catalog or default_catalog()
     rows, races = count_rows(session, snapshots, catalog)
     if not rows:
         return RecordResult(0, 0, 0, 0, frozenset(races))
-    if session.get_bind().dialect.name == "postgresql":
-        applied, changed, corrections = _apply_copy(session, rows)
-    else:
-        applied, changed, corrections = _apply_portable(session, rows)
+    applied, changed, corrections = apply_rows(session, rows, applied_at)
     return RecordResult(applied, changed, corrections, len(rows) - applied, frozenset(races))
+
+
+def apply_rows(session: Session, rows: list[Row],
+               applied_at: datetime | None = None) -> tuple[int, int, int]:
+    """Apply resolved, key-sorted count rows; return (applied, changed, corrections)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _apply_copy(session, rows, applied_at)
+    return _apply_portable(session, rows, applied_at)
 
 
 def _record_status(session: Session, snapshot: Snapshot, ids) -> None:
@@ -132,13 +153,17 @@ CREATE TEMP TABLE IF NOT EXISTS {stage} (
 
 # One statement. The upsert moves only counts whose version is newer and hands
 # the rows it changed, with what they said before, to the history insert and
-# to the tally upsert, so only real changes are added, each once.
+# to the tally upsert, so only real changes are added, each once; the tally
+# upsert hands its new figures to the series. A tally's time never goes back:
+# a batch that began before another but reached the row after it (it waited
+# for its lock) is stamped with the other's time, so the series follows the
+# order in which figures were committed and its newest row is the tally.
 APPLY_TEMPLATE = """
 WITH changed AS (
     INSERT INTO {current} AS c (race_id, source_id, unit_id, candidate_id, vote_type, rank,
                                 votes, prev_votes, version, feed_at, applied_at)
     SELECT race_id, source_id, unit_id, candidate_id, vote_type, rank, votes, NULL, version,
-           to_timestamp(feed_at), now()
+           to_timestamp(feed_at), coalesce(%(applied_at)s::timestamptz, now())
     FROM {stage} ORDER BY race_id, source_id, unit_id, candidate_id, vote_type
     ON CONFLICT (race_id, source_id, unit_id, candidate_id, vote_type) DO UPDATE
     SET prev_votes = c.votes, votes = excluded.votes, version = excluded.version,
@@ -171,7 +196,16 @@ WITH changed AS (
     SET votes = t.votes + excluded.votes, units = t.units + excluded.units,
         changes = t.changes + excluded.changes,
         corrections = t.corrections + excluded.corrections,
-        last_update_at = excluded.last_update_at
+        last_update_at = greatest(t.last_update_at, excluded.last_update_at)
+    RETURNING race_id, source_id, candidate_id, vote_type, rank, votes, last_update_at
+), charted AS (
+    INSERT INTO {series} AS s (race_id, source_id, rank, candidate_id, at, votes)
+    SELECT u.race_id, u.source_id, u.rank, u.candidate_id,
+           CAST(EXTRACT(epoch FROM u.last_update_at) AS DOUBLE PRECISION), u.votes
+    FROM upserted u JOIN sums USING (race_id, source_id, candidate_id, vote_type, rank)
+    WHERE u.vote_type = '{total}' AND sums.changes > 0
+    ORDER BY u.race_id, u.source_id, u.rank, u.candidate_id
+    ON CONFLICT (race_id, source_id, rank, candidate_id, at) DO UPDATE SET votes = excluded.votes
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM changed), coalesce(sum(changes), 0), coalesce(sum(corrections), 0)
@@ -179,7 +213,7 @@ FROM sums
 """
 
 TABLES = {"current": "current_counts", "history": "history", "tallies": "tallies",
-          "stage": "count_stage"}
+          "series": "series", "stage": "count_stage", "total": TOTAL}
 STAGE = STAGE_TEMPLATE.format(**TABLES)
 APPLY_STAGE = APPLY_TEMPLATE.format(**TABLES)
 
@@ -191,7 +225,8 @@ def copy_text(rows: list[Row]) -> str:
     )
 
 
-def _apply_copy(session: Session, rows: list[Row]) -> tuple[int, int, int]:
+def _apply_copy(session: Session, rows: list[Row],
+                applied_at: datetime | None = None) -> tuple[int, int, int]:
     """PostgreSQL: COPY the batch into a staging table, then one insert-select."""
     connection = session.connection()
     dbapi = connection.connection.dbapi_connection
@@ -202,7 +237,7 @@ def _apply_copy(session: Session, rows: list[Row]) -> tuple[int, int, int]:
         # the table it created with it.
         cursor.execute(STAGE)
         cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))
-        cursor.execute(APPLY_STAGE)
+        cursor.execute(APPLY_STAGE, {"applied_at": applied_at})
         applied, changed, corrections = (int(v) for v in cursor.fetchone())
         cursor.execute(f"DELETE FROM {TABLES['stage']}")  # another batch may follow
     except connection.dialect.loaded_dbapi.Error as exc:
@@ -222,9 +257,13 @@ def _apply_copy(session: Session, rows: list[Row]) -> tuple[int, int, int]:
     return applied, changed, corrections
 
 
-def _apply_portable(session: Session, rows: list[Row]) -> tuple[int, int, int]:
-    """Any other database (SQLite): the same three steps, the upsert returning what it changed."""
-    now = datetime.now(UTC)
+def _apply_portable(session: Session, rows: list[Row],
+                    applied_at: datetime | None = None) -> tuple[int, int, int]:
+    """Any other database (SQLite): the same four steps, each upsert returning what it changed."""
+    now = applied_at or datetime.now(UTC)
+    # SQLite's date functions keep milliseconds: store no finer, so a time and
+    # the series' number for it (computed by SQLite) compare alike.
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     stmt = sqlite.insert(CurrentRow)
     stmt = stmt.on_conflict_do_update(
         index_elements=["race_id", "source_id", "unit_id", "candidate_id", "vote_type"],
@@ -270,26 +309,60 @@ def _apply_portable(session: Session, rows: list[Row]) -> tuple[int, int, int]:
     if history:
         session.execute(sqlite.insert(HistoryRow), history)
     if sums:
-        tally = sqlite.insert(TallyRow)
-        tally = tally.on_conflict_do_update(
-            index_elements=["race_id", "source_id", "candidate_id", "vote_type", "rank"],
-            set_={
-                "votes": TallyRow.votes + tally.excluded.votes,
-                "units": TallyRow.units + tally.excluded.units,
-                "changes": TallyRow.changes + tally.excluded.changes,
-                "corrections": TallyRow.corrections + tally.excluded.corrections,
-                "last_update_at": tally.excluded.last_update_at,
-            },
-        )
-        session.execute(tally, [
-            {"race_id": k[0], "source_id": k[1], "candidate_id": k[2], "vote_type": k[3],
-             "rank": k[4], "votes": v[0], "units": v[1], "changes": v[2], "corrections": v[3],
-             "last_update_at": now}
-            for k, v in sorted(sums.items())
-        ])
+        _tally_portable(session, sums, now)
     changed = sum(v[2] for v in sums.values())
     corrections = sum(v[3] for v in sums.values())
     return len(changed_rows), changed, corrections
+
+
+def _tally_portable(session: Session, sums: dict[tuple, list[int]], now: datetime) -> None:
+    """Add sums to the tallies and chart the total-vote ones that changed, as APPLY does."""
+    tally = sqlite.insert(TallyRow)
+    tally = tally.on_conflict_do_update(
+        index_elements=["race_id", "source_id", "candidate_id", "vote_type", "rank"],
+        set_={
+            "votes": TallyRow.votes + tally.excluded.votes,
+            "units": TallyRow.units + tally.excluded.units,
+            "changes": TallyRow.changes + tally.excluded.changes,
+            "corrections": TallyRow.corrections + tally.excluded.corrections,
+            # SQLite's two-argument max(); the stored texts sort as the times do.
+            "last_update_at": func.max(TallyRow.last_update_at, tally.excluded.last_update_at),
+        },
+    ).returning(
+        TallyRow.race_id, TallyRow.source_id, TallyRow.candidate_id, TallyRow.vote_type,
+        TallyRow.rank, TallyRow.votes, sqlite_epoch(TallyRow.last_update_at),
+    )
+    items = sorted(sums.items())
+    points = []
+    for start in range(0, len(items), 500):
+        values = [
+            {"race_id": k[0], "source_id": k[1], "candidate_id": k[2], "vote_type": k[3],
+             "rank": k[4], "votes": v[0], "units": v[1], "changes": v[2], "corrections": v[3],
+             "last_update_at": now}
+            for k, v in items[start:start + 500]
+        ]
+        for race, source, candidate, vote_type, rank, votes, at in session.execute(
+            tally.values(values)
+        ):
+            if vote_type == TOTAL and sums[(race, source, candidate, vote_type, rank)][2]:
+                points.append({"race_id": race, "source_id": source, "rank": rank,
+                               "candidate_id": candidate, "at": at, "votes": votes})
+    if points:
+        series = sqlite.insert(SeriesRow)
+        series = series.on_conflict_do_update(
+            index_elements=["race_id", "source_id", "rank", "candidate_id", "at"],
+            set_={"votes": series.excluded.votes},
+        )
+        points.sort(key=lambda p: (p["race_id"], p["source_id"], p["rank"], p["candidate_id"]))
+        for start in range(0, len(points), 1000):
+            session.execute(series.values(points[start:start + 1000]))
+
+
+def sqlite_epoch(column):
+    """Return SQLite's seconds since 1970 of a stored time, to the millisecond."""
+    # julianday is a float of days: round off its noise, or 20:00:10 may come
+    # back as 20:00:09.9999998 and fall into the bucket before.
+    return func.round((func.julianday(column) - 2440587.5) * 86400.0, 3)
 
 
 def reject_payload(session: Session, source: object, body: object, reason: str) -> RejectedRow:
@@ -314,7 +387,7 @@ def reject_payload(session: Session, source: object, body: object, reason: str) 
 
 
 def wipeout(session: Session) -> dict[str, int]:
-    """Delete every result (current counts, history, tallies, race status); keep reference data."""
+    """Delete every result (counts, history, tallies, series, race status); keep the rest."""
     if session.get_bind().dialect.name == "postgresql":
         # Wait for batches in flight and keep new ones out until the wipe
         # commits; otherwise a batch could leave tallies without their counts.

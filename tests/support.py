@@ -151,3 +151,9 @@ class Processes:
             except ProcessLookupError:
                 pass
             proc.wait()
+
+
+def rome_processes(tmp_path: Path, database_url: str, broker_url: str) -> Processes:
+    """Return Processes run with Rome's database, broker and a data folder under tmp_path."""
+    return Processes({"ROME_DATABASE_URL": database_url, "ROME_BROKER_URL": broker_url,
+                      "ROME_DATA_DIR": str(tmp_path / "data")}, tmp_path)

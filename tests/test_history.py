@@ -1,4 +1,4 @@
-"""Rebuild running totals over time from the history of changes, bucketed, after a moment."""
+"""Read running totals over time from the series of changes, bucketed, after a moment."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import update
 
 from builders import race_snapshot
 from rome.history import WIDTHS, bucket_width, race_history
-from rome.models import HistoryRow
 from rome.tally import record_snapshots, wipeout
 
 START = datetime(2016, 11, 8, 20, 0, 0, tzinfo=UTC)
@@ -18,12 +16,8 @@ START = datetime(2016, 11, 8, 20, 0, 0, tzinfo=UTC)
 
 def report(session, source: str, version: int, figures: dict[int, int], seconds: float, **kw):
     """Record source's snapshot at version as if it had been applied seconds after START."""
-    record_snapshots(session, [race_snapshot(source, version, figures, **kw)])
-    session.execute(
-        update(HistoryRow)
-        .where(HistoryRow.source_id == source, HistoryRow.version == version)
-        .values(applied_at=START + timedelta(seconds=seconds))
-    )
+    record_snapshots(session, [race_snapshot(source, version, figures, **kw)],
+                     applied_at=START + timedelta(seconds=seconds))
 
 
 def votes(history) -> list[list[int]]:

@@ -8,6 +8,7 @@ Run it with:
     celery -A workers flower --port=5555
 """
 
+import gc
 import logging
 
 from celery import Celery
@@ -160,3 +161,17 @@ def _fresh_connections_in_child(**_):
     from workers.tasks import database
 
     database().engine.dispose(close=False)
+
+
+# A batch of 2,000 counts makes about a million short-lived objects. With the
+# defaults, the cyclic collector ran every 700 of them and now and then walked
+# every object the process had made at start (Celery, SQLAlchemy, kombu): a
+# quarter of caesar's and notekeeper's CPU per count (docs/benchmarks.md).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+@worker_process_init.connect
+def _collect_less_in_child(**_):
+    # What exists now lives as long as the process: take it out of collections.
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)

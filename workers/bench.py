@@ -5,7 +5,11 @@ Prints one JSON line at the end (and a progress line on a terminal):
 - copy_rows_per_s: COPY of the same count rows into scratch copies of the
   result tables of the same PostgreSQL, with the same newest-wins upsert,
   history append and tally step: the ceiling.
-- naive_updates_per_s: one Celery message per count, notekeeper and caesar.
+- naive_updates_per_s: one Celery message per count, through notekeeper and
+  caesar (Rome's own batch path, for batches of one).
+- plain_updates_per_s: one Celery message per count to the task a Celery user
+  would write first (workers/naive.py): an upsert where the version is newer
+  and a tally upsert, per count, in its own transaction.
 - rome_updates_per_s: Rome's batched path, counts published -> final state
   committed (every count's newest version applied).
 - freshness_ms_p50 / p99: at a steady offered load, emit -> the message's
@@ -37,7 +41,7 @@ from rome.formats import parse_feed
 from rome.inject import Message, plan_stream
 from rome.models import TallyRow
 from rome.settings import Settings
-from rome.snapshot import Snapshot
+from rome.snapshot import TOTAL, Snapshot
 from rome.tally import (
     APPLY_TEMPLATE,
     STAGE_TEMPLATE,
@@ -91,17 +95,23 @@ class Workers:
     env: dict
     log_path: Path
     concurrency: int = 2
+    # One process per (name, queues, pool size); by default one for both queues.
+    specs: list[tuple[str, str, int]] = field(default_factory=list)
     procs: list[subprocess.Popen] = field(default_factory=list)
     rss_max_mb: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
+        self.specs = self.specs or [("bench", "notekeeper,caesar", self.concurrency)]
         log = open(self.log_path, "ab")
-        argv = [*CELERY, "worker", "-Q", "notekeeper,caesar", "-n", "bench@%h",
-                "-c", str(self.concurrency), "-l", "warning", "--without-gossip",
-                "--without-mingle"]
-        self.procs.append(subprocess.Popen(argv, env=self.env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True))
+        for name, queues, concurrency in self.specs:
+            # -I: the plain baseline's task, which Rome's own workers do not load.
+            argv = [*CELERY, "worker", "-Q", queues, "-n", f"{name}@%h", "-c",
+                    str(concurrency), "-l", "warning", "--without-gossip", "--without-mingle",
+                    "-I", "workers.naive"]
+            self.procs.append(subprocess.Popen(argv, env=self.env, stdout=log,
+                                               stderr=subprocess.STDOUT,
+                                               start_new_session=True))
         log.close()
         threading.Thread(target=self._sample, daemon=True).start()
 
@@ -163,13 +173,27 @@ def _publish_all(messages: list[Message]) -> None:
             raise BenchError("the broker did not confirm a message")
 
 
+# Threads publishing a baseline's one-count messages: one thread waiting for each
+# confirm in turn would make the baselines measure the publisher, not the pipeline.
+PUBLISHERS = 4
+
+
+def _start_publishers(publish, items: list, threads: int) -> list[threading.Thread]:
+    """Publish items with publish(item) from `threads` threads, each taking every n-th."""
+    publishers = [threading.Thread(target=lambda part: [publish(item) for item in part],
+                                   args=(items[i::threads],)) for i in range(threads)]
+    for publisher in publishers:
+        publisher.start()
+    return publishers
+
+
 def _expected(expectation: dict) -> dict:
     return {(t["race"], t["source"], t["candidate"], t["vote_type"], t["rank"]): t["votes"]
             for t in expectation["tallies"]}
 
 
 def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
-                     timeout: float = 900) -> float:
+                     timeout: float = 900, publishers: int = 1) -> float:
     """Publish a planned stream and return counts per second, published -> final state."""
     messages, expectation = plan
     counts = sum(m.counts for m in messages)
@@ -178,10 +202,10 @@ def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
     progress = Progress(counts)
     sys.stderr.write(f"{label}: {counts} counts in {len(messages)} messages\n")
     started = time.monotonic()
-    publisher = threading.Thread(target=_publish_all, args=(messages,))
-    publisher.start()
+    threads = _start_publishers(lambda m: _publish_all([m]), messages, publishers)
     done = _wait_state(database, _expected(expectation), timeout, progress)
-    publisher.join()
+    for thread in threads:
+        thread.join()
     progress.update(counts, final=True)
     return counts / (done - started)
 
@@ -189,12 +213,14 @@ def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
 # -- the COPY ceiling ----------------------------------------------------------
 
 SCRATCH_TABLES = {"current": "bench_current", "history": "bench_history",
-                  "tallies": "bench_tallies", "stage": "bench_stage"}
+                  "tallies": "bench_tallies", "series": "bench_series", "stage": "bench_stage",
+                  "total": TOTAL}
 SCRATCH = """
-DROP TABLE IF EXISTS bench_current, bench_history, bench_tallies;
+DROP TABLE IF EXISTS bench_current, bench_history, bench_tallies, bench_series;
 CREATE TABLE bench_current (LIKE current_counts INCLUDING ALL);
 CREATE TABLE bench_history (LIKE history INCLUDING ALL);
 CREATE TABLE bench_tallies (LIKE tallies INCLUDING ALL);
+CREATE TABLE bench_series (LIKE series INCLUDING ALL);
 """
 
 
@@ -204,11 +230,40 @@ def parse_message(message: Message) -> Snapshot:
     return parse_feed(fmt, message.body, source=message.source, version=message.version)
 
 
-def _copy_text(database, messages: list[Message]) -> list[str]:
-    """Render each message's counts as COPY text: the rows Rome's path would write."""
+def _count_rows(database, messages: list[Message]) -> list[list[tuple]]:
+    """Resolve each message's counts to the rows Rome's path would write."""
     with database.Session.begin() as session:
-        return [copy_text(count_rows(session, [parse_message(m)], default_catalog())[0])
+        return [count_rows(session, [parse_message(m)], default_catalog())[0]
                 for m in messages]
+
+
+def _copy_text(database, messages: list[Message]) -> list[str]:
+    """Render each message's counts as COPY text."""
+    return [copy_text(rows) for rows in _count_rows(database, messages)]
+
+
+PLAIN_TASK = "rome.bench.plain_count"  # workers/naive.py
+
+
+def measure_plain(database, plan: tuple[list[Message], dict], timeout: float = 900) -> float:
+    """Publish one message per count to the plain task; return counts per second, published ->
+    final state. Ids are resolved beforehand: the baseline pays neither parsing nor lookups."""
+    messages, expectation = plan
+    rows = [row for rows in _count_rows(database, messages) for row in rows]
+    with database.Session.begin() as session:
+        wipeout(session)
+    progress = Progress(len(rows))
+    sys.stderr.write(f"plain: {len(rows)} counts, one task each\n")
+
+    started = time.monotonic()
+    threads = _start_publishers(
+        lambda row: app.send_task(PLAIN_TASK, args=list(row), queue="caesar"), rows,
+        PUBLISHERS)
+    done = _wait_state(database, _expected(expectation), timeout, progress)
+    for thread in threads:
+        thread.join()
+    progress.update(len(rows), final=True)
+    return len(rows) / (done - started)
 
 
 def measure_copy(database, messages: list[Message], updates: int) -> float | None:
@@ -228,13 +283,13 @@ def measure_copy(database, messages: list[Message], updates: int) -> float | Non
         for chunk in chunks:
             cursor.execute(stage)
             cursor.copy_expert("COPY bench_stage FROM STDIN", io.StringIO(chunk))
-            cursor.execute(apply)
+            cursor.execute(apply, {"applied_at": None})
             raw.commit()
         elapsed = time.monotonic() - started
         cursor.execute("SELECT count(*) FROM bench_history")
         if not cursor.fetchone()[0]:
             raise BenchError("the COPY baseline applied nothing")
-        cursor.execute("DROP TABLE bench_current, bench_history, bench_tallies")
+        cursor.execute("DROP TABLE bench_current, bench_history, bench_tallies, bench_series")
         raw.commit()
     finally:
         raw.close()
@@ -385,8 +440,14 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
         plan = plan_stream(updates, batch=batch, **seed)
         copy = measure_copy(database, plan[0], updates)
         stages = measure_stages(database, plan[0])
+        # Untimed: each pool process's first messages pay for imports, schemas and
+        # connections (the first timed run read 34,053/s, the sweep's 49,997 later).
+        measure_pipeline(database, plan_stream(min(updates, 12 * batch), batch=batch,
+                                               seed="warm-up", start=1, top=False), "warm-up")
         rome = measure_pipeline(database, plan, f"rome batch={batch}")
-        naive = measure_pipeline(database, plan_stream(naive_updates, batch=1, **seed), "naive")
+        naive_plan = plan_stream(naive_updates, batch=1, **seed)
+        naive = measure_pipeline(database, naive_plan, "naive", publishers=PUBLISHERS)
+        plain = measure_plain(database, naive_plan)
         by_batch = []
         for size in sweep:
             n = min(updates, max(size * 40, 2000))
@@ -411,6 +472,7 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
         "worker_concurrency": concurrency,
         "copy_rows_per_s": round(copy) if copy else None,
         "naive_updates_per_s": round(naive),
+        "plain_updates_per_s": round(plain),
         "rome_updates_per_s": round(rome),
         "freshness_rate_per_s": freshness_rate,
         "freshness_ms_p50": round(percentile(delays, 50), 1),
@@ -418,6 +480,7 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
         "freshness_ms_mean": round(statistics.fmean(delays), 1),
         "worker_rss_mb_max": round(workers.rss_max_mb, 1),
         "rome/naive": round(rome / naive, 1),
+        "rome/plain": round(rome / plain, 1),
         "rome/copy": round(rome / copy, 3) if copy else None,
         "stage_us_per_update": stages,
         "by_batch": by_batch,
@@ -432,13 +495,35 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
 
 
 def main(settings: Settings, args) -> int:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
-        result = run_bench(
-            settings, updates=args.updates, naive_updates=args.naive_updates,
-            batch=args.batch, sweep=args.sweep, freshness_seconds=args.freshness_seconds,
-            freshness_rate=args.freshness_rate, freshness_batch=args.freshness_batch,
-            concurrency=args.concurrency, plot_dir=args.plots, wipe=args.wipe,
-        )
+        if args.growth:
+            from workers.bench_growth import default_steps, run_growth
+
+            result = run_growth(
+                settings, rows=args.growth_rows,
+                steps=args.growth_steps or default_steps(args.growth_rows), batch=args.batch,
+                units=args.growth_units, apply_batches=20, readers=args.readers,
+                rounds=args.read_rounds, plot_dir=args.plots, wipe=args.wipe, env=env,
+            )
+        elif args.scale:
+            from workers.bench_scale import run_scale
+
+            result = run_scale(settings, updates=args.updates, batch=args.batch,
+                               scales=args.scale, runs=args.scale_runs, wipe=args.wipe,
+                               env=env)
+            if args.plots is not None:
+                from workers.bench_plots import plot_scale
+
+                args.plots.mkdir(parents=True, exist_ok=True)
+                plot_scale(result["scales"], args.plots / "scale.png")
+        else:
+            result = run_bench(
+                settings, updates=args.updates, naive_updates=args.naive_updates,
+                batch=args.batch, sweep=args.sweep, freshness_seconds=args.freshness_seconds,
+                freshness_rate=args.freshness_rate, freshness_batch=args.freshness_batch,
+                concurrency=args.concurrency, plot_dir=args.plots, wipe=args.wipe,
+            )
     except BenchError as exc:
         print(f"rome bench: {exc}", file=sys.stderr)
         return 1

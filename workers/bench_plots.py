@@ -49,3 +49,54 @@ def plot_freshness(delays_ms: list[float], rate: float, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_growth(steps: list[dict], path: Path) -> None:
+    """Plot the apply rate and each read endpoint's p50 and p99 against the history's size."""
+    rows = [step["history_rows"] / 1e6 for step in steps]
+    fig, (apply, reads) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
+    apply.plot(rows, [step["apply_rows_per_s"] for step in steps], "o-")
+    apply.set_ylim(bottom=0)
+    apply.set_xlabel("history rows (millions)")
+    apply.set_ylabel("rows per second")
+    apply.set_title("Apply rate (record_snapshots, in process)")
+    apply.grid(True, alpha=0.3)
+    for endpoint in steps[0]["reads_ms"]:
+        line, = reads.plot(rows, [step["reads_ms"][endpoint]["p50"] for step in steps], "o-",
+                           label=endpoint.replace("{race}", "1").split("?")[0])
+        reads.plot(rows, [step["reads_ms"][endpoint]["p99"] for step in steps], ":",
+                   color=line.get_color())
+    reads.set_yscale("log")
+    reads.set_xlabel("history rows (millions)")
+    reads.set_ylabel("ms (solid p50, dotted p99)")
+    reads.set_title("Read endpoints under concurrent readers")
+    reads.grid(True, which="both", alpha=0.3)
+    reads.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_scale(scales: list[dict], path: Path) -> None:
+    """Plot throughput against processes, and each party's CPU per update."""
+    processes = [row["processes"] for row in scales]
+    fig, (rate, cpu) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
+    rate.plot(processes, [row["updates_per_s"] for row in scales], "o-")
+    rate.set_xticks(processes)
+    rate.set_ylim(bottom=0)
+    rate.set_xlabel("caesar processes (and as many notekeeper processes)")
+    rate.set_ylabel("updates per second")
+    rate.set_title("Throughput, published → committed")
+    rate.grid(True, alpha=0.3)
+    bottom = [0.0] * len(scales)
+    for party in scales[0]["cpu_us_per_update"]:
+        values = [row["cpu_us_per_update"][party] for row in scales]
+        cpu.bar([str(p) for p in processes], values, bottom=bottom, label=party)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    cpu.set_xlabel("caesar processes (and as many notekeeper processes)")
+    cpu.set_ylabel("CPU µs per update")
+    cpu.set_title("Where the CPU goes")
+    cpu.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
