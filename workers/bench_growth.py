@@ -14,6 +14,8 @@ stay the same size while the history and the series grow), and at each step:
 - apply_plan(_empty): EXPLAIN (ANALYZE, BUFFERS) of one batch's apply
   statement, per table written: milliseconds and shared buffers hit, read,
   dirtied, written;
+- history_points: how many points race 1's history shows (all, and since a
+  minute ago), what a read of it costs: at most 240 each;
 - reads_ms: p50 and p99 of each read endpoint, asked by `readers` threads at
   once of the web app under gunicorn (web/gunicorn_conf.py: 2 workers of 64
   threads, as rome demo and compose run it), with /livez (no database) as
@@ -298,6 +300,16 @@ def measure_reads(base: str, race: int, since: datetime, readers: int,
             for path, values in timings.items()}
 
 
+def _points(base: str, race: int, since: datetime) -> dict[str, int]:
+    """Return how many points race's history has in all and since `since`: what reads cost."""
+    import requests
+
+    url = f"{base}/api/races/{race}/history"
+    stamp = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"all": len(requests.get(url, timeout=60).json()["points"]),
+            "since": len(requests.get(url, params={"since": stamp}, timeout=60).json()["points"])}
+
+
 def default_steps(rows: int) -> list[int]:
     return [0, rows // 10, rows // 4, rows // 2, rows]
 
@@ -342,13 +354,15 @@ def run_growth(settings: Settings, *, rows: int, steps: list[int], batch: int, u
             # A reader polling for what changed in the last minute, at every step.
             since = max(began, datetime.now(UTC) - timedelta(seconds=60))
             reads = measure_reads(web.base, 1, since, readers, rounds)
+            points = _points(web.base, 1, since)
             row = {**size, "apply_rows_per_s": round(rate),
                    "apply_rows_per_s_empty": round(empty_rate),
                    "apply/empty": round(rate / empty_rate, 3),
                    "apply_rounds": [round(r) for r in by_round],
                    "apply_rounds_empty": [round(r) for r in empty_by_round],
                    "fill_rows_per_s": round(fill_rate) if fill_rate else None,
-                   "apply_plan": plan, "apply_plan_empty": empty_plan, "reads_ms": reads}
+                   "apply_plan": plan, "apply_plan_empty": empty_plan, "reads_ms": reads,
+                   "history_points": points}
             results.append(row)
             sys.stderr.write(
                 f"growth: {size['history_rows']:,} history rows, {size['series_rows']:,} "
