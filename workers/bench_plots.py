@@ -77,7 +77,7 @@ def plot_growth(steps: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_scale(scales: list[dict], path: Path) -> None:
+def plot_scale(scales: list[dict], path: Path, cores: int | None = None) -> None:
     """Plot throughput against processes, and each party's CPU per update."""
     processes = [row["processes"] for row in scales]
     fig, (rate, cpu) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
@@ -86,7 +86,8 @@ def plot_scale(scales: list[dict], path: Path) -> None:
     rate.set_ylim(bottom=0)
     rate.set_xlabel("caesar processes (and as many notekeeper processes)")
     rate.set_ylabel("updates per second")
-    rate.set_title("Throughput, published → committed")
+    rate.set_title("Throughput, published → committed"
+                   + (f" ({cores} CPUs)" if cores else ""))
     rate.grid(True, alpha=0.3)
     bottom = [0.0] * len(scales)
     for party in scales[0]["cpu_us_per_update"]:
