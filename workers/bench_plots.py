@@ -55,8 +55,12 @@ def plot_growth(steps: list[dict], path: Path) -> None:
     """Plot the apply rate and each read endpoint's p50 and p99 against the history's size."""
     rows = [step["history_rows"] / 1e6 for step in steps]
     fig, (apply, reads) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
-    apply.plot(rows, [step["apply_rows_per_s"] for step in steps], "o-")
+    apply.plot(rows, [step["apply_rows_per_s"] for step in steps], "o-",
+               label="this history")
+    apply.plot(rows, [step["apply_rows_per_s_empty"] for step in steps], "s--",
+               color="grey", label="an empty history, batch for batch in turn")
     apply.set_ylim(bottom=0)
+    apply.legend(fontsize=8, loc="lower right")
     apply.set_xlabel("history rows (millions)")
     apply.set_ylabel("rows per second")
     apply.set_title("Apply rate (record_snapshots, in process)")
