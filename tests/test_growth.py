@@ -61,4 +61,5 @@ def test_bench_growth_reports_every_step_and_draws_its_plot(tmp_path, pg_url, am
                                          "/race/{race}/chart.svg",
                                          "/api/races/{race}/history?since={since}"}
         assert all(0 < v["p50"] <= v["p99"] for v in step["reads_ms"].values())
+        assert all(0 < n <= 240 for n in step["history_points"].values())
     assert (tmp_path / "plots" / "growth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

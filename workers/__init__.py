@@ -163,10 +163,11 @@ def _fresh_connections_in_child(**_):
     database().engine.dispose(close=False)
 
 
-# A batch of 2,000 counts makes about a million short-lived objects. With the
-# defaults, the cyclic collector ran every 700 of them and now and then walked
-# every object the process had made at start (Celery, SQLAlchemy, kombu): a
-# quarter of caesar's and notekeeper's CPU per count (docs/benchmarks.md).
+# A batch of 6,000 counts makes some 36,000 container objects (decoded lists,
+# Count objects, row tuples). With the defaults, the cyclic collector ran 51
+# times a batch, and every few batches walked every object the process had
+# made at start (Celery, SQLAlchemy, kombu: over 70,000): a quarter of caesar's
+# and notekeeper's CPU per count (docs/benchmarks.md).
 GC_THRESHOLDS = (50_000, 20, 100)
 
 

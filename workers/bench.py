@@ -516,7 +516,7 @@ def main(settings: Settings, args) -> int:
                 from workers.bench_plots import plot_scale
 
                 args.plots.mkdir(parents=True, exist_ok=True)
-                plot_scale(result["scales"], args.plots / "scale.png")
+                plot_scale(result["scales"], args.plots / "scale.png", result["cores"])
         else:
             result = run_bench(
                 settings, updates=args.updates, naive_updates=args.naive_updates,

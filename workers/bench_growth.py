@@ -14,6 +14,8 @@ stay the same size while the history and the series grow), and at each step:
 - apply_plan(_empty): EXPLAIN (ANALYZE, BUFFERS) of one batch's apply
   statement, per table written: milliseconds and shared buffers hit, read,
   dirtied, written;
+- history_points: how many points race 1's history shows (all, and over the
+  night's last hour), what a read of it costs: at most 240 each;
 - reads_ms: p50 and p99 of each read endpoint, asked by `readers` threads at
   once of the web app under gunicorn (web/gunicorn_conf.py: 2 workers of 64
   threads, as rome demo and compose run it), with /livez (no database) as
@@ -21,7 +23,11 @@ stay the same size while the history and the series grow), and at each step:
 
 The fill between steps uses the same statement (rome.tally.apply_rows) with
 count rows made here instead of parsed from feeds: it is the fast way to make
-history, not what is measured. Both databases are emptied with TRUNCATE.
+history, not what is measured. Every transaction, filled or measured, is
+applied at a night's clock (record_snapshots' applied_at): 12 hours before
+the bench began, 20 s more per transaction, so the history spans hours and
+charts show their full number of points, as on a real night. Both databases
+are emptied with TRUNCATE.
 """
 
 from __future__ import annotations
@@ -55,6 +61,9 @@ from rome.tally import (
 )
 from workers.bench import BenchError, _free_port, percentile
 
+NIGHT = timedelta(hours=12)
+TRANSACTION_SECONDS = 20  # 2,000 fill batches of 5,000 rows: 10 million rows in 11 hours
+
 # /livez answers without the database: the machine's own noise, for reference.
 ENDPOINTS = ("/livez", "/api/races", "/race", "/race/{race}", "/race/{race}/chart.svg",
              "/api/races/{race}/history?since={since}")
@@ -69,6 +78,10 @@ class Pool:
         self.batch = batch
         self.seed = seed
         self.tick = 1
+        # The night's clock: every transaction, fill or measured, is applied one
+        # TRANSACTION_SECONDS after the last, from NIGHT before the bench began, so
+        # a chart of the history spans hours at every step, as on a real night.
+        self.clock = datetime.now(UTC) - NIGHT
         self.rng = random.Random(seed)
         formats = {s.id: s.format for s in default_catalog().sources.values()}
         # Every source's pool in full, once: the units and their ids exist from here on.
@@ -92,6 +105,11 @@ class Pool:
         self.format = formats
         self.next_key = 0
 
+    def tick_clock(self) -> datetime:
+        """Return the night's time for the next transaction, and move the clock on."""
+        self.clock += timedelta(seconds=TRANSACTION_SECONDS)
+        return self.clock
+
     def snapshots(self, counts: int, batch: int, apply: bool = False):
         """Plan snapshots of the pool at versions newer than any so far (and apply them)."""
         snapshots, _ = plan_snapshots(counts, batch=batch, units=self.units, top=True,
@@ -100,7 +118,7 @@ class Pool:
         if apply:
             for snapshot in snapshots:
                 with self.database.Session.begin() as session:
-                    record_snapshots(session, [snapshot])
+                    record_snapshots(session, [snapshot], applied_at=self.tick_clock())
         return snapshots
 
     def fill_rows(self, size: int) -> list[tuple]:
@@ -126,7 +144,7 @@ class Pool:
         while done < rows:
             chunk = self.fill_rows(min(batch, rows - done))
             with self.database.Session.begin() as session:
-                apply_rows(session, chunk)
+                apply_rows(session, chunk, applied_at=self.tick_clock())
             done += len(chunk)
         return done / max(time.monotonic() - started, 1e-9)
 
@@ -179,7 +197,8 @@ def measure_apply(pools: list[Pool], batches: int,
             for p in order:
                 started = time.perf_counter()
                 with pools[p].database.Session.begin() as session:
-                    record_snapshots(session, [plans[p][i]])
+                    record_snapshots(session, [plans[p][i]],
+                                     applied_at=pools[p].tick_clock())
                 seconds[p] += time.perf_counter() - started
         for p, plan in enumerate(plans):
             rates[p].append(sum(len(s.counts) for s in plan) / seconds[p])
@@ -202,7 +221,7 @@ def explain_apply(pool: Pool) -> dict:
         cursor.execute(STAGE)
         cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + APPLY_STAGE,
-                       {"applied_at": None})
+                       {"applied_at": pool.tick_clock()})
         plan = cursor.fetchone()[0][0]
         session.rollback()
     tables: list[dict] = []
@@ -298,6 +317,16 @@ def measure_reads(base: str, race: int, since: datetime, readers: int,
             for path, values in timings.items()}
 
 
+def _points(base: str, race: int, since: datetime) -> dict[str, int]:
+    """Return how many points race's history has in all and since `since`: what reads cost."""
+    import requests
+
+    url = f"{base}/api/races/{race}/history"
+    stamp = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"all": len(requests.get(url, timeout=60).json()["points"]),
+            "since": len(requests.get(url, params={"since": stamp}, timeout=60).json()["points"])}
+
+
 def default_steps(rows: int) -> list[int]:
     return [0, rows // 10, rows // 4, rows // 2, rows]
 
@@ -324,7 +353,6 @@ def run_growth(settings: Settings, *, rows: int, steps: list[int], batch: int, u
     try:
         web.wait()
         pool, reference = Pool(database, units, batch), Pool(empty, units, batch)
-        began = datetime.now(UTC)
         for step in steps:
             size = history_size(database)
             fill_rate = None
@@ -339,16 +367,18 @@ def run_growth(settings: Settings, *, rows: int, steps: list[int], batch: int, u
             (rate, empty_rate), (by_round, empty_by_round) = measure_apply(
                 [pool, reference], apply_batches)
             plan, empty_plan = explain_apply(pool), explain_apply(reference)
-            # A reader polling for what changed in the last minute, at every step.
-            since = max(began, datetime.now(UTC) - timedelta(seconds=60))
+            # A page polling for what changed in the night's last hour.
+            since = pool.clock - timedelta(hours=1)
             reads = measure_reads(web.base, 1, since, readers, rounds)
+            points = _points(web.base, 1, since)
             row = {**size, "apply_rows_per_s": round(rate),
                    "apply_rows_per_s_empty": round(empty_rate),
                    "apply/empty": round(rate / empty_rate, 3),
                    "apply_rounds": [round(r) for r in by_round],
                    "apply_rounds_empty": [round(r) for r in empty_by_round],
                    "fill_rows_per_s": round(fill_rate) if fill_rate else None,
-                   "apply_plan": plan, "apply_plan_empty": empty_plan, "reads_ms": reads}
+                   "apply_plan": plan, "apply_plan_empty": empty_plan, "reads_ms": reads,
+                   "history_points": points}
             results.append(row)
             sys.stderr.write(
                 f"growth: {size['history_rows']:,} history rows, {size['series_rows']:,} "

@@ -55,8 +55,12 @@ def plot_growth(steps: list[dict], path: Path) -> None:
     """Plot the apply rate and each read endpoint's p50 and p99 against the history's size."""
     rows = [step["history_rows"] / 1e6 for step in steps]
     fig, (apply, reads) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
-    apply.plot(rows, [step["apply_rows_per_s"] for step in steps], "o-")
+    apply.plot(rows, [step["apply_rows_per_s"] for step in steps], "o-",
+               label="this history")
+    apply.plot(rows, [step["apply_rows_per_s_empty"] for step in steps], "s--",
+               color="grey", label="an empty history, batch for batch in turn")
     apply.set_ylim(bottom=0)
+    apply.legend(fontsize=8, loc="lower right")
     apply.set_xlabel("history rows (millions)")
     apply.set_ylabel("rows per second")
     apply.set_title("Apply rate (record_snapshots, in process)")
@@ -77,7 +81,7 @@ def plot_growth(steps: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_scale(scales: list[dict], path: Path) -> None:
+def plot_scale(scales: list[dict], path: Path, cores: int | None = None) -> None:
     """Plot throughput against processes, and each party's CPU per update."""
     processes = [row["processes"] for row in scales]
     fig, (rate, cpu) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
@@ -86,7 +90,8 @@ def plot_scale(scales: list[dict], path: Path) -> None:
     rate.set_ylim(bottom=0)
     rate.set_xlabel("caesar processes (and as many notekeeper processes)")
     rate.set_ylabel("updates per second")
-    rate.set_title("Throughput, published → committed")
+    rate.set_title("Throughput, published → committed"
+                   + (f" ({cores} CPUs)" if cores else ""))
     rate.grid(True, alpha=0.3)
     bottom = [0.0] * len(scales)
     for party in scales[0]["cpu_us_per_update"]:
