@@ -63,10 +63,16 @@ def parse_since(raw: str) -> datetime | None:
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     try:
         moment = datetime.fromisoformat(text)
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        # Out of range (month 13, or year 1 shifted before year 1 by its offset).
-        return None
+    except ValueError:
+        return None  # not a date (month 13, February 30)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # A valid date-time whose offset shifts it past Python's range: year 1 at +00:09
+        # is before anything, year 9999 at -01:00 after anything.
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 @bp.get("/races/<int:race_id>/history")
