@@ -52,6 +52,7 @@ from rome.tally import (
 )
 from workers import QUEUES, app
 from workers.publish import Progress, publish_confirmed
+from workers.tasks import feed_format
 
 CELERY = [sys.executable, "-m", "celery", "-A", "workers"]
 
@@ -226,8 +227,8 @@ CREATE TABLE bench_series (LIKE series INCLUDING ALL);
 
 def parse_message(message: Message) -> Snapshot:
     """Parse a planned message as notekeeper would."""
-    fmt = message.format or default_catalog().sources[message.source].format
-    return parse_feed(fmt, message.body, source=message.source, version=message.version)
+    return parse_feed(feed_format(message.source, message.format), message.body,
+                      source=message.source, version=message.version)
 
 
 def _count_rows(database, messages: list[Message]) -> list[list[tuple]]:
