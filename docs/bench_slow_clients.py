@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from webapp import seed  # noqa: E402  (the web tests' known results)
+from tests.helpers.webapp import seed  # noqa: E402  (the web tests' known results)
 
 
 def free_port() -> int:

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="rome-bench-web-"))
     env = {**os.environ, "ROME_DATA_DIR": str(folder / "data"), "PYTHONUNBUFFERED": "1"}
     python = sys.executable
-    subprocess.run([python, "-m", "rome.cli", "db", "upgrade"], env=env, cwd=ROOT, check=True,
+    subprocess.run([python, "-m", "rome.ops.cli", "db", "upgrade"], env=env, cwd=ROOT, check=True,
                    capture_output=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         start("worker", [python, "-m", "celery", "-A", "workers", "worker", "-Q", QUEUES,
                          "-n", "bench-web@%h", "-c", "2", "-l", "warning"])
         wait_until(lambda: urllib.request.urlopen(f"{base}/livez", timeout=2), 30, "gunicorn")
-        start("inject", [python, "-m", "rome.cli", "inject", "--updates", str(updates),
+        start("inject", [python, "-m", "rome.ops.cli", "inject", "--updates", str(updates),
                          "--batch", str(args.batch), "--rate", str(args.rate)])
         wait_until(lambda: applied_updates(base) > 0, 60, "the first updates to land")
         time.sleep(3)  # let ingest reach its pace

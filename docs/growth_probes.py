@@ -29,7 +29,7 @@ from sqlalchemy import text
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).parents[1] / "tests")]
 
-from rome import db  # noqa: E402
+from rome.store import db  # noqa: E402
 from workers.bench_growth import Pool, explain_apply, measure_apply, truncate  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def probe_history(database) -> dict:
     """Time race 1's history both ways (the old way with its index back), check they agree."""
     from test_series import old_race_history  # a copy of the old function
 
-    from rome.history import race_history
+    from rome.read.history import race_history
 
     _autocommit(database, "CREATE INDEX IF NOT EXISTS history_race_applied "
                           "ON history (race_id, applied_at)")

@@ -6,34 +6,18 @@ without them and fail when CI is set: CI must never pass by skipping.
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from rome import db
-from rome.models import RESULT_TABLES, RejectedRow
-
-PG_URL = os.environ.get("ROME_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/rome_test")
-AMQP_URL = os.environ.get("ROME_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-IN_CI = bool(os.environ.get("CI"))
+from rome.store import db
+from rome.store.models import RESULT_TABLES, RejectedRow
+from tests.helpers.services import AMQP_URL, PG_URL, fast_first, missing_service
 
 
 def pytest_collection_modifyitems(items):
-    # Fast tests first, then the ones that start processes, the fault tests last: a
-    # mistake shows in the first seconds, not after minutes of integration tests.
-    def weight(item):
-        return 2 if item.get_closest_marker("faults") else bool(item.get_closest_marker("slow"))
-
-    items.sort(key=weight)
-
-
-def missing_service(what: str, error: Exception):
-    message = f"{what} is not reachable: {error}"
-    if IN_CI:
-        pytest.fail(f"{message} (CI is set, so this is a failure, not a skip)")
-    pytest.skip(message)
+    fast_first(items)
 
 
 def _ensure_pg_database(url: str) -> None:
@@ -120,13 +104,13 @@ def rome_on_rabbitmq(tmp_path, pg_url, amqp_url, empty_tables, unique):
     """
     import sys
 
-    from support import Processes, reset_queues
+    from tests.helpers.support import Processes, reset_queues
 
     reset_queues(amqp_url)
     processes = Processes({"ROME_DATABASE_URL": pg_url, "ROME_BROKER_URL": amqp_url,
                            "ROME_DATA_DIR": str(tmp_path / "data"), "ROME_SEED": unique},
                           tmp_path)
-    upgraded = processes.run([sys.executable, "-m", "rome.cli", "db", "upgrade"])
+    upgraded = processes.run([sys.executable, "-m", "rome", "db", "upgrade"])
     assert upgraded.returncode == 0, upgraded.stderr
     database = db.connect(pg_url)
     empty_tables(database)
@@ -135,10 +119,10 @@ def rome_on_rabbitmq(tmp_path, pg_url, amqp_url, empty_tables, unique):
     database.engine.dispose()
 
 
-# The web app on a seeded SQLite database, for the web tests (tests/webapp.py).
+# The web app on a seeded SQLite database, for the web tests (tests/helpers/webapp.py).
 @pytest.fixture
 def database_url(tmp_path, monkeypatch):
-    from webapp import clean_env, seed
+    from tests.helpers.webapp import clean_env, seed
 
     clean_env(monkeypatch, tmp_path)
     url = f"sqlite:///{tmp_path / 'rome.sqlite3'}"
@@ -148,7 +132,7 @@ def database_url(tmp_path, monkeypatch):
 
 @pytest.fixture
 def app(database_url, tmp_path):
-    from webapp import dispose, make_app
+    from tests.helpers.webapp import dispose, make_app
 
     app = make_app(database_url, tmp_path)
     yield app
@@ -163,6 +147,6 @@ def client(app):
 @pytest.fixture
 def night(database_url):
     """Add webapp.night()'s later reports to the seeded database."""
-    from webapp import night, record
+    from tests.helpers.webapp import night, record
 
     record(database_url, *night())

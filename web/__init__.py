@@ -9,11 +9,11 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from rome import db
-from rome.freshness import stale_after
 from rome.logs import JsonFormatter
-from rome.results_cache import ResultsCache
+from rome.read.freshness import stale_after
+from rome.read.results_cache import ResultsCache
 from rome.settings import load_settings
+from rome.store import db
 
 # The page loads nothing from elsewhere; the browser is told to refuse it too.
 CONTENT_SECURITY_POLICY = (

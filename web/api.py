@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from rome.history import race_history
-from rome.results import race_ids, recent_rejected, rejected_count
-from rome.results_cache import Snapshot
+from rome.read.history import race_history
+from rome.read.results import race_ids, recent_rejected, rejected_count
+from rome.read.results_cache import Snapshot
 from web.caching import revalidate
 from web.database import database, results
 from web.errors import error_json

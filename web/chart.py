@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from rome.history import RaceHistory
-from rome.results import CandidateView
+from rome.read.history import RaceHistory
+from rome.read.results import CandidateView
 
 # The page's party colours (static/style.css); the SVG is an image, so it cannot read them.
 PARTY_COLORS = {"GOP": "#c0392b", "DEM": "#1f5fae", "LIB": "#d4a017", "GRN": "#2e8540"}

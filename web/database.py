@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from flask import current_app
 
-from rome.db import Database
-from rome.results_cache import Snapshot
+from rome.read.results_cache import Snapshot
+from rome.store.db import Database
 
 
 def database() -> Database:

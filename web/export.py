@@ -7,9 +7,9 @@ import io
 
 from flask import Blueprint, Response
 
-from rome.history import race_history
-from rome.results import race_ids
-from rome.snapshot import LEVELS
+from rome.feeds.snapshot import LEVELS
+from rome.read.history import race_history
+from rome.read.results import race_ids
 from web.caching import revalidate
 from web.database import database, results
 from web.errors import error_json

@@ -12,9 +12,9 @@ from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from rome.db import Database
-from rome.freshness import age_seconds
-from rome.results import race_views, rejected_by_source
+from rome.read.freshness import age_seconds
+from rome.read.results import race_views, rejected_by_source
+from rome.store.db import Database
 
 bp = Blueprint("metrics", __name__)
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
-from rome.catalog import default_catalog
-from rome.freshness import age_seconds, as_utc
-from rome.history import race_history
-from rome.results import RaceView, original_rows
+from rome.feeds.catalog import default_catalog
+from rome.read.freshness import age_seconds, as_utc
+from rome.read.history import race_history
+from rome.read.results import RaceView, original_rows
 from web.caching import revalidate
 from web.chart import line_chart
 from web.database import database, results

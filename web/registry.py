@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from rome.registry_cache import RegistryCache
+from rome.ops.registry_cache import RegistryCache
 from web.errors import error_json
 
 bp = Blueprint("registry", __name__)

@@ -3,7 +3,7 @@
 A client that sends WIPEOUT_GUESSES wrong tokens within WIPEOUT_WINDOW seconds
 is refused with a 429, without its token being checked, until that window
 ends; of its refused attempts, that many are logged one by one and the rest
-counted in one line when the window ends (rome/attempts.py). The count is kept
+counted in one line when the window ends (rome/ops/attempts.py). The count is kept
 per gunicorn worker: with two workers a client gets at most twice as many.
 """
 
@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
 
-from rome import tally
-from rome.attempts import AttemptLimiter, client_key
 from rome.logs import log
+from rome.ops.attempts import AttemptLimiter, client_key
+from rome.store import tally
 from web.csrf import FIELD, csrf_valid
 from web.database import database
 from web.errors import error_json

@@ -34,15 +34,15 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from rome import db
-from rome.audit import tallies_by_key
-from rome.catalog import default_catalog
-from rome.formats import parse_feed
-from rome.inject import Message, plan_stream
-from rome.models import TallyRow
+from rome.feeds.catalog import default_catalog
+from rome.feeds.formats import parse_feed
+from rome.feeds.inject import Message, plan_stream
+from rome.feeds.snapshot import TOTAL, Snapshot
 from rome.settings import Settings
-from rome.snapshot import TOTAL, Snapshot
-from rome.tally import (
+from rome.store import db
+from rome.store.audit import tallies_by_key
+from rome.store.models import TallyRow
+from rome.store.tally import (
     APPLY_TEMPLATE,
     STAGE_TEMPLATE,
     copy_text,
@@ -277,7 +277,7 @@ def measure_copy(database, messages: list[Message], updates: int) -> float | Non
         cursor = raw.cursor()
         cursor.execute(SCRATCH)
         raw.commit()
-        # The same staging table and statement as rome.tally, on scratch tables.
+        # The same staging table and statement as rome.store.tally, on scratch tables.
         stage = STAGE_TEMPLATE.format(**SCRATCH_TABLES)
         apply = APPLY_TEMPLATE.format(**SCRATCH_TABLES)
         started = time.monotonic()

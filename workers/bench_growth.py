@@ -5,7 +5,7 @@ units whose figures change at every version (so current counts and tallies
 stay the same size while the history and the series grow), and at each step:
 
 - apply_rows_per_s: rows per second through Rome's own apply path
-  (rome.tally.record_snapshots, in process, one transaction per snapshot of
+  (rome.store.tally.record_snapshots, in process, one transaction per snapshot of
   `batch` counts), the median of three rounds;
 - apply_rows_per_s_empty and apply/empty: the same, batch for batch in turn,
   on a second database (the bench database's name + `_empty`) with the same
@@ -21,7 +21,7 @@ stay the same size while the history and the series grow), and at each step:
   threads, as rome demo and compose run it), with /livez (no database) as
   the machine's own reference.
 
-The fill between steps uses the same statement (rome.tally.apply_rows) with
+The fill between steps uses the same statement (rome.store.tally.apply_rows) with
 count rows made here instead of parsed from feeds: it is the fast way to make
 history, not what is measured. Every transaction, filled or measured, is
 applied at a night's clock (record_snapshots' applied_at): 12 hours before
@@ -44,13 +44,13 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
 
-from rome import db
-from rome.catalog import default_catalog
-from rome.inject import plan_snapshots
-from rome.models import CurrentRow, SeriesRow, TallyRow
+from rome.feeds.catalog import default_catalog
+from rome.feeds.inject import plan_snapshots
+from rome.feeds.simulator import stamp
 from rome.settings import Settings
-from rome.sources import stamp
-from rome.tally import (
+from rome.store import db
+from rome.store.models import CurrentRow, SeriesRow, TallyRow
+from rome.store.tally import (
     APPLY_STAGE,
     STAGE,
     TABLES,

@@ -24,10 +24,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import text
 
-from rome import db
-from rome.inject import plan_stream
+from rome.feeds.inject import plan_stream
 from rome.settings import Settings
-from rome.tally import wipeout
+from rome.store import db
+from rome.store.tally import wipeout
 from workers.bench import (
     BenchError,
     Progress,

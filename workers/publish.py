@@ -8,11 +8,11 @@ import time
 
 from kombu.exceptions import OperationalError as BrokerError
 
-from rome.inject import Message
+from rome.feeds.inject import Message
 from rome.logs import log
 from workers.tasks import backoff, normalize_feed
 
-logger = logging.getLogger("rome.inject")
+logger = logging.getLogger("rome.feeds.inject")
 GIVE_UP_AFTER = 600.0  # seconds one message may keep failing before we stop
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from celery.beat import BeatLazyFunc
 from celery.schedules import schedstate, schedule
 
-from rome.sources import current_tick
+from rome.feeds.simulator import current_tick
 
 
 class TickSchedule(schedule):

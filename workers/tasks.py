@@ -34,15 +34,15 @@ from celery.worker.request import Request
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from rome import db
-from rome.catalog import default_catalog
-from rome.formats import parse_feed
+from rome.feeds.catalog import default_catalog
+from rome.feeds.formats import parse_feed
+from rome.feeds.simulator import Night, emit_tick
+from rome.feeds.snapshot import InvalidPayload, Snapshot
 from rome.logs import log
-from rome.models import SourceRow
-from rome.results import level_disagreements
-from rome.snapshot import InvalidPayload, Snapshot
-from rome.sources import Night, emit_tick
-from rome.tally import record_snapshots, reject_payload
+from rome.read.results import level_disagreements
+from rome.store import db
+from rome.store.models import SourceRow
+from rome.store.tally import record_snapshots, reject_payload
 from workers import app, settings
 from workers.queues import DELIVERY_LIMIT
 

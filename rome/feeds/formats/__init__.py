@@ -1,0 +1,58 @@
+"""Read and write the feed formats real results sources publish, one module per format.
+
+Each module (``ap``, ``clarity``, ``nist``) offers two functions:
+
+- ``parse(body: bytes, *, source: str, version: int | None = None) -> Snapshot``
+  reads one feed response; ``version`` overrides the one the file implies
+  (a Clarity version folder, say); raises ``InvalidPayload`` with a reason;
+- ``render(snapshot: Snapshot) -> bytes`` writes a snapshot in that format,
+  so that ``parse(render(s), source=s.source)`` gives back ``s``: the simulator
+  speaks the real formats through it.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from rome.feeds.snapshot import InvalidPayload, Snapshot
+
+# A feed body larger than this is refused before it is parsed.
+MAX_PAYLOAD_BYTES = 8_000_000
+
+
+def _modules() -> dict[str, ModuleType]:
+    from rome.feeds.formats import ap, clarity, nist
+
+    return {"ap": ap, "clarity": clarity, "nist": nist}
+
+
+FORMAT_NAMES = ("ap", "clarity", "nist")
+
+
+def parse_feed(
+    format_name: str, body: str | bytes, *, source: str, version: int | None = None
+) -> Snapshot:
+    """Parse one feed body of format_name into a validated snapshot, or raise InvalidPayload."""
+    module = _modules().get(format_name) if isinstance(format_name, str) else None
+    if module is None:
+        raise InvalidPayload(f"unknown format {format_name!r:.40}")
+    if isinstance(body, str):
+        body = body.encode("utf-8", errors="surrogatepass")
+    if not isinstance(body, bytes):
+        raise InvalidPayload(f"payload must be text, got {type(body).__name__}")
+    if len(body) > MAX_PAYLOAD_BYTES:
+        raise InvalidPayload(f"payload is {len(body)} bytes, over {MAX_PAYLOAD_BYTES}")
+    try:
+        snapshot = module.parse(body, source=source, version=version)
+    except RecursionError:
+        raise InvalidPayload("payload is nested too deeply") from None
+    # An AP initialization file names races and candidates and no counts yet: it
+    # is reference data, worth storing. A file with neither says nothing.
+    if not snapshot.counts and not snapshot.races:
+        raise InvalidPayload(f"{format_name} payload carries no races and no counts")
+    return snapshot.validate()
+
+
+def render_feed(format_name: str, snapshot: Snapshot) -> bytes:
+    """Write snapshot in format_name."""
+    return _modules()[format_name].render(snapshot)

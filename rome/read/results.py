@@ -1,0 +1,454 @@
+"""Read the tallies back as races: each source side by side, its levels checked against each other.
+
+A race's figure for a source is its tally at the topmost level that source
+reports (the feed's own state or county row); the level below is the
+breakdown, and where the two disagree the race says so. The race's headline
+is its primary source's figure: the first source, in the catalog's order, that
+has reported figures for the race.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, case, distinct, func, or_, select, text
+from sqlalchemy.orm import Session
+
+from rome.feeds.catalog import CATALOG_IDS, default_catalog
+from rome.feeds.snapshot import LEVEL_RANK, LEVELS, TOTAL
+from rome.read.freshness import is_stale
+from rome.store.models import (
+    CandidateRow,
+    CurrentRow,
+    RaceRow,
+    RaceStatusRow,
+    RejectedRow,
+    SourceRow,
+    TallyRow,
+)
+
+
+@dataclass
+class CandidateView:
+    id: int
+    first: str
+    last: str
+    party: str
+    votes: int = 0
+    share: float = 0.0
+    by_source: dict[str, int] = field(default_factory=dict)
+    vote_types: dict[str, int] = field(default_factory=dict)  # primary source, top level
+
+
+@dataclass
+class Disagreement:
+    """A source's top-level figure for a candidate that is not the sum of the level below."""
+
+    candidate_id: int
+    level: str
+    votes: int
+    below_level: str
+    below_votes: int
+
+    def to_json(self) -> dict:
+        return {"candidate_id": self.candidate_id, "level": self.level, "votes": self.votes,
+                "below_level": self.below_level, "below_votes": self.below_votes,
+                "difference": self.votes - self.below_votes}
+
+
+@dataclass
+class SourceView:
+    id: str
+    name: str
+    code: str = ""
+    votes: int = 0
+    level: str | None = None  # the level its race figure is read at
+    changes: int = 0
+    corrections: int = 0
+    version: int | None = None
+    feed_at: datetime | None = None
+    last_update_at: datetime | None = None
+    # When the source last reported anything, in any race: what staleness is
+    # judged by (AP's answers leave out races that did not change).
+    heard_at: datetime | None = None
+    stale: bool = False
+    stale_after: float | None = None
+    rejected: int = 0
+    units_reporting: int = 0
+    units_total: int = 0
+    units_level: str | None = None
+    precincts_reporting: int | None = None
+    precincts_total: int | None = None
+    winner_id: int | None = None
+    test: bool = False
+    disagreements: list[Disagreement] = field(default_factory=list)
+    by_candidate: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class RaceView:
+    id: int
+    name: str
+    candidates: list[CandidateView]
+    sources: list[SourceView]
+    state: str = ""
+    office: str = ""
+
+    @property
+    def primary(self) -> SourceView | None:
+        """The source the headline reads: the first with figures, else the first listed."""
+        reporting = (s for s in self.sources if s.level is not None)
+        return next(reporting, self.sources[0] if self.sources else None)
+
+    @property
+    def total_votes(self) -> int:
+        return sum(c.votes for c in self.candidates)
+
+    @property
+    def last_update_at(self) -> datetime | None:
+        times = [s.last_update_at for s in self.sources if s.last_update_at]
+        return max(times) if times else None
+
+    @property
+    def leader(self) -> CandidateView | None:
+        ranked = sorted(self.candidates, key=lambda c: c.votes, reverse=True)
+        if not ranked or ranked[0].votes == 0:
+            return None
+        if len(ranked) > 1 and ranked[1].votes == ranked[0].votes:
+            return None
+        return ranked[0]
+
+    @property
+    def caller(self) -> SourceView | None:
+        """The first source, in the race's order, that has called the race."""
+        return next((s for s in self.sources if s.winner_id), None)
+
+    @property
+    def winner_id(self) -> int | None:
+        """The candidate the race is called for, if a source called it."""
+        return self.caller.winner_id if self.caller else None
+
+    @property
+    def test(self) -> bool:
+        return any(s.test for s in self.sources)
+
+    def sources_differ_on(self, candidate: CandidateView) -> bool:
+        """Tell whether two sources with figures for the race give candidate different ones."""
+        reporting = [s for s in self.sources if s.level is not None]
+        return len({s.by_candidate.get(candidate.id, 0) for s in reporting}) > 1
+
+    @property
+    def sources_disagree(self) -> bool:
+        """Tell whether two reporting sources give any candidate different figures."""
+        return any(self.sources_differ_on(c) for c in self.candidates)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "office": self.office,
+            "total_votes": self.total_votes,
+            "primary_source": self.primary.id if self.primary else None,
+            "last_update_at": _iso(self.last_update_at),
+            "leader": self.leader.id if self.leader else None,
+            "winner": self.winner_id,
+            "called_by": self.caller.id if self.caller else None,
+            "test": self.test,
+            "sources_disagree": self.sources_disagree,
+            "candidates": [
+                {
+                    "id": c.id,
+                    "first": c.first,
+                    "last": c.last,
+                    "party": c.party,
+                    "votes": c.votes,
+                    "share": round(c.share, 6),
+                    "by_source": c.by_source,
+                    "vote_types": c.vote_types,
+                    "sources_differ": self.sources_differ_on(c),
+                }
+                for c in self.candidates
+            ],
+            "sources": [_source_json(s) for s in self.sources],
+        }
+
+
+def _source_json(s: SourceView) -> dict:
+    return {
+        "id": s.id,
+        "name": s.name,
+        "code": s.code,
+        "votes": s.votes,
+        "level": s.level,
+        "changes": s.changes,
+        "corrections": s.corrections,
+        "version": s.version,
+        "feed_at": _iso(s.feed_at),
+        "last_update_at": _iso(s.last_update_at),
+        "stale": s.stale,
+        "stale_after_seconds": s.stale_after,
+        "rejected": s.rejected,
+        "units_reporting": s.units_reporting,
+        "units_total": s.units_total,
+        "units_level": s.units_level,
+        "precincts_reporting": s.precincts_reporting,
+        "precincts_total": s.precincts_total,
+        "winner": s.winner_id,
+        "test": s.test,
+        "level_disagreements": [d.to_json() for d in s.disagreements],
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; Rome stores UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def level_figures(tallies: list[TallyRow]) -> dict[tuple[int, str], dict[int, dict[int, int]]]:
+    """Group total-vote tallies as {(race, source): {rank: {candidate: votes}}}."""
+    levels: dict[tuple[int, str], dict[int, dict[int, int]]] = defaultdict(
+        lambda: defaultdict(dict))
+    for t in tallies:
+        if t.vote_type == TOTAL:
+            levels[(t.race_id, t.source_id)][t.rank][t.candidate_id] = t.votes
+    return levels
+
+
+def disagreements(by_rank: dict[int, dict[int, int]]) -> list[Disagreement]:
+    """Compare the top level's figures with the sums of the level right below it."""
+    ranks = sorted(by_rank)
+    if len(ranks) < 2:
+        return []
+    top, below = by_rank[ranks[0]], by_rank[ranks[1]]
+    # A candidate missing from one level has 0 there: that is a disagreement too.
+    return [
+        Disagreement(candidate, LEVELS[ranks[0]], top.get(candidate, 0), LEVELS[ranks[1]],
+                     below.get(candidate, 0))
+        for candidate in sorted(top.keys() | below.keys())
+        if top.get(candidate, 0) != below.get(candidate, 0)
+    ]
+
+
+def level_disagreements(session: Session, races: frozenset[tuple[int, str]]) -> list[dict]:
+    """Return, for log lines, every level disagreement of the given (race id, source) pairs."""
+    if not races:
+        return []
+    race_ids = {race for race, _ in races}
+    tallies = session.scalars(select(TallyRow).where(TallyRow.race_id.in_(race_ids),
+                                                     TallyRow.vote_type == TOTAL))
+    return [
+        {"race_id": race, "source": source, **d.to_json()}
+        for (race, source), by_rank in sorted(level_figures(list(tallies)).items())
+        if (race, source) in races
+        for d in disagreements(by_rank)
+    ]
+
+
+def source_order(race_id: int, source_ids: set[str]) -> list[str]:
+    """Order a race's sources: the catalog's order for its races, then by id."""
+    race = default_catalog().races.get(race_id)
+    listed = [s for s in (race.keys if race else ()) if s in source_ids]
+    return listed + sorted(source_ids - set(listed))
+
+
+def race_views(
+    session: Session, now: datetime | None = None, stale_after: float | None = None
+) -> list[RaceView]:
+    """Build every race with each source's figures, levels, progress and freshness."""
+    # Plain rows, not ORM objects: building tens of thousands of those was most of the time.
+    tallies = session.execute(select(*TallyRow.__table__.c)).all()
+    statuses = session.execute(select(*RaceStatusRow.__table__.c)).all()
+    with_results = {t.race_id for t in tallies} | {s.race_id for s in statuses}
+    races = {
+        r.id: RaceView(r.id, r.name, [], [], r.state, r.office)
+        for r in session.scalars(
+            select(RaceRow).where(or_(RaceRow.id < CATALOG_IDS, RaceRow.id.in_(with_results)))
+            .order_by(RaceRow.id)
+        )
+    }
+    candidates: dict[int, CandidateView] = {}
+    for c in session.scalars(
+        select(CandidateRow).where(CandidateRow.race_id.in_(races)).order_by(CandidateRow.id)
+    ):
+        candidates[c.id] = CandidateView(c.id, c.first, c.last, c.party)
+        races[c.race_id].candidates.append(candidates[c.id])
+    source_rows = {s.id: s for s in session.scalars(select(SourceRow))}
+    catalog = default_catalog()
+
+    # Which sources report which race: the catalog's, and whoever has sent figures.
+    reporters: dict[int, set[str]] = defaultdict(set)
+    for race in catalog.races.values():
+        if race.id in races:
+            reporters[race.id].update(s for s in race.keys if s in source_rows)
+    for race_id, source_id in {(t.race_id, t.source_id) for t in tallies} | {
+        (s.race_id, s.source_id) for s in statuses
+    }:
+        if race_id in races:
+            reporters[race_id].add(source_id)
+
+    views: dict[tuple[int, str], SourceView] = {}
+    newest: dict[str, datetime] = {}
+    for race_id, source_ids in reporters.items():
+        for source_id in source_order(race_id, source_ids):
+            row = source_rows.get(source_id)
+            view = SourceView(source_id, row.name if row else source_id,
+                              row.code if row else source_id.upper())
+            views[(race_id, source_id)] = view
+            races[race_id].sources.append(view)
+    for t in tallies:
+        at = _aware(t.last_update_at)
+        if t.source_id not in newest or at > newest[t.source_id]:
+            newest[t.source_id] = at
+    levels = level_figures(tallies)
+    for (race_id, source_id), by_rank in levels.items():
+        view = views.get((race_id, source_id))
+        if view is None:
+            continue
+        top = min(by_rank)
+        view.level = LEVELS[top]
+        view.by_candidate = dict(by_rank[top])
+        view.votes = sum(by_rank[top].values())
+        view.disagreements = disagreements(by_rank)
+    for t in tallies:
+        view = views.get((t.race_id, t.source_id))
+        if view is None or view.level is None or LEVELS[t.rank] != view.level:
+            continue
+        if t.vote_type == TOTAL:
+            view.changes += t.changes
+            view.corrections += t.corrections
+            at = _aware(t.last_update_at)
+            if view.last_update_at is None or at > view.last_update_at:
+                view.last_update_at = at
+    for s in statuses:
+        view = views.get((s.race_id, s.source_id))
+        if view is not None:
+            view.version, view.feed_at = s.version, _aware(s.feed_at)
+            view.precincts_reporting, view.precincts_total = (
+                s.precincts_reporting, s.precincts_total)
+            view.winner_id, view.test = s.winner_id, s.test
+    _units_reporting(session, views, levels)
+
+    now = now or datetime.now(UTC)
+    rejected = rejected_by_source(session)
+    for (_, source_id), view in views.items():
+        # A source is live if it reported anything lately, not only this race:
+        # AP's answers leave out races that did not change.
+        view.heard_at = newest.get(source_id)
+        view.stale_after = stale_after
+        view.stale = is_stale(view.heard_at, now, stale_after)
+        view.rejected = rejected.get(source_id, 0)
+    # Vote types: the primary source's, at its top level. One pass over the
+    # tallies, not one per race: a national night has hundreds of races.
+    primary_top: dict[int, tuple[str, int]] = {}
+    for race in races.values():
+        primary = race.primary
+        for c in race.candidates:
+            c.by_source = {s.id: s.by_candidate[c.id] for s in race.sources
+                           if c.id in s.by_candidate}
+            c.votes = primary.by_candidate.get(c.id, 0) if primary else 0
+        if primary is not None and primary.level is not None:
+            primary_top[race.id] = (primary.id, LEVEL_RANK[primary.level])
+        total = race.total_votes
+        for c in race.candidates:
+            c.share = c.votes / total if total else 0.0
+    for t in tallies:
+        if (t.vote_type != TOTAL and primary_top.get(t.race_id) == (t.source_id, t.rank)
+                and t.candidate_id in candidates):
+            candidates[t.candidate_id].vote_types[t.vote_type] = t.votes
+    return list(races.values())
+
+
+def _units_reporting(session: Session, views: dict, levels: dict) -> None:
+    """Count, per race and source, the units of the breakdown level with any votes, of all."""
+    rows = session.execute(
+        select(CurrentRow.race_id, CurrentRow.source_id, CurrentRow.rank,
+               func.count(distinct(CurrentRow.unit_id)),
+               func.count(distinct(case((CurrentRow.votes > 0, CurrentRow.unit_id)))))
+        .where(CurrentRow.vote_type == TOTAL)
+        .group_by(CurrentRow.race_id, CurrentRow.source_id, CurrentRow.rank)
+    )
+    for race_id, source_id, rank, total, reporting in rows:
+        by_rank = levels.get((race_id, source_id), {})
+        ranks = sorted(by_rank)
+        # The breakdown level: the one below the top, or the top if it is all there is.
+        wanted = ranks[1] if len(ranks) > 1 else (ranks[0] if ranks else None)
+        view = views.get((race_id, source_id))
+        if view is not None and rank == wanted:
+            view.units_total, view.units_reporting = int(total), int(reporting)
+            view.units_level = LEVELS[rank]
+
+
+# Built once: this query runs on every request, so it must cost next to nothing.
+RESULTS_VERSION = text(
+    "SELECT t.n, t.votes, t.changes, t.newest, s.n, s.newest, r.n, r.last"
+    " FROM (SELECT count(*) AS n, sum(votes) AS votes, sum(changes) AS changes,"
+    " max(last_update_at) AS newest FROM tallies) AS t"
+    " CROSS JOIN (SELECT count(*) AS n, max(updated_at) AS newest FROM race_status) AS s"
+    " CROSS JOIN (SELECT count(*) AS n, max(id) AS last FROM rejected) AS r"
+)
+
+
+def results_version(connection: Connection) -> tuple:
+    """Fingerprint tallies, race status and rejected payloads: it moves when race_views would."""
+    # Every applied batch moves max(last_update_at) of tallies or race_status;
+    # a wipeout empties them; rejected payloads are only ever added.
+    return tuple(connection.execute(RESULTS_VERSION).one())
+
+
+def race_ids(session: Session) -> set[int]:
+    """Return the id of every race Rome knows."""
+    return set(session.scalars(select(RaceRow.id)))
+
+
+def original_rows(races: list[RaceView]) -> list[dict]:
+    """Return the original nero's rows: one per race, candidate and reporting source."""
+    rows = []
+    for race in races:
+        for c in race.candidates:
+            for source in race.sources:
+                if c.id in source.by_candidate:
+                    rows.append({
+                        "raceID": str(race.id),
+                        "raceName": race.name,
+                        "firstName": c.first,
+                        "lastName": c.last,
+                        "party": c.party,
+                        "candidateID": str(c.id),
+                        "voteCount": source.by_candidate[c.id],
+                        "source": source.code,
+                    })
+    return rows
+
+
+def rejected_count(session: Session) -> int:
+    """Count every payload Rome has rejected."""
+    return session.scalar(select(func.count()).select_from(RejectedRow)) or 0
+
+
+def rejected_by_source(session: Session) -> dict[str | None, int]:
+    """Count rejected payloads per claimed source (None when none could be read)."""
+    counts = select(RejectedRow.source_id, func.count()).group_by(RejectedRow.source_id)
+    return {source: count for source, count in session.execute(counts)}
+
+
+def recent_rejected(session: Session, limit: int = 50) -> list[dict]:
+    """List the newest rejected payloads, payload cut to a readable length in the database."""
+    rows = session.execute(
+        select(RejectedRow.id, RejectedRow.source_id, RejectedRow.reason,
+               func.substr(RejectedRow.payload, 1, 500), RejectedRow.received_at)
+        .order_by(RejectedRow.id.desc()).limit(limit)
+    )
+    return [
+        {"id": r[0], "source": r[1], "reason": r[2], "payload": r[3], "received_at": _iso(r[4])}
+        for r in rows
+    ]

@@ -1,0 +1,194 @@
+"""Declare Rome's tables; Alembic migrations in rome/store/migrations create them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+CURRENT_FILLFACTOR = 70  # percent of each current_counts page filled by inserts
+
+# SQLite gives autoincrement only to INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SourceRow(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    code: Mapped[str] = mapped_column(String(16))  # the original's spelling: "AP"
+    format: Mapped[str] = mapped_column(String(16))
+    # When the simulated feed's night began: its counts are a function of time since.
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                 server_default=func.now())
+
+
+class RaceRow(Base):
+    __tablename__ = "races"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # "catalog:<id>" for the catalog's races, "<source>:<feed key>" for others.
+    key: Mapped[str] = mapped_column(String(240), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    state: Mapped[str] = mapped_column(String(16), default="")
+    office: Mapped[str] = mapped_column(String(300), default="")
+
+
+class CandidateRow(Base):
+    __tablename__ = "candidates"
+
+    # Ids are unique across races: the original reused 1, 2, ... in every race.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(480), unique=True)
+    race_id: Mapped[int] = mapped_column(ForeignKey("races.id"), index=True)
+    first: Mapped[str] = mapped_column(String(300))
+    last: Mapped[str] = mapped_column(String(300))
+    party: Mapped[str] = mapped_column(String(16))
+
+
+class UnitRow(Base):
+    """A reporting unit of one source: a state, county, precinct..."""
+
+    __tablename__ = "units"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(240), unique=True)  # "<source>:<feed key>"
+    source_id: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(300))
+    level: Mapped[str] = mapped_column(String(16))
+    rank: Mapped[int] = mapped_column(SmallInteger)  # rome.feeds.snapshot.LEVEL_RANK
+    parent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class CurrentRow(Base):
+    """The newest version of one count: what each source says now, per unit and vote type."""
+
+    __tablename__ = "current_counts"
+    # Room on every page for a row's next version: updates stay HOT (no new index
+    # entry) and pruning reclaims old versions in place, so the table keeps its
+    # size without vacuum however long the night (docs/benchmarks.md).
+    __table_args__ = {"postgresql_with": {"fillfactor": CURRENT_FILLFACTOR}}
+
+    race_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vote_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rank: Mapped[int] = mapped_column(SmallInteger)
+    votes: Mapped[int] = mapped_column(BigInteger)
+    # What the row said before its last change (None when it was new): the
+    # upsert sets it, so the change's delta comes back with the new row.
+    prev_votes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    feed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HistoryRow(Base):
+    """Every accepted change of a count, appended and never updated.
+
+    Only its primary key is indexed: nothing reads it by race (charts read the
+    series), so ingest keeps one index that grows at its right edge only.
+    """
+
+    __tablename__ = "history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    race_id: Mapped[int] = mapped_column(Integer)
+    source_id: Mapped[str] = mapped_column(String(16))
+    unit_id: Mapped[int] = mapped_column(Integer)
+    candidate_id: Mapped[int] = mapped_column(Integer)
+    vote_type: Mapped[str] = mapped_column(String(32))
+    rank: Mapped[int] = mapped_column(SmallInteger)
+    version: Mapped[int] = mapped_column(BigInteger)
+    votes: Mapped[int] = mapped_column(BigInteger)
+    delta: Mapped[int] = mapped_column(BigInteger)  # votes minus what the row said before
+    feed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TallyRow(Base):
+    """The sum of current counts of one candidate, source, vote type and level."""
+
+    __tablename__ = "tallies"
+
+    race_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vote_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rank: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    votes: Mapped[int] = mapped_column(BigInteger, default=0)
+    units: Mapped[int] = mapped_column(Integer, default=0)  # units counted in votes
+    changes: Mapped[int] = mapped_column(Integer, default=0)  # history rows behind it
+    corrections: Mapped[int] = mapped_column(Integer, default=0)  # changes that lowered it
+    last_update_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SeriesRow(Base):
+    """A total-vote tally as it stood after each transaction that changed it: what charts read.
+
+    caesar writes it in the same statement as the tally, so a race's totals
+    over time cost one index probe per point and candidate, whatever the
+    history's size.
+    """
+
+    __tablename__ = "series"
+    __table_args__ = (Index("series_race_at", "race_id", "source_id", "rank", "at"),)
+
+    race_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    rank: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The tally's last_update_at in seconds since 1970, as the database computes
+    # it, so both dialects compare and bucket the same numbers.
+    at: Mapped[float] = mapped_column(Double, primary_key=True)
+    votes: Mapped[int] = mapped_column(BigInteger)
+
+
+class RaceStatusRow(Base):
+    """What a source last said of a race as a whole: its version, precincts, call, test flag."""
+
+    __tablename__ = "race_status"
+
+    race_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    feed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    precincts_reporting: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    precincts_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    winner_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RejectedRow(Base):
+    """A payload notekeeper could not turn into a snapshot, kept with the reason."""
+
+    __tablename__ = "rejected"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+RESULT_TABLES = (CurrentRow, HistoryRow, TallyRow, SeriesRow, RaceStatusRow)

@@ -1,0 +1,103 @@
+"""Turn a snapshot's feed keys into Rome's ids, storing the races, units and candidates it adds.
+
+Rome's key of a race or candidate is the catalog's where the catalog names it
+(so two sources' keys for one race meet), else "<source>:<feed key>"; a
+unit's is "<source>:<level>:<feed key>", so its level never changes. Ids are
+assigned by the database on first sight and never change, so a redelivered
+or reordered snapshot maps the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from rome.feeds.catalog import Catalog
+from rome.feeds.snapshot import LEVEL_RANK, Snapshot
+from rome.store.models import CandidateRow, RaceRow, SourceRow, UnitRow
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Rome's ids for every feed key of one snapshot."""
+
+    races: dict[str, int]  # race feed key -> race id
+    candidates: dict[tuple[str, str], int]  # (race feed key, candidate feed key) -> id
+    units: dict[str, tuple[int, int]]  # unit feed key -> (unit id, level rank)
+
+
+def _insert(session: Session):
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _ensure(session: Session, table: Table, rows: list[dict]) -> dict[str, int]:
+    """Return {key: id} for rows, inserting the ones not stored yet (first writer's names win)."""
+    if not rows:
+        return {}
+    keys = sorted({row["key"] for row in rows})
+    query = select(table.c.key, table.c.id)
+    known = {k: i for k, i in session.execute(query.where(table.c.key.in_(keys)))}
+    missing = [row for row in rows if row["key"] not in known]
+    if missing:
+        # Sorted, so two batches adding the same keys lock them in one order.
+        missing = sorted({row["key"]: row for row in missing}.values(), key=lambda r: r["key"])
+        stmt = _insert(session)(table).on_conflict_do_nothing(index_elements=["key"])
+        session.execute(stmt, missing)
+        added = [row["key"] for row in missing]
+        known.update((k, i) for k, i in session.execute(query.where(table.c.key.in_(added))))
+    return known
+
+
+def unit_key(source: str, level: str, feed_key: str) -> str:
+    """Return Rome's key of a unit: its level is part of it, so a key's level never changes."""
+    return f"{source}:{level}:{feed_key}"
+
+
+def ensure_source(session: Session, source: str, format_name: str) -> None:
+    """Store a source the catalog does not name (a replayed feed) on first sight."""
+    if session.get(SourceRow, source) is None:
+        stmt = _insert(session)(SourceRow).on_conflict_do_nothing(index_elements=["id"])
+        session.execute(stmt, [{"id": source, "name": source, "code": source.upper(),
+                                "format": format_name}])
+
+
+def resolve(session: Session, snapshot: Snapshot, catalog: Catalog) -> Resolved:
+    """Map every key of snapshot to Rome's ids, storing what is new."""
+    source = snapshot.source
+    ensure_source(session, source, snapshot.format)
+    race_keys = {r.key: catalog.race_key(source, r.key) for r in snapshot.races}
+    race_ids = _ensure(session, RaceRow.__table__, [
+        {"key": race_keys[r.key], "name": r.name, "state": r.state, "office": r.office}
+        for r in snapshot.races
+    ])
+    races = {feed: race_ids[rome] for feed, rome in race_keys.items()}
+
+    candidate_keys = {
+        (c.race, c.key): catalog.candidate_key(source, c.race, c.key) for c in snapshot.candidates
+    }
+    candidate_ids = _ensure(session, CandidateRow.__table__, [
+        {"key": candidate_keys[(c.race, c.key)], "race_id": races[c.race], "first": c.first,
+         "last": c.last, "party": c.party}
+        for c in snapshot.candidates
+    ])
+    candidates = {pair: candidate_ids[rome] for pair, rome in candidate_keys.items()}
+
+    # Parents first, so every unit's parent already has an id.
+    units: dict[str, tuple[int, int]] = {}
+    by_rank: dict[int, list] = {}
+    for u in snapshot.units:
+        by_rank.setdefault(LEVEL_RANK[u.level], []).append(u)
+    for rank in sorted(by_rank):
+        level = by_rank[rank]
+        ids = _ensure(session, UnitRow.__table__, [
+            {"key": unit_key(source, u.level, u.key), "source_id": source, "name": u.name,
+             "level": u.level, "rank": rank,
+             "parent_id": units[u.parent][0] if u.parent in units else None}
+            for u in level
+        ])
+        for u in level:
+            units[u.key] = (ids[unit_key(source, u.level, u.key)], rank)
+    return Resolved(races, candidates, units)

@@ -1,0 +1,397 @@
+"""Apply snapshots so that, per count, the newest version wins, and keep the tallies in step.
+
+A count's key is (race, source, unit, candidate, vote type). Applying a batch:
+
+- upserts every count into ``current_counts`` only where its version is newer
+  (ties broken by the larger figure, so the final state never depends on
+  arrival order); an equal or older version is a no-op;
+- appends each change of a figure to ``history`` (a lower figure is a
+  correction, kept and counted as one);
+- adds each change's delta to ``tallies``, one row per (race, source,
+  candidate, vote type, level), so a race's total is read, never summed;
+- records each changed total-vote tally's new figure in ``series`` at the
+  transaction's apply time, so a race's totals over time are read, never
+  summed either (rome/read/history.py).
+
+All in one statement on PostgreSQL (COPY into a staging table, then one
+insert-select), in a fixed key order so concurrent batches cannot deadlock.
+Every function takes a session and never commits: the caller owns the
+transaction.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, text, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from rome.feeds.catalog import Catalog, default_catalog
+from rome.feeds.snapshot import TOTAL, Snapshot
+from rome.store.models import (
+    RESULT_TABLES,
+    CurrentRow,
+    HistoryRow,
+    RaceStatusRow,
+    RejectedRow,
+    SeriesRow,
+    TallyRow,
+)
+from rome.store.reference import resolve
+
+# (race_id, source_id, unit_id, candidate_id, vote_type) -> (rank, votes, version, feed_at)
+Row = tuple[int, str, int, int, str, int, int, int, float]
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    applied: int  # counts whose stored version moved forward
+    changed: int  # of those, counts whose figure changed (history rows)
+    corrections: int  # of those, figures that went down
+    stale: int  # counts at an equal or older version: no-ops
+    races: frozenset[tuple[int, str]] = frozenset()  # (race id, source) the batch touched
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def count_rows(
+    session: Session, snapshots: list[Snapshot], catalog: Catalog
+) -> tuple[list[Row], set[tuple[int, str]]]:
+    """Resolve every snapshot's keys; return its counts as rows (one per key, key-sorted)
+    and the (race id, source) pairs they belong to."""
+    best: dict[tuple, Row] = {}
+    races: set[tuple[int, str]] = set()
+    for snapshot in snapshots:
+        ids = resolve(session, snapshot, catalog)
+        for n in snapshot.counts:
+            unit_id, rank = ids.units[n.unit]
+            key = (ids.races[n.race], snapshot.source, unit_id,
+                   ids.candidates[(n.race, n.candidate)], n.vote_type)
+            row = (*key, rank, n.votes, snapshot.version, snapshot.feed_at)
+            old = best.get(key)
+            # Within a batch too, the newest version (then the larger figure) wins.
+            if old is None or (old[7], old[6]) < (row[7], row[6]):
+                best[key] = row
+        _record_status(session, snapshot, ids)
+        races.update((race_id, snapshot.source) for race_id in ids.races.values())
+    # A fixed key order: two batches touching the same rows lock them in the
+    # same order and cannot deadlock each other.
+    return [best[key] for key in sorted(best)], races
+
+
+def record_snapshots(
+    session: Session, snapshots: list[Snapshot], catalog: Catalog | None = None,
+    applied_at: datetime | None = None,
+) -> RecordResult:
+    """Apply every count that is newer than what is stored; ignore the rest.
+
+    applied_at is when the changes count as applied (the history's and the
+    series' time): the database's transaction time unless given.
+    """
+    catalog = catalog or default_catalog()
+    rows, races = count_rows(session, snapshots, catalog)
+    if not rows:
+        return RecordResult(0, 0, 0, 0, frozenset(races))
+    applied, changed, corrections = apply_rows(session, rows, applied_at)
+    return RecordResult(applied, changed, corrections, len(rows) - applied, frozenset(races))
+
+
+def apply_rows(session: Session, rows: list[Row],
+               applied_at: datetime | None = None) -> tuple[int, int, int]:
+    """Apply resolved, key-sorted count rows; return (applied, changed, corrections)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _apply_copy(session, rows, applied_at)
+    return _apply_portable(session, rows, applied_at)
+
+
+def _record_status(session: Session, snapshot: Snapshot, ids) -> None:
+    """Store what the snapshot says of each race as a whole, if it is newer."""
+    statuses = {s.race: s for s in snapshot.statuses}
+    now = datetime.now(UTC)
+    values = []
+    for race in sorted(snapshot.races, key=lambda r: ids.races[r.key]):
+        status = statuses.get(race.key)
+        winner = status.winner if status else None
+        values.append({
+            "race_id": ids.races[race.key],
+            "source_id": snapshot.source,
+            "version": snapshot.version,
+            "feed_at": _utc(snapshot.feed_at),
+            "precincts_reporting": status.precincts_reporting if status else None,
+            "precincts_total": status.precincts_total if status else None,
+            "winner_id": ids.candidates[(race.key, winner)] if winner else None,
+            "test": snapshot.test,
+            "updated_at": now,
+        })
+    if not values:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(RaceStatusRow)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["race_id", "source_id"],
+        set_={name: stmt.excluded[name] for name in values[0] if name not in
+              ("race_id", "source_id")},
+        where=RaceStatusRow.version < stmt.excluded.version,
+    )
+    session.execute(stmt, values)
+
+
+STAGE_TEMPLATE = """
+CREATE TEMP TABLE IF NOT EXISTS {stage} (
+    race_id integer, source_id text, unit_id integer, candidate_id integer, vote_type text,
+    rank smallint, votes bigint, version bigint, feed_at double precision
+) ON COMMIT DELETE ROWS
+"""
+
+# One statement. The upsert moves only counts whose version is newer and hands
+# the rows it changed, with what they said before, to the history insert and
+# to the tally upsert, so only real changes are added, each once; the tally
+# upsert hands its new figures to the series. A tally's time never goes back:
+# a batch that began before another but reached the row after it (it waited
+# for its lock) is stamped with the other's time, so the series follows the
+# order in which figures were committed and its newest row is the tally.
+APPLY_TEMPLATE = """
+WITH changed AS (
+    INSERT INTO {current} AS c (race_id, source_id, unit_id, candidate_id, vote_type, rank,
+                                votes, prev_votes, version, feed_at, applied_at)
+    SELECT race_id, source_id, unit_id, candidate_id, vote_type, rank, votes, NULL, version,
+           to_timestamp(feed_at), coalesce(%(applied_at)s::timestamptz, now())
+    FROM {stage} ORDER BY race_id, source_id, unit_id, candidate_id, vote_type
+    ON CONFLICT (race_id, source_id, unit_id, candidate_id, vote_type) DO UPDATE
+    SET prev_votes = c.votes, votes = excluded.votes, version = excluded.version,
+        feed_at = excluded.feed_at, applied_at = excluded.applied_at
+    WHERE (c.version, c.votes) < (excluded.version, excluded.votes)
+    RETURNING race_id, source_id, unit_id, candidate_id, vote_type, rank, votes, prev_votes,
+              version, feed_at, applied_at
+), appended AS (
+    INSERT INTO {history} (race_id, source_id, unit_id, candidate_id, vote_type, rank, version,
+                           votes, delta, feed_at, applied_at)
+    SELECT race_id, source_id, unit_id, candidate_id, vote_type, rank, version, votes,
+           votes - coalesce(prev_votes, 0), feed_at, applied_at
+    FROM changed WHERE prev_votes IS DISTINCT FROM votes
+    RETURNING 1
+), sums AS (
+    SELECT race_id, source_id, candidate_id, vote_type, rank,
+           sum(votes - coalesce(prev_votes, 0)) AS delta,
+           count(*) FILTER (WHERE prev_votes IS NULL) AS units,
+           count(*) FILTER (WHERE prev_votes IS DISTINCT FROM votes) AS changes,
+           count(*) FILTER (WHERE votes < prev_votes) AS corrections,
+           max(applied_at) AS at
+    FROM changed GROUP BY race_id, source_id, candidate_id, vote_type, rank
+), upserted AS (
+    INSERT INTO {tallies} AS t (race_id, source_id, candidate_id, vote_type, rank, votes, units,
+                                changes, corrections, last_update_at)
+    SELECT race_id, source_id, candidate_id, vote_type, rank, delta, units, changes,
+           corrections, at
+    FROM sums ORDER BY race_id, source_id, candidate_id, vote_type, rank
+    ON CONFLICT (race_id, source_id, candidate_id, vote_type, rank) DO UPDATE
+    SET votes = t.votes + excluded.votes, units = t.units + excluded.units,
+        changes = t.changes + excluded.changes,
+        corrections = t.corrections + excluded.corrections,
+        last_update_at = greatest(t.last_update_at, excluded.last_update_at)
+    RETURNING race_id, source_id, candidate_id, vote_type, rank, votes, last_update_at
+), charted AS (
+    INSERT INTO {series} AS s (race_id, source_id, rank, candidate_id, at, votes)
+    SELECT u.race_id, u.source_id, u.rank, u.candidate_id,
+           CAST(EXTRACT(epoch FROM u.last_update_at) AS DOUBLE PRECISION), u.votes
+    FROM upserted u JOIN sums USING (race_id, source_id, candidate_id, vote_type, rank)
+    WHERE u.vote_type = '{total}' AND sums.changes > 0
+    ORDER BY u.race_id, u.source_id, u.rank, u.candidate_id
+    ON CONFLICT (race_id, source_id, rank, candidate_id, at) DO UPDATE SET votes = excluded.votes
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM changed), coalesce(sum(changes), 0), coalesce(sum(corrections), 0)
+FROM sums
+"""
+
+TABLES = {"current": "current_counts", "history": "history", "tallies": "tallies",
+          "series": "series", "stage": "count_stage", "total": TOTAL}
+STAGE = STAGE_TEMPLATE.format(**TABLES)
+APPLY_STAGE = APPLY_TEMPLATE.format(**TABLES)
+
+
+def copy_text(rows: list[Row]) -> str:
+    """Render count rows as the staging table's COPY text."""
+    return "".join(
+        f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]!r}\n" for r in rows
+    )
+
+
+def _apply_copy(session: Session, rows: list[Row],
+                applied_at: datetime | None = None) -> tuple[int, int, int]:
+    """PostgreSQL: COPY the batch into a staging table, then one insert-select."""
+    connection = session.connection()
+    dbapi = connection.connection.dbapi_connection
+    cursor = None
+    try:
+        cursor = dbapi.cursor()
+        # Every time, not once per connection: a rolled-back transaction takes
+        # the table it created with it.
+        cursor.execute(STAGE)
+        cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))
+        cursor.execute(APPLY_STAGE, {"applied_at": applied_at})
+        applied, changed, corrections = (int(v) for v in cursor.fetchone())
+        cursor.execute(f"DELETE FROM {TABLES['stage']}")  # another batch may follow
+    except connection.dialect.loaded_dbapi.Error as exc:
+        # Raw cursor errors arrive unwrapped: wrap them as SQLAlchemy does, and
+        # drop a dead connection from the pool, so callers see the same errors
+        # (and the same recovery) as on any other statement.
+        lost = connection.dialect.is_disconnect(exc, dbapi, cursor)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            "COPY count_stage / apply", None, exc, connection.dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+        ) from exc
+    finally:
+        if cursor is not None and not cursor.closed:
+            cursor.close()
+    return applied, changed, corrections
+
+
+def _apply_portable(session: Session, rows: list[Row],
+                    applied_at: datetime | None = None) -> tuple[int, int, int]:
+    """Any other database (SQLite): the same four steps, each upsert returning what it changed."""
+    now = applied_at or datetime.now(UTC)
+    # SQLite's date functions keep milliseconds: store no finer, so a time and
+    # the series' number for it (computed by SQLite) compare alike.
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    stmt = sqlite.insert(CurrentRow)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["race_id", "source_id", "unit_id", "candidate_id", "vote_type"],
+        set_={
+            "prev_votes": CurrentRow.votes,
+            "votes": stmt.excluded.votes,
+            "version": stmt.excluded.version,
+            "feed_at": stmt.excluded.feed_at,
+            "applied_at": stmt.excluded.applied_at,
+        },
+        where=tuple_(CurrentRow.version, CurrentRow.votes)
+        < tuple_(stmt.excluded.version, stmt.excluded.votes),
+    ).returning(
+        CurrentRow.race_id, CurrentRow.source_id, CurrentRow.unit_id, CurrentRow.candidate_id,
+        CurrentRow.vote_type, CurrentRow.rank, CurrentRow.votes, CurrentRow.prev_votes,
+        CurrentRow.version, CurrentRow.feed_at,
+    )
+    changed_rows = []
+    for start in range(0, len(rows), 1000):  # well within SQLite's variable limit
+        values = [
+            {"race_id": r[0], "source_id": r[1], "unit_id": r[2], "candidate_id": r[3],
+             "vote_type": r[4], "rank": r[5], "votes": r[6], "prev_votes": None,
+             "version": r[7], "feed_at": _utc(r[8]), "applied_at": now}
+            for r in rows[start:start + 1000]
+        ]
+        changed_rows += session.execute(stmt.values(values)).all()
+    history = []
+    sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for race, source, unit, candidate, vote_type, rank, votes, prev, version, feed_at in (
+        changed_rows
+    ):
+        total = sums[(race, source, candidate, vote_type, rank)]
+        total[0] += votes - (prev or 0)
+        total[1] += prev is None
+        if prev != votes:
+            total[2] += 1
+            total[3] += prev is not None and votes < prev
+            history.append({
+                "race_id": race, "source_id": source, "unit_id": unit, "candidate_id": candidate,
+                "vote_type": vote_type, "rank": rank, "version": version, "votes": votes,
+                "delta": votes - (prev or 0), "feed_at": feed_at, "applied_at": now,
+            })
+    if history:
+        session.execute(sqlite.insert(HistoryRow), history)
+    if sums:
+        _tally_portable(session, sums, now)
+    changed = sum(v[2] for v in sums.values())
+    corrections = sum(v[3] for v in sums.values())
+    return len(changed_rows), changed, corrections
+
+
+def _tally_portable(session: Session, sums: dict[tuple, list[int]], now: datetime) -> None:
+    """Add sums to the tallies and chart the total-vote ones that changed, as APPLY does."""
+    tally = sqlite.insert(TallyRow)
+    tally = tally.on_conflict_do_update(
+        index_elements=["race_id", "source_id", "candidate_id", "vote_type", "rank"],
+        set_={
+            "votes": TallyRow.votes + tally.excluded.votes,
+            "units": TallyRow.units + tally.excluded.units,
+            "changes": TallyRow.changes + tally.excluded.changes,
+            "corrections": TallyRow.corrections + tally.excluded.corrections,
+            # SQLite's two-argument max(); the stored texts sort as the times do.
+            "last_update_at": func.max(TallyRow.last_update_at, tally.excluded.last_update_at),
+        },
+    ).returning(
+        TallyRow.race_id, TallyRow.source_id, TallyRow.candidate_id, TallyRow.vote_type,
+        TallyRow.rank, TallyRow.votes, sqlite_epoch(TallyRow.last_update_at),
+    )
+    items = sorted(sums.items())
+    points = []
+    for start in range(0, len(items), 500):
+        values = [
+            {"race_id": k[0], "source_id": k[1], "candidate_id": k[2], "vote_type": k[3],
+             "rank": k[4], "votes": v[0], "units": v[1], "changes": v[2], "corrections": v[3],
+             "last_update_at": now}
+            for k, v in items[start:start + 500]
+        ]
+        for race, source, candidate, vote_type, rank, votes, at in session.execute(
+            tally.values(values)
+        ):
+            if vote_type == TOTAL and sums[(race, source, candidate, vote_type, rank)][2]:
+                points.append({"race_id": race, "source_id": source, "rank": rank,
+                               "candidate_id": candidate, "at": at, "votes": votes})
+    if points:
+        series = sqlite.insert(SeriesRow)
+        series = series.on_conflict_do_update(
+            index_elements=["race_id", "source_id", "rank", "candidate_id", "at"],
+            set_={"votes": series.excluded.votes},
+        )
+        points.sort(key=lambda p: (p["race_id"], p["source_id"], p["rank"], p["candidate_id"]))
+        for start in range(0, len(points), 1000):
+            session.execute(series.values(points[start:start + 1000]))
+
+
+def sqlite_epoch(column):
+    """Return SQLite's seconds since 1970 of a stored time, to the millisecond."""
+    # julianday is a float of days: round off its noise, or 20:00:10 may come
+    # back as 20:00:09.9999998 and fall into the bucket before.
+    return func.round((func.julianday(column) - 2440587.5) * 86400.0, 3)
+
+
+def reject_payload(session: Session, source: object, body: object, reason: str) -> RejectedRow:
+    """Store a payload that could not be used, with the reason, for people to inspect."""
+    if isinstance(body, bytes):
+        text_body = body.decode("utf-8", errors="backslashreplace")
+    elif isinstance(body, str):
+        text_body = body
+    else:
+        text_body = repr(body)
+    # PostgreSQL text cannot hold NUL; keep it visible instead.
+    text_body = text_body.replace("\x00", "\\x00")
+    row = RejectedRow(
+        source_id=str(source)[:64].replace("\x00", "") if source is not None else None,
+        reason=reason[:2000].replace("\x00", "\\x00"),
+        payload=text_body[:1_100_000],
+        received_at=datetime.now(UTC),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def wipeout(session: Session) -> dict[str, int]:
+    """Delete every result (counts, history, tallies, series, race status); keep the rest."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Wait for batches in flight and keep new ones out until the wipe
+        # commits; otherwise a batch could leave tallies without their counts.
+        names = ", ".join(model.__tablename__ for model in RESULT_TABLES)
+        session.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
+    return {model.__tablename__: session.execute(delete(model)).rowcount
+            for model in RESULT_TABLES}

@@ -1,0 +1,86 @@
+"""rome bench runs end to end and reports every figure (a smoke test, not a measurement)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.helpers.support import Processes, reset_queues, rome_processes
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_reports_every_figure_and_draws_its_plots(tmp_path, pg_url, amqp_url):
+    reset_queues(amqp_url)
+    processes = Processes({
+        "ROME_DATABASE_URL": pg_url,
+        "ROME_BROKER_URL": amqp_url,
+        "ROME_DATA_DIR": str(tmp_path / "data"),
+    }, tmp_path)
+    result = processes.run(
+        [sys.executable, "-m", "rome", "bench", "--updates", "3000", "--batch", "300",
+         "--naive-updates", "150", "--sweep", "10,300", "--freshness-seconds", "3",
+         "--freshness-rate", "300", "--freshness-batch", "30", "--plots",
+         str(tmp_path / "plots"), "--wipe"],
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("copy_rows_per_s", "naive_updates_per_s", "plain_updates_per_s",
+                "rome_updates_per_s", "freshness_ms_p50", "freshness_ms_p99",
+                "worker_rss_mb_max"):
+        assert figures[key] > 0, key
+    ratio = figures["rome_updates_per_s"] / figures["naive_updates_per_s"]
+    assert figures["rome/naive"] == pytest.approx(ratio, rel=0.02)
+    plain = figures["rome_updates_per_s"] / figures["plain_updates_per_s"]
+    assert figures["rome/plain"] == pytest.approx(plain, rel=0.02)
+    assert figures["freshness_ms_p50"] <= figures["freshness_ms_p99"]
+    assert [row["batch"] for row in figures["by_batch"]] == [10, 300]
+    assert set(figures["stage_us_per_update"]) == {"normalize", "encode", "decode", "apply"}
+    for name in ("throughput-by-batch.png", "freshness.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_refuses_to_erase_tallies_without_wipe(tmp_path, pg_url, amqp_url, database):
+    from rome.store.tally import record_snapshots
+    from tests.helpers.builders import race_snapshot
+
+    if database.dialect != "postgresql":
+        pytest.skip("runs once, against the PostgreSQL the bench uses")
+    with database.Session.begin() as session:
+        record_snapshots(session, [race_snapshot("ap", 1, {101: 5})])
+    processes = Processes({"ROME_DATABASE_URL": pg_url, "ROME_BROKER_URL": amqp_url,
+                           "ROME_DATA_DIR": str(tmp_path / "data")}, tmp_path)
+    result = processes.run([sys.executable, "-m", "rome", "bench", "--updates", "10"])
+    assert result.returncode == 1
+    assert "--wipe" in result.stderr
+
+
+def test_bench_scale_measures_each_number_of_processes(tmp_path, pg_url, amqp_url):
+    reset_queues(amqp_url)
+    result = rome_processes(tmp_path, pg_url, amqp_url).run(
+        [sys.executable, "-m", "rome", "bench", "--scale", "1,2", "--scale-runs", "1",
+         "--updates", "2000", "--batch", "200", "--plots", str(tmp_path / "plots"), "--wipe"],
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [row["processes"] for row in figures["scales"]] == [1, 2]
+    for row in figures["scales"]:
+        assert row["updates_per_s"] > 0
+        cpu = row["cpu_us_per_update"]
+        # Every party that must have worked did: parsing, applying, storing, brokering.
+        assert cpu["notekeeper"] > 0 and cpu["caesar"] > 0 and cpu["postgresql"] > 0
+        assert cpu["rabbitmq"] > 0
+    assert figures["speedup"]["1"] == 1.0
+    assert (tmp_path / "plots" / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_plain_baseline_task_is_not_part_of_romes_workers():
+    """Only the bench's worker loads it (`-I workers.naive`); Rome's own never run it."""
+    from workers import app
+
+    assert "workers.naive" not in app.conf.include
+    assert "rome.bench.plain_count" not in app.tasks

@@ -1,0 +1,102 @@
+"""A message that kills its worker process is retried a bounded number of times, then kept.
+
+On RabbitMQ (quorum queues, x-delivery-limit), with a stream of good updates
+flowing past it: the poison messages are delivered DELIVERY_LIMIT + 1 times,
+each delivery killing a pool process, then dead-lettered to rome.dead.quorum
+with the reason stored in `rejected`; every good update is still counted
+exactly once and the worker stays up.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from kombu import Connection
+from sqlalchemy import text
+
+from rome.store import db
+from tests.helpers.paths import ROOT
+from tests.helpers.support import CELERY, wait_for
+from workers.queues import DELIVERY_LIMIT
+
+pytestmark = pytest.mark.slow
+
+ROME = [sys.executable, "-m", "rome"]
+
+
+def rejected_reasons(database: db.Database) -> list[str]:
+    with database.engine.connect() as conn:
+        return list(conn.scalars(text("SELECT reason FROM rejected ORDER BY id")))
+
+
+def dead_letters(url: str) -> list[dict]:
+    """Read (and put back) the headers of every message in rome.dead.quorum."""
+    headers = []
+    with Connection(url) as conn:
+        channel = conn.channel()
+        while (message := channel.basic_get("rome.dead.quorum", no_ack=False)) is not None:
+            headers.append(message.headers)
+        channel.close()  # returns them all, unacked
+    return headers
+
+
+def at_least(count: int, fetch):
+    """A wait_for condition: fetch()'s list once it has count items, else None."""
+    return lambda: found if len(found := fetch()) >= count else None
+
+
+def test_a_message_that_kills_its_worker_is_dead_lettered_after_the_delivery_limit(
+        rome_on_rabbitmq, tmp_path, amqp_url):
+    processes, database = rome_on_rabbitmq
+    processes.env["PYTHONPATH"] = str(ROOT)  # for tests.helpers.killer
+    expect = tmp_path / "expect.json"
+    worker = processes.start("worker", [*CELERY[:-1], "tests.helpers.killer", "worker", "-Q",
+                                        "notekeeper,caesar", "-n", "worker@%h", "-c", "2",
+                                        "-l", "info"])
+    wait_for(lambda: "ready." in processes.log("worker"), 60, what="the worker")
+    inject = processes.start("inject", [
+        *ROME, "inject", "--updates", "4000", "--batch", "20", "--duplicate-rate", "0.5",
+        "--shuffle", "--rate", "1000", "--expect", str(expect)])
+    # Two messages that kill their pool process, and one that fails on every
+    # try (a bug, not bad input: bad input is rejected at once): it is retried
+    # after whole-second countdowns, which on quorum queues go through
+    # RabbitMQ's delayed delivery.
+    published = processes.run([sys.executable, "-c", (
+        "from tests.helpers.killer import always_fails, kill_own_process as k\n"
+        "k.apply_async(('exit',), queue='caesar')\n"
+        "k.apply_async(('kill',), queue='caesar')\n"
+        "always_fails.apply_async(('ap',), queue='caesar')\n")])
+    assert published.returncode == 0, published.stderr
+    inject.wait(120)
+    assert inject.returncode == 0, processes.log("inject")
+
+    def audited():
+        audit = processes.run([*ROME, "audit", "--expect", str(expect)])
+        return audit.returncode == 0
+
+    # Nothing else was lost or blocked behind the poison messages.
+    wait_for(audited, 120, interval=2, what="rome audit --expect to pass")
+    reasons = wait_for(at_least(3, lambda: rejected_reasons(database)), 120, interval=1,
+                       what="three rejected payloads")
+    assert len(reasons) == 3
+    last = f"on delivery {DELIVERY_LIMIT + 1}, the last its queue allows"
+    assert any(last in r and "exitcode 3" in r for r in reasons), reasons
+    assert any(last in r and "signal 9 (SIGKILL)" in r for r in reasons), reasons
+    assert any("rome.test.always_fails failed 3 times" in r for r in reasons), reasons
+
+    log = processes.log("worker")
+    # Each poison message killed a pool process on every one of its deliveries.
+    assert log.count("exited with 'exitcode 3'") == DELIVERY_LIMIT + 1
+    assert log.count("exited with 'signal 9 (SIGKILL)'") == DELIVERY_LIMIT + 1
+    assert "attempt=2" in log  # the failing update was retried by countdown
+    assert worker.poll() is None  # the worker itself stayed up
+
+    headers = wait_for(at_least(3, lambda: dead_letters(amqp_url)), 30, interval=1,
+                       what="three messages in rome.dead.quorum")
+    assert len(headers) == 3
+    # Rejected by the worker out of caesar's queue (a countdown retry also
+    # left "expired" entries from the delayed-delivery queues it went through).
+    for h in headers:
+        assert {"queue": "caesar.quorum", "reason": "rejected"}.items() <= next(
+            d for d in h["x-death"] if d["queue"] == "caesar.quorum").items()

@@ -1,0 +1,110 @@
+"""Staleness of sources, on its own and as race_views reports it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+
+from rome.read.freshness import STALE_INTERVALS, age_seconds, is_stale, stale_after
+from rome.read.results import race_views, rejected_by_source
+from rome.store.models import TallyRow
+from rome.store.tally import record_snapshots, reject_payload
+from tests.helpers.builders import race_snapshot
+
+NOW = datetime(2016, 11, 8, 20, 0, 0, tzinfo=UTC)
+
+
+def test_stale_after_is_five_intervals():
+    assert STALE_INTERVALS == 5
+    assert stale_after(2.0) == 10.0
+    # The demo's sources report on 3 ticks in 10: 20 silent ticks happen to a
+    # healthy one with probability 0.7**20 < 0.001.
+    assert stale_after(2.0, 0.3) == 40.0
+    assert 0.7**19 > 0.001 > 0.7**20
+    assert stale_after(2.0, 0.9) == 10.0
+
+
+def test_a_source_is_stale_only_after_the_threshold():
+    assert not is_stale(NOW - timedelta(seconds=10), NOW, 10.0)
+    assert is_stale(NOW - timedelta(seconds=10.5), NOW, 10.0)
+
+
+def test_a_source_that_never_reported_is_waiting_not_stale():
+    assert not is_stale(None, NOW, 10.0)
+    assert age_seconds(None, NOW) is None
+
+
+def test_no_threshold_means_never_stale():
+    assert not is_stale(NOW - timedelta(days=3), NOW, None)
+
+
+def test_naive_times_are_utc_and_ages_never_negative():
+    naive = datetime(2016, 11, 8, 19, 59, 30)
+    assert age_seconds(naive, NOW) == 30.0
+    # A writer whose clock runs ahead must not make a source younger than new.
+    assert age_seconds(NOW + timedelta(seconds=3), NOW) == 0.0
+
+
+def test_race_views_mark_stale_sources_and_count_their_rejects(database):
+    with database.Session.begin() as session:
+        record_snapshots(session, [
+            race_snapshot("ap", 1, {101: 10}, feed_at=1.0),
+            race_snapshot("mc", 1, {201: 20}, feed_at=1.0),
+        ])
+        reject_payload(session, "mc", "{", "body is not JSON")
+        reject_payload(session, "mc", "[]", "no rows")
+        reject_payload(session, "cnn", "{}", "unknown source")
+        reject_payload(session, None, b"\xff", "undecodable message")
+    with database.Session() as session:
+        applied = race_views(session)[0].sources[0].last_update_at
+        later = applied.replace(tzinfo=UTC) + timedelta(seconds=11)
+        races = {race.id: race for race in race_views(session, now=later, stale_after=10.0)}
+        fresh = {race.id: race for race in race_views(session, now=later, stale_after=60.0)}
+        assert rejected_by_source(session) == {"mc": 2, "cnn": 1, None: 1}
+    ap, mc, sos = (races[i].sources[0] for i in (1, 2, 3))
+    assert ap.stale and mc.stale and not sos.stale  # sos never reported: waiting
+    assert not fresh[1].sources[0].stale
+    assert (ap.rejected, mc.rejected, sos.rejected) == (0, 2, 0)
+    race = races[2].to_json()
+    assert race["sources"][0] == {
+        "id": "mc",
+        "name": "Maricopa County Recorder",
+        "code": "MC",
+        "votes": 20,
+        "level": "county",
+        "changes": 1,
+        "corrections": 0,
+        "version": 1,
+        "feed_at": "1970-01-01T00:00:01+00:00",
+        "last_update_at": race["last_update_at"],
+        "stale": True,
+        "stale_after_seconds": 10.0,
+        "rejected": 2,
+        "units_reporting": 1,
+        "units_total": 1,
+        "units_level": "county",
+        "precincts_reporting": None,
+        "precincts_total": None,
+        "winner": None,
+        "test": False,
+        "level_disagreements": [],
+    }
+
+
+def test_a_source_is_live_in_every_race_while_it_reports_in_one(database):
+    # AP's answers leave out the races that did not change: its quiet race is not stale.
+    with database.Session.begin() as session:
+        record_snapshots(session, [race_snapshot("sos", 1, {301: 5}, race_id=3),
+                                   race_snapshot("sos", 1, {101: 7}, race_id=1)])
+        session.execute(update(TallyRow).where(TallyRow.race_id == 3)
+                        .values(last_update_at=NOW - timedelta(hours=1)))
+        session.execute(update(TallyRow).where(TallyRow.race_id == 1).values(last_update_at=NOW))
+    with database.Session() as session:
+        races = {race.id: race for race in race_views(session, now=NOW, stale_after=10.0)}
+        later = {race.id: race for race in race_views(session, now=NOW + timedelta(seconds=11),
+                                                      stale_after=10.0)}
+    (senate,) = [s for s in races[3].sources if s.id == "sos"]
+    assert not senate.stale and senate.heard_at == NOW
+    assert senate.last_update_at == NOW - timedelta(hours=1)  # its own race's last change
+    assert all(s.stale for race in later.values() for s in race.sources if s.id == "sos")
