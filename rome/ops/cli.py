@@ -47,7 +47,7 @@ def cmd_audit(args) -> int:
 
 def cmd_inject(args) -> int:
     from rome.feeds.inject import plan_stream, write_expectation
-    from workers.publish import publish_stream
+    from rome.ops.seam import publish_stream
 
     messages, expectation = plan_stream(
         args.updates,
@@ -115,7 +115,7 @@ def cmd_replay(args) -> int:
         print(f"{r.path}: {note}")
     if args.dry_run:
         return 0
-    from workers.publish import publish_stream
+    from rome.ops.seam import publish_stream
 
     sent = publish_stream([r.message for r in recorded], delays=delays(recorded, args.speed))
     print(f"published {sent} of {len(recorded)} files as source {args.source}")
@@ -128,10 +128,10 @@ def cmd_broker_migrate(args) -> int:
         print("rome broker migrate: ROME_BROKER_URL must name RabbitMQ (amqp://); the embedded "
               "broker keeps its classic queues", file=sys.stderr)
         return 2
-    from workers.migrate import migrate
+    from rome.ops.seam import migrate_classic_queues
 
     kept = 0
-    for moved in migrate(settings.broker_url, delete=args.delete):
+    for moved in migrate_classic_queues(settings.broker_url, delete=args.delete):
         if not moved.found:
             print(f"{moved.source}: no classic queue")
             continue
@@ -220,11 +220,11 @@ def cmd_bench(args) -> int:
         print(f"rome bench needs {' and '.join(missing)}: install the bench extra with"
               " `.venv/bin/pip install -e '.[bench]'`", file=sys.stderr)
         return 2
-    from workers.bench import main as bench_main
+    from rome.ops.seam import run_bench
 
     settings = load_settings()
     prepare_data_dir(settings)
-    return bench_main(settings, args)
+    return run_bench(settings, args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from tests.helpers.paths import ROOT
 from tests.helpers.services import fast_first
 
 TOOLS = {"pytest", "pytest-timeout", "hypothesis", "playwright", "schemathesis", "ruff",
-         "pyyaml", "matplotlib", "requests"}
+         "pyyaml", "matplotlib", "requests", "import-linter"}
 
 
 def names(path: Path) -> set[str]:

@@ -1,0 +1,28 @@
+"""The one door from rome/ to the Celery side: what the command line asks of workers/.
+
+Every import of `workers` in rome/ stands here, inside a function, so importing rome
+starts no Celery app; the import contracts in pyproject.toml allow this module alone.
+"""
+
+from __future__ import annotations
+
+
+def publish_stream(messages, **options) -> int:
+    """Publish notekeeper messages through the Celery app, each confirmed (workers/publish.py)."""
+    from workers.publish import publish_stream as publish
+
+    return publish(messages, **options)
+
+
+def migrate_classic_queues(broker_url: str, delete: bool):
+    """Move what Rome's classic RabbitMQ queues hold into the quorum queues (workers/migrate.py)."""
+    from workers.migrate import migrate
+
+    return migrate(broker_url, delete=delete)
+
+
+def run_bench(settings, args) -> int:
+    """Run `rome bench` (it starts workers and publishes through the Celery app)."""
+    from workers.bench import main
+
+    return main(settings, args)
