@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from rome.read.history import race_history
 from rome.read.results import race_ids, recent_rejected, rejected_count
 from rome.read.results_cache import Snapshot
+from rome.read.shapes import RaceListJson, RejectedListJson
 from web.caching import revalidate
 from web.database import database, results
 from web.errors import error_json
@@ -37,9 +38,9 @@ def _json_once(snapshot: Snapshot, key: str, build) -> Response:
 def races():
     """List every race with the total count of rejected payloads."""
     snapshot = results()
-    return _json_once(snapshot, "races", lambda: {
-        "races": [race.to_json() for race in snapshot.races], "rejected": snapshot.rejected,
-    })
+    return _json_once(snapshot, "races", lambda: RaceListJson(
+        races=[race.to_json() for race in snapshot.races], rejected=snapshot.rejected,
+    ))
 
 
 @bp.get("/races/<int:race_id>")
@@ -114,7 +115,8 @@ def rejected():
     else:
         return error_json(400, f"limit must be an integer from 1 to {MAX_REJECTED}")
     with database().Session() as session:
-        return jsonify(rejected=recent_rejected(session, limit), count=rejected_count(session))
+        return jsonify(RejectedListJson(rejected=recent_rejected(session, limit),
+                                        count=rejected_count(session)))
 
 
 @bp.get("/openapi.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TypedDict
 
 from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
@@ -17,6 +18,12 @@ from werkzeug.exceptions import (
 logger = logging.getLogger("rome.web")
 
 
+class ErrorJson(TypedDict):
+    """What went wrong, in words that help: every JSON failure answers this."""
+
+    error: str
+
+
 def wants_json() -> bool:
     """Tell whether the current request should get JSON rather than HTML."""
     if request.path.startswith("/api/"):
@@ -27,7 +34,7 @@ def wants_json() -> bool:
 
 def error_json(status: int, message: str) -> tuple[Response, int]:
     """Build the {"error": message} response every JSON failure uses."""
-    return jsonify(error=message), status
+    return jsonify(ErrorJson(error=message)), status
 
 
 def describe(exc: HTTPException) -> str:

@@ -66,7 +66,7 @@ def _token_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _wipe(via: str) -> dict[str, int]:
+def _wipe(via: str) -> tally.WipeoutResultJson:
     with database().Session.begin() as session:
         counts = tally.wipeout(session)
     attempt_limiter(current_app).granted(_client())

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from rome.feeds.snapshot import LEVELS, TOTAL
 from rome.read.freshness import as_utc
 from rome.read.results import source_order
+from rome.read.shapes import MAX_POINTS, HistoryPointJson, RaceHistoryJson
 from rome.store.models import CandidateRow, SeriesRow, TallyRow
 from rome.store.tally import sqlite_epoch
 
-MAX_POINTS = 240
 # Bucket widths people read easily on a time axis, in seconds.
 WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
 
@@ -40,23 +40,23 @@ class RaceHistory:
     baseline: list[int] = field(default_factory=list)
     points: list[tuple[datetime, list[int]]] = field(default_factory=list)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> RaceHistoryJson:
         """Name everything: votes are keyed by candidate id, never given by position."""
 
         def by_candidate(votes: list[int]) -> dict[str, int]:
             return {str(cid): v for cid, v in zip(self.candidate_ids, votes, strict=True)}
 
-        return {
-            "race_id": self.race_id,
-            "candidate_ids": self.candidate_ids,
-            "source": self.source,
-            "level": LEVELS[self.level_rank] if self.level_rank is not None else None,
-            "since": self.since.isoformat() if self.since else None,
-            "bucket_seconds": self.bucket_seconds,
-            "votes_at_since": by_candidate(self.baseline),
-            "points": [{"at": at.isoformat(), "votes": by_candidate(votes)}
-                       for at, votes in self.points],
-        }
+        return RaceHistoryJson(
+            race_id=self.race_id,
+            candidate_ids=self.candidate_ids,
+            source=self.source,
+            level=LEVELS[self.level_rank] if self.level_rank is not None else None,
+            since=self.since.isoformat() if self.since else None,
+            bucket_seconds=self.bucket_seconds,
+            votes_at_since=by_candidate(self.baseline),
+            points=[HistoryPointJson(at=at.isoformat(), votes=by_candidate(votes))
+                    for at, votes in self.points],
+        )
 
 
 def epoch_of(session: Session, moment: datetime) -> float:

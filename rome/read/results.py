@@ -19,6 +19,15 @@ from sqlalchemy.orm import Session
 from rome.feeds.catalog import CATALOG_IDS, default_catalog
 from rome.feeds.snapshot import LEVEL_RANK, LEVELS, TOTAL
 from rome.read.freshness import is_stale
+from rome.read.shapes import (
+    PAYLOAD_SHOWN,
+    CandidateJson,
+    LevelDisagreementJson,
+    OriginalRowJson,
+    RaceJson,
+    RejectedJson,
+    SourceJson,
+)
 from rome.store.models import (
     CandidateRow,
     CurrentRow,
@@ -52,10 +61,12 @@ class Disagreement:
     below_level: str
     below_votes: int
 
-    def to_json(self) -> dict:
-        return {"candidate_id": self.candidate_id, "level": self.level, "votes": self.votes,
-                "below_level": self.below_level, "below_votes": self.below_votes,
-                "difference": self.votes - self.below_votes}
+    def to_json(self) -> LevelDisagreementJson:
+        return LevelDisagreementJson(
+            candidate_id=self.candidate_id, level=self.level, votes=self.votes,
+            below_level=self.below_level, below_votes=self.below_votes,
+            difference=self.votes - self.below_votes,
+        )
 
 
 @dataclass
@@ -144,62 +155,62 @@ class RaceView:
         """Tell whether two reporting sources give any candidate different figures."""
         return any(self.sources_differ_on(c) for c in self.candidates)
 
-    def to_json(self) -> dict:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "state": self.state,
-            "office": self.office,
-            "total_votes": self.total_votes,
-            "primary_source": self.primary.id if self.primary else None,
-            "last_update_at": _iso(self.last_update_at),
-            "leader": self.leader.id if self.leader else None,
-            "winner": self.winner_id,
-            "called_by": self.caller.id if self.caller else None,
-            "test": self.test,
-            "sources_disagree": self.sources_disagree,
-            "candidates": [
-                {
-                    "id": c.id,
-                    "first": c.first,
-                    "last": c.last,
-                    "party": c.party,
-                    "votes": c.votes,
-                    "share": round(c.share, 6),
-                    "by_source": c.by_source,
-                    "vote_types": c.vote_types,
-                    "sources_differ": self.sources_differ_on(c),
-                }
+    def to_json(self) -> RaceJson:
+        return RaceJson(
+            id=self.id,
+            name=self.name,
+            state=self.state,
+            office=self.office,
+            total_votes=self.total_votes,
+            primary_source=self.primary.id if self.primary else None,
+            last_update_at=_iso(self.last_update_at),
+            leader=self.leader.id if self.leader else None,
+            winner=self.winner_id,
+            called_by=self.caller.id if self.caller else None,
+            test=self.test,
+            sources_disagree=self.sources_disagree,
+            candidates=[
+                CandidateJson(
+                    id=c.id,
+                    first=c.first,
+                    last=c.last,
+                    party=c.party,
+                    votes=c.votes,
+                    share=round(c.share, 6),
+                    by_source=c.by_source,
+                    vote_types=c.vote_types,
+                    sources_differ=self.sources_differ_on(c),
+                )
                 for c in self.candidates
             ],
-            "sources": [_source_json(s) for s in self.sources],
-        }
+            sources=[_source_json(s) for s in self.sources],
+        )
 
 
-def _source_json(s: SourceView) -> dict:
-    return {
-        "id": s.id,
-        "name": s.name,
-        "code": s.code,
-        "votes": s.votes,
-        "level": s.level,
-        "changes": s.changes,
-        "corrections": s.corrections,
-        "version": s.version,
-        "feed_at": _iso(s.feed_at),
-        "last_update_at": _iso(s.last_update_at),
-        "stale": s.stale,
-        "stale_after_seconds": s.stale_after,
-        "rejected": s.rejected,
-        "units_reporting": s.units_reporting,
-        "units_total": s.units_total,
-        "units_level": s.units_level,
-        "precincts_reporting": s.precincts_reporting,
-        "precincts_total": s.precincts_total,
-        "winner": s.winner_id,
-        "test": s.test,
-        "level_disagreements": [d.to_json() for d in s.disagreements],
-    }
+def _source_json(s: SourceView) -> SourceJson:
+    return SourceJson(
+        id=s.id,
+        name=s.name,
+        code=s.code,
+        votes=s.votes,
+        level=s.level,
+        changes=s.changes,
+        corrections=s.corrections,
+        version=s.version,
+        feed_at=_iso(s.feed_at),
+        last_update_at=_iso(s.last_update_at),
+        stale=s.stale,
+        stale_after_seconds=s.stale_after,
+        rejected=s.rejected,
+        units_reporting=s.units_reporting,
+        units_total=s.units_total,
+        units_level=s.units_level,
+        precincts_reporting=s.precincts_reporting,
+        precincts_total=s.precincts_total,
+        winner=s.winner_id,
+        test=s.test,
+        level_disagreements=[d.to_json() for d in s.disagreements],
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -410,23 +421,23 @@ def race_ids(session: Session) -> set[int]:
     return set(session.scalars(select(RaceRow.id)))
 
 
-def original_rows(races: list[RaceView]) -> list[dict]:
+def original_rows(races: list[RaceView]) -> list[OriginalRowJson]:
     """Return the original nero's rows: one per race, candidate and reporting source."""
     rows = []
     for race in races:
         for c in race.candidates:
             for source in race.sources:
                 if c.id in source.by_candidate:
-                    rows.append({
-                        "raceID": str(race.id),
-                        "raceName": race.name,
-                        "firstName": c.first,
-                        "lastName": c.last,
-                        "party": c.party,
-                        "candidateID": str(c.id),
-                        "voteCount": source.by_candidate[c.id],
-                        "source": source.code,
-                    })
+                    rows.append(OriginalRowJson(
+                        raceID=str(race.id),
+                        raceName=race.name,
+                        firstName=c.first,
+                        lastName=c.last,
+                        party=c.party,
+                        candidateID=str(c.id),
+                        voteCount=source.by_candidate[c.id],
+                        source=source.code,
+                    ))
     return rows
 
 
@@ -441,14 +452,14 @@ def rejected_by_source(session: Session) -> dict[str | None, int]:
     return {source: count for source, count in session.execute(counts)}
 
 
-def recent_rejected(session: Session, limit: int = 50) -> list[dict]:
+def recent_rejected(session: Session, limit: int = 50) -> list[RejectedJson]:
     """List the newest rejected payloads, payload cut to a readable length in the database."""
     rows = session.execute(
         select(RejectedRow.id, RejectedRow.source_id, RejectedRow.reason,
-               func.substr(RejectedRow.payload, 1, 500), RejectedRow.received_at)
+               func.substr(RejectedRow.payload, 1, PAYLOAD_SHOWN), RejectedRow.received_at)
         .order_by(RejectedRow.id.desc()).limit(limit)
     )
     return [
-        {"id": r[0], "source": r[1], "reason": r[2], "payload": r[3], "received_at": _iso(r[4])}
+        RejectedJson(id=r[0], source=r[1], reason=r[2], payload=r[3], received_at=_iso(r[4]))
         for r in rows
     ]

@@ -25,6 +25,7 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated, TypedDict
 
 from sqlalchemy import delete, func, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from rome.feeds.catalog import Catalog, default_catalog
 from rome.feeds.snapshot import TOTAL, Snapshot
+from rome.schema import Count, Meta
 from rome.store.models import (
     RESULT_TABLES,
     CurrentRow,
@@ -386,12 +388,24 @@ def reject_payload(session: Session, source: object, body: object, reason: str) 
     return row
 
 
-def wipeout(session: Session) -> dict[str, int]:
+class WipeoutResultJson(TypedDict):
+    """Rows deleted, per table."""
+
+    current_counts: Count
+    history: Count
+    tallies: Count
+    series: Annotated[Count, Meta(
+        "Each race's totals over time: one row per total-vote tally and transaction that "
+        "changed it.")]
+    race_status: Count
+
+
+def wipeout(session: Session) -> WipeoutResultJson:
     """Delete every result (counts, history, tallies, series, race status); keep the rest."""
     if session.get_bind().dialect.name == "postgresql":
         # Wait for batches in flight and keep new ones out until the wipe
         # commits; otherwise a batch could leave tallies without their counts.
         names = ", ".join(model.__tablename__ for model in RESULT_TABLES)
         session.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
-    return {model.__tablename__: session.execute(delete(model)).rowcount
-            for model in RESULT_TABLES}
+    return WipeoutResultJson(**{model.__tablename__: session.execute(delete(model)).rowcount
+                                for model in RESULT_TABLES})
