@@ -22,7 +22,6 @@ from celery.signals import (
 
 from rome.logs import JsonFormatter
 from rome.settings import load_settings, prepare_data_dir
-from workers.queues import QUEUES as QUEUES  # re-exported for rome bench
 from workers.queues import SOURCE_QUEUES, classic_topology, quorum_topology
 from workers.schedule import beat_schedule
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 
 from kombu.exceptions import OperationalError as BrokerError
 
 from rome.feeds.inject import Message
 from rome.logs import log
+from rome.ops.progress import Progress
 from workers.tasks import backoff, normalize_feed
 
 logger = logging.getLogger("rome.feeds.inject")
@@ -36,30 +36,6 @@ def publish_confirmed(message: Message) -> bool:
                 delay=round(delay, 2), error=str(exc))
             time.sleep(delay)
             attempt += 1
-
-
-class Progress:
-    """A one-line progress bar on a terminal; silent otherwise."""
-
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.stream = max(total, 1), stream
-        self.enabled = stream.isatty()
-        self.started = time.monotonic()
-        self.shown = 0.0
-
-    def update(self, done: int, final: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not final and now - self.shown < 0.1):
-            return
-        self.shown = now
-        width = 30
-        filled = int(width * done / self.total)
-        rate = done / max(now - self.started, 1e-9)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
-                          f"{done}/{self.total} counts {rate:,.0f}/s")
-        if final:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 def publish_stream(messages: list[Message], rate: float = 0.0, delays: list[float] | None = None,

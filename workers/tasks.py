@@ -34,7 +34,7 @@ from celery.worker.request import Request
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from rome.feeds.catalog import default_catalog
+from rome.feeds.catalog import default_catalog, feed_format
 from rome.feeds.formats import parse_feed
 from rome.feeds.simulator import Night, emit_tick
 from rome.feeds.snapshot import InvalidPayload, Snapshot
@@ -233,16 +233,6 @@ def decode_body(body: object, encoding: str) -> str | bytes:
     if encoding != "text":
         raise InvalidPayload(f"unknown body encoding {encoding!r:.40}")
     return body
-
-
-def feed_format(source: object, format_name: object) -> str:
-    """Return the format of source's feeds: the message's word, else the catalog's."""
-    if format_name is not None:
-        return format_name
-    known = default_catalog().sources.get(source) if isinstance(source, str) else None
-    if known is None:
-        raise InvalidPayload(f"unknown source {source!r:.40} and no format given")
-    return known.format
 
 
 @app.task(name="rome.notekeeper.normalize", bind=True, base=PipelineTask)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from rome.feeds.snapshot import InvalidPayload
+
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
 # Catalog ids stay below this; the database numbers the feeds' own races from it.
 CATALOG_IDS = 1000
@@ -139,3 +141,13 @@ def parse_catalog(data: dict) -> Catalog:
 def default_catalog() -> Catalog:
     """Return the demo's sources and races, read once."""
     return parse_catalog(json.loads(CATALOG_FILE.read_text()))
+
+
+def feed_format(source: object, format_name: object) -> str:
+    """Return the format of source's feeds: the message's word, else the catalog's."""
+    if format_name is not None:
+        return format_name
+    known = default_catalog().sources.get(source) if isinstance(source, str) else None
+    if known is None:
+        raise InvalidPayload(f"unknown source {source!r:.40} and no format given")
+    return known.format

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -212,21 +211,6 @@ def cmd_reset(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    # The bench's tools are an extra, not part of what running Rome installs.
-    needed = ["requests", *(["matplotlib"] if args.plots else [])]
-    missing = [name for name in needed if importlib.util.find_spec(name) is None]
-    if missing:
-        print(f"rome bench needs {' and '.join(missing)}: install the bench extra with"
-              " `.venv/bin/pip install -e '.[bench]'`", file=sys.stderr)
-        return 2
-    from rome.ops.seam import run_bench
-
-    settings = load_settings()
-    prepare_data_dir(settings)
-    return run_bench(settings, args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rome", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -317,45 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="delete the folder even when ROME_DATABASE_URL or ROME_BROKER_URL"
                             " point elsewhere (their data stays)")
     reset.set_defaults(func=cmd_reset)
-    bench = commands.add_parser(
-        "bench", help="measure ingest against a COPY ceiling and one message per update"
-    )
-    bench.add_argument("--updates", type=int, default=200_000, help="updates for Rome's path")
-    bench.add_argument("--naive-updates", type=int, default=3_000,
-                       help="updates for the one-message-per-update baseline")
-    bench.add_argument("--batch", type=int, default=2_000,
-                       help="updates per message (a 2,000-row AP feed is about 430 KB)")
-    bench.add_argument("--sweep", type=lambda v: [int(x) for x in v.split(",") if x],
-                       default=[1, 10, 100, 1000, 2000, 4000],
-                       help="batch sizes for the throughput plot, comma-separated")
-    bench.add_argument("--freshness-seconds", type=float, default=30.0)
-    bench.add_argument("--freshness-rate", type=float, default=1000.0,
-                       help="updates per second offered while measuring freshness")
-    bench.add_argument("--freshness-batch", type=int, default=50,
-                       help="updates per message while measuring freshness")
-    bench.add_argument("--concurrency", type=int, default=2, help="worker processes")
-    bench.add_argument("--plots", type=Path, help="write the two PNG plots into this folder")
-    bench.add_argument("--wipe", action="store_true",
-                       help="allow bench to erase the results it finds")
-    bench.add_argument("--growth", action="store_true",
-                       help="instead: fill the history in steps and measure the apply rate "
-                            "and the read endpoints at each (PostgreSQL)")
-    bench.add_argument("--growth-rows", type=int, default=10_000_000,
-                       help="history rows to fill up to with --growth")
-    bench.add_argument("--growth-steps", type=lambda v: [int(x) for x in v.split(",") if x],
-                       help="history sizes to measure at (default: 0, 1/10, 1/4, 1/2, all)")
-    bench.add_argument("--growth-units", type=int, default=1_000,
-                       help="reporting units per source in the pool --growth fills from")
-    bench.add_argument("--readers", type=int, default=4,
-                       help="concurrent readers of each endpoint with --growth")
-    bench.add_argument("--read-rounds", type=int, default=25,
-                       help="requests per reader and endpoint at each --growth step")
-    bench.add_argument("--scale", type=lambda v: [int(x) for x in v.split(",") if x],
-                       help="instead: throughput with N caesar and N notekeeper processes, "
-                            "for each N in this comma-separated list (e.g. 1,2,4)")
-    bench.add_argument("--scale-runs", type=int, default=3,
-                       help="runs per N with --scale (the median is reported)")
-    bench.set_defaults(func=cmd_bench)
+    from rome.bench.cli import register as register_bench
+
+    register_bench(commands)
     return parser
 
 

@@ -21,8 +21,23 @@ def migrate_classic_queues(broker_url: str, delete: bool):
     return migrate(broker_url, delete=delete)
 
 
-def run_bench(settings, args) -> int:
-    """Run `rome bench` (it starts workers and publishes through the Celery app)."""
-    from workers.bench import main
+def publish_confirmed(message) -> bool:
+    """Publish one notekeeper message; True once the broker confirmed it (workers/publish.py)."""
+    from workers.publish import publish_confirmed as publish
 
-    return main(settings, args)
+    return publish(message)
+
+
+def celery_app():
+    """Return Rome's Celery app (workers/__init__.py): to send a task by name, ping workers,
+    or open a connection to the broker."""
+    from workers import app
+
+    return app
+
+
+def queue_names() -> list[str]:
+    """Return the logical names of Rome's work queues (workers/queues.py)."""
+    from workers.queues import QUEUES
+
+    return list(QUEUES)

@@ -61,7 +61,7 @@ def test_bench_refuses_to_erase_tallies_without_wipe(tmp_path, pg_url, amqp_url,
 def test_bench_scale_measures_each_number_of_processes(tmp_path, pg_url, amqp_url):
     reset_queues(amqp_url)
     result = rome_processes(tmp_path, pg_url, amqp_url).run(
-        [sys.executable, "-m", "rome", "bench", "--scale", "1,2", "--scale-runs", "1",
+        [sys.executable, "-m", "rome", "bench", "scale", "--processes", "1,2", "--runs", "1",
          "--updates", "2000", "--batch", "200", "--plots", str(tmp_path / "plots"), "--wipe"],
         timeout=300,
     )
@@ -79,8 +79,23 @@ def test_bench_scale_measures_each_number_of_processes(tmp_path, pg_url, amqp_ur
 
 
 def test_the_plain_baseline_task_is_not_part_of_romes_workers():
-    """Only the bench's worker loads it (`-I workers.naive`); Rome's own never run it."""
+    """Only the bench's workers load it (`-I workers.naive`); Rome's own never run it."""
     from workers import app
 
     assert "workers.naive" not in app.conf.include
     assert "rome.bench.plain_count" not in app.tasks
+
+
+def test_bench_slow_clients_measures_the_web_under_slow_clients(tmp_path):
+    processes = Processes({"ROME_DATA_DIR": str(tmp_path / "data")}, tmp_path)
+    result = processes.run(
+        [sys.executable, "-m", "rome", "bench", "slow-clients", "--slow", "3", "--seconds", "2",
+         "--interval", "0.5", "--", "-c", "python:web.gunicorn_conf", "-w", "1"],
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["gunicorn"] == ["-c", "python:web.gunicorn_conf", "-w", "1"]
+    assert figures["slow_clients"] == 3
+    assert figures["answered"] > 0 and figures["failed"] == 0
+    assert 0 < figures["quiet_median_ms"] and 0 < figures["attacked_median_ms"]

@@ -1,4 +1,4 @@
-"""Ingest's cost stays flat as the night grows, and `rome bench --growth` measures it."""
+"""Ingest's cost stays flat as the night grows, and `rome bench growth` measures it."""
 
 from __future__ import annotations
 
@@ -43,10 +43,12 @@ def test_current_counts_keep_their_size_as_new_versions_replace_them(database):
 
 
 @pytest.mark.slow
-def test_bench_growth_reports_every_step_and_draws_its_plot(tmp_path, pg_url, amqp_url):
-    result = rome_processes(tmp_path, pg_url, amqp_url).run(
-        [sys.executable, "-m", "rome", "bench", "--growth", "--growth-rows", "60000",
-         "--growth-steps", "0,60000", "--growth-units", "50", "--batch", "200",
+def test_bench_growth_reports_every_step_and_draws_its_plot_and_the_probes_read_it(
+        tmp_path, pg_url, amqp_url):
+    processes = rome_processes(tmp_path, pg_url, amqp_url)
+    result = processes.run(
+        [sys.executable, "-m", "rome", "bench", "growth", "--rows", "60000",
+         "--steps", "0,60000", "--units", "50", "--batch", "200",
          "--readers", "2", "--read-rounds", "3", "--plots", str(tmp_path / "plots"), "--wipe"],
         timeout=300,
     )
@@ -63,3 +65,14 @@ def test_bench_growth_reports_every_step_and_draws_its_plot(tmp_path, pg_url, am
         assert all(0 < v["p50"] <= v["p99"] for v in step["reads_ms"].values())
         assert all(0 < n <= 240 for n in step["history_points"].values())
     assert (tmp_path / "plots" / "growth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The probes read the database the growth bench filled.
+    result = processes.run([sys.executable, "-m", "rome", "bench", "probe", "history", pg_url],
+                           timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = json.loads(result.stdout)["history"]
+    assert history["same_answers"] is True and history["history_rows"] >= 60000
+    result = processes.run([sys.executable, "-m", "rome", "bench", "probe", "keys", pg_url],
+                           timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert set(json.loads(result.stdout)["keys_upsert_ms"]) == {"text", "smallint"}

@@ -52,3 +52,11 @@ def test_the_core_importing_celery_outside_the_seam_breaks_a_contract(tmp_path):
     assert result.returncode == 1
     assert "rome.feeds.replay -> workers.publish" in result.stdout
     assert "rome is not allowed to import celery" in result.stdout
+
+
+def test_a_circle_among_the_benchmarks_breaks_a_contract(tmp_path):
+    code = copy_of_the_code(tmp_path)
+    add_import(code / "rome/bench/common.py", "from rome.bench import ingest  # noqa")
+    result = lint_imports(code)
+    assert result.returncode == 1
+    assert ".common -> .ingest" in result.stdout

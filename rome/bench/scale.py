@@ -1,4 +1,4 @@
-"""`rome bench --scale 1,2,4`: throughput with N caesar and N notekeeper processes, and who works.
+"""`rome bench scale`: throughput with N caesar and N notekeeper processes, and who works.
 
 For each N, starts N worker processes on caesar's queue and N on
 notekeeper's (one pool child each, as `docker compose up --scale` runs
@@ -24,20 +24,22 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import text
 
+from rome.bench.common import (
+    BenchError,
+    Workers,
+    descendants,
+    expected_tallies,
+    publish_all,
+    purge_queues,
+    require_empty,
+    wait_state,
+)
 from rome.feeds.inject import plan_stream
+from rome.ops import seam
+from rome.ops.progress import Progress
 from rome.settings import Settings
 from rome.store import db
 from rome.store.tally import wipeout
-from workers.bench import (
-    BenchError,
-    Progress,
-    Workers,
-    _descendants,
-    _expected,
-    _publish_all,
-    _purge,
-    _wait_state,
-)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -77,7 +79,7 @@ class Parties:
     def pids(self) -> dict[str, set[int]]:
         groups: dict[str, set[int]] = {"notekeeper": set(), "caesar": set()}
         for proc, (name, *_) in zip(self.workers.procs, self.workers.specs, strict=True):
-            groups[name.rstrip("0123456789")] |= {proc.pid, *_descendants(proc.pid)}
+            groups[name.rstrip("0123456789")] |= {proc.pid, *descendants(proc.pid)}
         with self.database.engine.connect() as connection:
             groups["postgresql"] = set(connection.scalars(text(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")))
@@ -103,22 +105,18 @@ def _ready(app, names: list[str], timeout: float = 60) -> None:
 def run_scale(settings: Settings, *, updates: int, batch: int, scales: list[int], runs: int,
               wipe: bool, env: dict) -> dict:
     """Measure throughput and CPU per party with each number of processes in scales."""
-    from workers import app
-
+    app = seam.celery_app()
     database = db.prepare(settings.database_url)
     if database.dialect != "postgresql" or not settings.amqp_broker:
-        raise BenchError("--scale measures PostgreSQL and RabbitMQ: set ROME_DATABASE_URL "
+        raise BenchError("scale measures PostgreSQL and RabbitMQ: set ROME_DATABASE_URL "
                          "and ROME_BROKER_URL to them")
-    with database.Session() as session:
-        if session.execute(text("SELECT 1 FROM tallies LIMIT 1")).first() and not wipe:
-            raise BenchError("the database holds tallies: rerun with --wipe to let bench "
-                             "erase them")
+    require_empty(database, wipe)
     plan = plan_stream(updates, batch=batch, seed="bench", start=1, top=False)
     messages, expectation = plan
     counts = sum(m.counts for m in messages)
-    expected = _expected(expectation)
+    expected = expected_tallies(expectation)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _purge()
+    purge_queues()
     results = []
     for n in scales:
         specs = ([(f"caesar{i}", "caesar", 1) for i in range(n)]
@@ -135,9 +133,9 @@ def run_scale(settings: Settings, *, updates: int, batch: int, scales: list[int]
                 sys.stderr.write(f"scale {n}: run {run + 1}, {counts} counts in "
                                  f"{len(messages)} messages\n")
                 before, started = parties.read(), time.monotonic()
-                publisher = threading.Thread(target=_publish_all, args=(messages,))
+                publisher = threading.Thread(target=publish_all, args=(messages,))
                 publisher.start()
-                done = _wait_state(database, expected, 900, Progress(counts))
+                done = wait_state(database, expected, 900, Progress(counts))
                 publisher.join()
                 after = parties.read()
                 seconds = done - started

@@ -1,4 +1,4 @@
-"""`rome bench --growth`: the apply rate and the read endpoints' latency as the history grows.
+"""`rome bench growth`: the apply rate and the read endpoints' latency as the history grows.
 
 Fills the history in steps, on PostgreSQL, from a fixed pool of reporting
 units whose figures change at every version (so current counts and tallies
@@ -35,7 +35,6 @@ from __future__ import annotations
 import io
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -44,12 +43,13 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
 
+from rome.bench.common import BenchError, Web, percentile, require_empty
 from rome.feeds.catalog import default_catalog
 from rome.feeds.inject import plan_snapshots
 from rome.feeds.simulator import stamp
 from rome.settings import Settings
 from rome.store import db
-from rome.store.models import CurrentRow, SeriesRow, TallyRow
+from rome.store.models import CurrentRow, SeriesRow
 from rome.store.tally import (
     APPLY_STAGE,
     STAGE,
@@ -59,7 +59,6 @@ from rome.store.tally import (
     count_rows,
     record_snapshots,
 )
-from workers.bench import BenchError, _free_port, percentile
 
 NIGHT = timedelta(hours=12)
 TRANSACTION_SECONDS = 20  # 2,000 fill batches of 5,000 rows: 10 million rows in 11 hours
@@ -243,41 +242,6 @@ def explain_apply(pool: Pool) -> dict:
     }
 
 
-class Web:
-    """The web app under gunicorn on a free port, with the settings rome demo and compose use."""
-
-    def __init__(self, env: dict, log_path: Path, workers: int = 2):
-        self.port = _free_port()
-        log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf", "-w",
-             str(workers), "-b", f"127.0.0.1:{self.port}", "web:create_app()"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def wait(self, timeout: float = 30) -> None:
-        import requests
-
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                requests.get(self.base + "/livez", timeout=2).raise_for_status()
-                return
-            except requests.RequestException:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise BenchError("the web app did not start") from None
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def measure_reads(base: str, race: int, since: datetime, readers: int,
                   rounds: int) -> dict[str, dict[str, float]]:
     """Ask every endpoint `rounds` times from each of `readers` threads; return p50/p99 in ms."""
@@ -337,11 +301,8 @@ def run_growth(settings: Settings, *, rows: int, steps: list[int], batch: int, u
     """Fill the history step by step and measure ingest and reads at each step."""
     database = db.prepare(settings.database_url)
     if database.dialect != "postgresql":
-        raise BenchError("--growth measures PostgreSQL: set ROME_DATABASE_URL to one")
-    with database.Session() as session:
-        if session.scalar(select(func.count()).select_from(TallyRow)) and not wipe:
-            raise BenchError("the database holds tallies: rerun with --wipe to let bench "
-                             "erase them")
+        raise BenchError("growth measures PostgreSQL: set ROME_DATABASE_URL to one")
+    require_empty(database, wipe)
     empty = db.prepare(_sibling(settings.database_url, "_empty"))
     for each in (database, empty):
         truncate(each)
@@ -404,7 +365,7 @@ def run_growth(settings: Settings, *, rows: int, steps: list[int], batch: int, u
         },
     }
     if plot_dir is not None:
-        from workers.bench_plots import plot_growth
+        from rome.bench.plots import plot_growth
 
         plot_dir.mkdir(parents=True, exist_ok=True)
         plot_growth(results, plot_dir / "growth.png")

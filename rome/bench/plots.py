@@ -1,4 +1,4 @@
-"""Draw the benchmark's two plots as PNG files."""
+"""Draw the benchmarks' plots as PNG files (matplotlib, from the bench extra)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from workers.bench import percentile  # noqa: E402
+from rome.bench.common import percentile  # noqa: E402
 
 
 def plot_batches(by_batch: list[dict], naive: float, path: Path) -> None:

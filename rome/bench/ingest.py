@@ -1,4 +1,4 @@
-"""`rome bench`: measure ingest end to end against two baselines, in one run.
+"""`rome bench ingest` (or plain `rome bench`): ingest end to end against baselines, in one run.
 
 Prints one JSON line at the end (and a progress line on a terminal):
 
@@ -21,27 +21,34 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, select
-
+from rome.bench.common import (
+    PLAIN_TASK,
+    BenchError,
+    Web,
+    Workers,
+    bench_env,
+    expected_tallies,
+    parse_message,
+    percentile,
+    publish_all,
+    purge_queues,
+    require_empty,
+    start_publishers,
+    wait_state,
+)
 from rome.feeds.catalog import default_catalog
-from rome.feeds.formats import parse_feed
 from rome.feeds.inject import Message, plan_stream
 from rome.feeds.snapshot import TOTAL, Snapshot
+from rome.ops import seam
+from rome.ops.progress import Progress
 from rome.settings import Settings
 from rome.store import db
-from rome.store.audit import tallies_by_key
-from rome.store.models import TallyRow
 from rome.store.tally import (
     APPLY_TEMPLATE,
     STAGE_TEMPLATE,
@@ -50,147 +57,10 @@ from rome.store.tally import (
     record_snapshots,
     wipeout,
 )
-from workers import QUEUES, app
-from workers.publish import Progress, publish_confirmed
-from workers.tasks import feed_format
-
-CELERY = [sys.executable, "-m", "celery", "-A", "workers"]
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot run as asked; the message says why."""
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _descendants(pid: int) -> set[int]:
-    found, frontier = set(), {pid}
-    while frontier:
-        children = set()
-        for p in frontier:
-            try:
-                tasks = Path(f"/proc/{p}/task").iterdir()
-                for task in tasks:
-                    text_ = (task / "children").read_text().split()
-                    children.update(int(c) for c in text_)
-            except OSError:
-                continue
-        children -= found
-        found |= children
-        frontier = children
-    return found
-
-
-@dataclass
-class Workers:
-    """Rome's workers for the benchmark, with a sampler of their peak memory."""
-
-    env: dict
-    log_path: Path
-    concurrency: int = 2
-    # One process per (name, queues, pool size); by default one for both queues.
-    specs: list[tuple[str, str, int]] = field(default_factory=list)
-    procs: list[subprocess.Popen] = field(default_factory=list)
-    rss_max_mb: float = 0.0
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> None:
-        self.specs = self.specs or [("bench", "notekeeper,caesar", self.concurrency)]
-        log = open(self.log_path, "ab")
-        for name, queues, concurrency in self.specs:
-            # -I: the plain baseline's task, which Rome's own workers do not load.
-            argv = [*CELERY, "worker", "-Q", queues, "-n", f"{name}@%h", "-c",
-                    str(concurrency), "-l", "warning", "--without-gossip", "--without-mingle",
-                    "-I", "workers.naive"]
-            self.procs.append(subprocess.Popen(argv, env=self.env, stdout=log,
-                                               stderr=subprocess.STDOUT,
-                                               start_new_session=True))
-        log.close()
-        threading.Thread(target=self._sample, daemon=True).start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.25):
-            for proc in self.procs:
-                for pid in {proc.pid, *_descendants(proc.pid)}:
-                    self.rss_max_mb = max(self.rss_max_mb, _rss_mb(pid))
-
-    def stop(self) -> None:
-        self._stop.set()
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
-def _votes(database: db.Database) -> int:
-    with database.Session() as session:
-        return int(session.scalar(select(func.coalesce(func.sum(TallyRow.votes), 0))))
-
-
-def _wait_state(database: db.Database, expected: dict, timeout: float, progress=None) -> float:
-    """Wait until the tallies are exactly the expected final state; return when that was seen."""
-    target = sum(expected.values())
-    deadline = time.monotonic() + timeout
-    while True:
-        votes = _votes(database)
-        if progress:
-            progress.update(min(votes, target) * progress.total // max(target, 1))
-        if votes == target:
-            with database.Session() as session:
-                if tallies_by_key(session) == expected:
-                    return time.monotonic()
-        if time.monotonic() > deadline:
-            raise BenchError(f"final state not reached after {timeout:.0f}s "
-                             f"({votes} of {target} votes)")
-        time.sleep(0.02)
-
-
-def _purge() -> None:
-    with app.connection_for_write() as conn:
-        for name in QUEUES:
-            try:
-                # The queue's name on the broker (on RabbitMQ, "<name>.quorum").
-                conn.default_channel.queue_purge(app.amqp.queues[name].name)
-            except Exception:  # a queue not declared yet holds nothing to purge
-                pass
-
-
-def _publish_all(messages: list[Message]) -> None:
-    for message in messages:
-        if not publish_confirmed(message):
-            raise BenchError("the broker did not confirm a message")
-
 
 # Threads publishing a baseline's one-count messages: one thread waiting for each
 # confirm in turn would make the baselines measure the publisher, not the pipeline.
 PUBLISHERS = 4
-
-
-def _start_publishers(publish, items: list, threads: int) -> list[threading.Thread]:
-    """Publish items with publish(item) from `threads` threads, each taking every n-th."""
-    publishers = [threading.Thread(target=lambda part: [publish(item) for item in part],
-                                   args=(items[i::threads],)) for i in range(threads)]
-    for publisher in publishers:
-        publisher.start()
-    return publishers
-
-
-def _expected(expectation: dict) -> dict:
-    return {(t["race"], t["source"], t["candidate"], t["vote_type"], t["rank"]): t["votes"]
-            for t in expectation["tallies"]}
 
 
 def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
@@ -203,8 +73,8 @@ def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
     progress = Progress(counts)
     sys.stderr.write(f"{label}: {counts} counts in {len(messages)} messages\n")
     started = time.monotonic()
-    threads = _start_publishers(lambda m: _publish_all([m]), messages, publishers)
-    done = _wait_state(database, _expected(expectation), timeout, progress)
+    threads = start_publishers(lambda m: publish_all([m]), messages, publishers)
+    done = wait_state(database, expected_tallies(expectation), timeout, progress)
     for thread in threads:
         thread.join()
     progress.update(counts, final=True)
@@ -225,12 +95,6 @@ CREATE TABLE bench_series (LIKE series INCLUDING ALL);
 """
 
 
-def parse_message(message: Message) -> Snapshot:
-    """Parse a planned message as notekeeper would."""
-    return parse_feed(feed_format(message.source, message.format), message.body,
-                      source=message.source, version=message.version)
-
-
 def _count_rows(database, messages: list[Message]) -> list[list[tuple]]:
     """Resolve each message's counts to the rows Rome's path would write."""
     with database.Session.begin() as session:
@@ -241,9 +105,6 @@ def _count_rows(database, messages: list[Message]) -> list[list[tuple]]:
 def _copy_text(database, messages: list[Message]) -> list[str]:
     """Render each message's counts as COPY text."""
     return [copy_text(rows) for rows in _count_rows(database, messages)]
-
-
-PLAIN_TASK = "rome.bench.plain_count"  # workers/naive.py
 
 
 def measure_plain(database, plan: tuple[list[Message], dict], timeout: float = 900) -> float:
@@ -257,10 +118,10 @@ def measure_plain(database, plan: tuple[list[Message], dict], timeout: float = 9
     sys.stderr.write(f"plain: {len(rows)} counts, one task each\n")
 
     started = time.monotonic()
-    threads = _start_publishers(
-        lambda row: app.send_task(PLAIN_TASK, args=list(row), queue="caesar"), rows,
+    threads = start_publishers(
+        lambda row: seam.celery_app().send_task(PLAIN_TASK, args=list(row), queue="caesar"), rows,
         PUBLISHERS)
-    done = _wait_state(database, _expected(expectation), timeout, progress)
+    done = wait_state(database, expected_tallies(expectation), timeout, progress)
     for thread in threads:
         thread.join()
     progress.update(len(rows), final=True)
@@ -324,12 +185,6 @@ def measure_stages(database, messages: list[Message]) -> dict[str, float]:
 
 # -- freshness -------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def measure_freshness(database, env: dict, seconds: float, rate: float, batch: int,
                       log_path: Path) -> list[float]:
     """Offer rate counts/s for seconds; return emit -> visible delays in ms.
@@ -341,26 +196,11 @@ def measure_freshness(database, env: dict, seconds: float, rate: float, batch: i
 
     with database.Session.begin() as session:
         wipeout(session)
-    port = _free_port()
-    log = open(log_path, "ab")
-    web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
-         "-b", f"127.0.0.1:{port}", "web:create_app()"], env=env, stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True)
-    log.close()
-    url = f"http://127.0.0.1:{port}/api/races"
+    web = Web(env, log_path)
+    url = f"{web.base}/api/races"
     http = requests.Session()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                http.get(url, timeout=2).raise_for_status()
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise BenchError("the web app did not start") from None
-                time.sleep(0.2)
+        web.wait()
         updates = int(seconds * rate)
         messages, expectation = plan_stream(updates, batch=batch, seed="freshness",
                                             start=int(time.time()), top=False)
@@ -384,7 +224,7 @@ def measure_freshness(database, env: dict, seconds: float, rate: float, batch: i
         progress = Progress(updates)
         for message in messages:
             at = time.monotonic()
-            if not publish_confirmed(message):
+            if not seam.publish_confirmed(message):
                 raise BenchError("the broker did not confirm a message")
             total += message.counts
             emitted.append((at, message.source, message.feed_version))
@@ -393,13 +233,12 @@ def measure_freshness(database, env: dict, seconds: float, rate: float, batch: i
             if ahead > 0:
                 time.sleep(ahead)
         progress.update(total, final=True)
-        _wait_state(database, _expected(expectation), 120)
+        wait_state(database, expected_tallies(expectation), 120)
         time.sleep(0.1)
         stop.set()
         poller.join(10)
     finally:
-        web.send_signal(signal.SIGTERM)
-        web.wait(30)
+        web.stop()
     delays = []
     for at, source, version in emitted:
         shown = next((t for t, versions in seen
@@ -414,25 +253,19 @@ def _round(value: float | None) -> int | None:
     return None if value is None else round(value)
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
 # -- the whole run ---------------------------------------------------------------
 
-def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: int,
+def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: int,
               sweep: list[int], freshness_seconds: float, freshness_rate: float,
               freshness_batch: int, concurrency: int, plot_dir: Path | None,
               wipe: bool) -> dict:
     """Run every measurement in one go and return the figures."""
     database = db.prepare(settings.database_url)
-    if _votes(database) and not wipe:
-        raise BenchError("the database holds tallies: rerun with --wipe to let bench erase them")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    require_empty(database, wipe)
+    env = bench_env()
     log_dir = settings.data_dir
     log_dir.mkdir(parents=True, exist_ok=True)
-    _purge()
+    purge_queues()
     workers = Workers(env, log_dir / "bench-worker.log", concurrency)
     workers.start()
     try:
@@ -487,47 +320,9 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
         "by_batch": by_batch,
     }
     if plot_dir is not None:
-        from workers.bench_plots import plot_batches, plot_freshness
+        from rome.bench.plots import plot_batches, plot_freshness
 
         plot_dir.mkdir(parents=True, exist_ok=True)
         plot_batches(by_batch, naive, plot_dir / "throughput-by-batch.png")
         plot_freshness(delays, freshness_rate, plot_dir / "freshness.png")
     return result
-
-
-def main(settings: Settings, args) -> int:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    try:
-        if args.growth:
-            from workers.bench_growth import default_steps, run_growth
-
-            result = run_growth(
-                settings, rows=args.growth_rows,
-                steps=args.growth_steps or default_steps(args.growth_rows), batch=args.batch,
-                units=args.growth_units, apply_batches=20, readers=args.readers,
-                rounds=args.read_rounds, plot_dir=args.plots, wipe=args.wipe, env=env,
-            )
-        elif args.scale:
-            from workers.bench_scale import run_scale
-
-            result = run_scale(settings, updates=args.updates, batch=args.batch,
-                               scales=args.scale, runs=args.scale_runs, wipe=args.wipe,
-                               env=env)
-            if args.plots is not None:
-                from workers.bench_plots import plot_scale
-
-                args.plots.mkdir(parents=True, exist_ok=True)
-                plot_scale(result["scales"], args.plots / "scale.png", result["cores"])
-        else:
-            result = run_bench(
-                settings, updates=args.updates, naive_updates=args.naive_updates,
-                batch=args.batch, sweep=args.sweep, freshness_seconds=args.freshness_seconds,
-                freshness_rate=args.freshness_rate, freshness_batch=args.freshness_batch,
-                concurrency=args.concurrency, plot_dir=args.plots, wipe=args.wipe,
-            )
-    except BenchError as exc:
-        print(f"rome bench: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result))
-    return 0
-

@@ -1,11 +1,11 @@
-"""Probe what ingest and history reads cost on a database `rome bench --growth` has filled.
+"""`rome bench probe`: what ingest and history reads cost on a database `rome bench growth` filled.
 
 Each probe prints its figures as one JSON line (docs/benchmarks.md quotes them):
 
-    python docs/growth_probes.py history URL     # race_history the old way (a sum) and the new
-    python docs/growth_probes.py index URL       # the apply with and without history_race_applied
-    python docs/growth_probes.py fillfactor URL  # current_counts' size and HOT share by fillfactor
-    python docs/growth_probes.py keys URL        # current_counts' upsert keyed by text or smallint
+    rome bench probe history URL     # race_history the old way (a sum) and the new
+    rome bench probe index URL       # the apply with and without history_race_applied
+    rome bench probe fillfactor URL  # current_counts' size and HOT share by fillfactor
+    rome bench probe keys URL        # current_counts' upsert keyed by text or smallint
 
 `history` and `index` read the filled database and leave it as they found it
 (`index` creates the old index and drops it again); `fillfactor` TRUNCATEs the
@@ -16,21 +16,18 @@ bench's `_empty` sibling); `keys` works on scratch tables it drops.
 from __future__ import annotations
 
 import io
-import json
 import random
 import statistics
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg2
 from sqlalchemy import text
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).parents[1] / "tests")]
-
-from rome.store import db  # noqa: E402
-from workers.bench_growth import Pool, explain_apply, measure_apply, truncate  # noqa: E402
+from rome.bench.growth import Pool, explain_apply, measure_apply, truncate
+from rome.bench.old_history import old_race_history
+from rome.read.history import race_history
+from rome.store import db
 
 
 def _autocommit(database, sql: str):
@@ -47,10 +44,6 @@ def _pool(database) -> Pool:
 
 def probe_history(database) -> dict:
     """Time race 1's history both ways (the old way with its index back), check they agree."""
-    from test_series import old_race_history  # a copy of the old function
-
-    from rome.read.history import race_history
-
     _autocommit(database, "CREATE INDEX IF NOT EXISTS history_race_applied "
                           "ON history (race_id, applied_at)")
     try:
@@ -172,18 +165,13 @@ def probe_keys(url: str, rounds: int = 60) -> dict:
     return {name: round(statistics.median(t), 2) for name, t in times.items()}
 
 
-def main() -> None:
-    probe, url = sys.argv[1], sys.argv[2]
+def run_probe(probe: str, url: str) -> dict:
+    """Run one probe on the database at url and return its figures, keyed by its name."""
     if probe == "keys":
-        print(json.dumps({"keys_upsert_ms": probe_keys(url)}))
-        return
+        return {"keys_upsert_ms": probe_keys(url)}
     database = db.connect(url)
     try:
         run = {"history": probe_history, "index": probe_index, "fillfactor": probe_fillfactor}
-        print(json.dumps({probe: run[probe](database)}))
+        return {probe: run[probe](database)}
     finally:
         database.engine.dispose()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""Load-test /api/races under gunicorn while ingest runs, against a trivial endpoint, same run.
+"""`rome bench web`: /api/races under gunicorn while ingest runs, against a trivial endpoint.
 
 Starts a Celery worker and the web app (gunicorn, as the demo and compose run it)
 on a fresh embedded database, streams updates in with `rome inject --rate`, and
@@ -7,8 +7,8 @@ template) and /api/races, alternating, several times. Prints a Markdown
 table of p50/p99 latency and requests per second, with medians, and the ingest
 rate the database actually saw during the measurements.
 
-    python docs/bench_web.py                      # defaults: 3 runs of 10 s each
-    python docs/bench_web.py --runs 5 --connections 8 --json results.json
+    rome bench web                                # defaults: 3 runs of 10 s each
+    rome bench web --runs 5 --connections 8 --json results.json
 
 Needs wrk on PATH (apt-get install wrk). It uses the embedded default (SQLite
 and the filesystem broker) in a temporary folder; with ROME_DATABASE_URL and
@@ -18,13 +18,11 @@ A benchmark, not a test: it asserts nothing and sends traffic only to 127.0.0.1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,15 +31,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-QUEUES = "elections_ap,elections_mc,elections_sos,notekeeper,caesar"
+from rome.bench.common import CELERY, BenchError, Web
+from rome.ops import seam
+
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def duration_ms(text: str) -> float:
@@ -83,7 +76,7 @@ def wait_until(condition, timeout: float, what: str):
         except OSError:
             pass
         time.sleep(0.2)
-    raise SystemExit(f"bench_web: timed out waiting for {what}")
+    raise BenchError(f"timed out waiting for {what}")
 
 
 def wrk(url: str, args) -> dict:
@@ -108,48 +101,38 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({model}), {memory} memory"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="pairs of wrk runs (default 3)")
-    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
-    parser.add_argument("--connections", type=int, default=4, help="wrk connections")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--web-workers", type=int, default=2,
-                        help="gunicorn workers (the demo and compose run 2)")
-    parser.add_argument("--rate", type=float, default=1000.0, help="updates/s to ingest")
-    parser.add_argument("--batch", type=int, default=50, help="updates per feed message")
-    parser.add_argument("--json", type=Path, help="also write the raw results here")
-    args = parser.parse_args(argv)
+def run_web(args) -> int:
+    """Measure, print the table, and return 0 (1 if the web or the worker died meanwhile)."""
     if shutil.which("wrk") is None:
-        raise SystemExit("bench_web: wrk is not installed (apt-get install wrk)")
+        raise BenchError("wrk is not installed (apt-get install wrk)")
 
     folder = Path(tempfile.mkdtemp(prefix="rome-bench-web-"))
     env = {**os.environ, "ROME_DATA_DIR": str(folder / "data"), "PYTHONUNBUFFERED": "1"}
     python = sys.executable
-    subprocess.run([python, "-m", "rome.ops.cli", "db", "upgrade"], env=env, cwd=ROOT, check=True,
+    subprocess.run([python, "-m", "rome", "db", "upgrade"], env=env, check=True,
                    capture_output=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     procs: dict[str, subprocess.Popen] = {}
 
     def start(name: str, argv: list[str]) -> subprocess.Popen:
         log = open(folder / f"{name}.log", "wb")
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
         procs[name] = proc
         return proc
 
     # Enough updates to outlast every wrk run, with time to spare.
     window = 2 * args.runs * (args.seconds + 1) + 20
     updates = int(args.rate * window)
+    web = Web(env, folder / "web.log",
+              ("-c", "python:web.gunicorn_conf", "-w", str(args.web_workers)))
+    procs["web"] = web.proc
+    base = web.base
     try:
-        start("web", [python, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
-                      "-w", str(args.web_workers), "-b", f"127.0.0.1:{port}",
-                      "web:create_app()"])
-        start("worker", [python, "-m", "celery", "-A", "workers", "worker", "-Q", QUEUES,
+        start("worker", [*CELERY, "worker", "-Q", ",".join(seam.queue_names()),
                          "-n", "bench-web@%h", "-c", "2", "-l", "warning"])
-        wait_until(lambda: urllib.request.urlopen(f"{base}/livez", timeout=2), 30, "gunicorn")
-        start("inject", [python, "-m", "rome.ops.cli", "inject", "--updates", str(updates),
+        web.wait()
+        start("inject", [python, "-m", "rome", "inject", "--updates", str(updates),
                          "--batch", str(args.batch), "--rate", str(args.rate)])
         wait_until(lambda: applied_updates(base) > 0, 60, "the first updates to land")
         time.sleep(3)  # let ingest reach its pace
@@ -198,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
           f"(medians); p99 {median(races, 'p99_ms'):.1f} ms.")
     if args.json:
         args.json.write_text(json.dumps({
-            "machine": machine(), "args": vars(args) | {"json": str(args.json)},
+            "machine": machine(),
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                     if not callable(v)},
             "ingest_rate": ingest_rate, "trivial": trivial, "races": races, "ratio": ratio,
             "dead": dead,
         }, indent=1) + "\n")
@@ -207,6 +192,3 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(folder, ignore_errors=True)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

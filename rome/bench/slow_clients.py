@@ -1,14 +1,15 @@
-"""Measure /api/races under gunicorn while slow clients dribble their requests' headers.
+"""`rome bench slow-clients`: /api/races under gunicorn while slow clients dribble their headers.
 
-Seeds a fresh SQLite database, starts gunicorn with the given arguments on a
+Seeds a fresh SQLite database with a few results (a snapshot of each source's
+race and two rejected payloads), starts gunicorn with the given arguments on a
 free loopback port, opens --slow connections that each send a request line and
 then one header line every --interval seconds (never ending the request), and
 meanwhile fetches /api/races every 0.2 s for --seconds. Prints one JSON line:
 latency without and under the attack, answers, failures, and how many slow
 clients the server cut.
 
-    python docs/bench_slow_clients.py --slow 40                 # Rome's settings
-    python docs/bench_slow_clients.py --slow 4 -- -w 2          # gunicorn's sync worker
+    rome bench slow-clients --slow 40             # Rome's settings
+    rome bench slow-clients --slow 4 -- -w 2      # gunicorn's sync worker
 
 Everything after -- goes to gunicorn (default: -c python:web.gunicorn_conf).
 A benchmark, not a test: it asserts nothing and talks only to 127.0.0.1.
@@ -16,28 +17,32 @@ A benchmark, not a test: it asserts nothing and talks only to 127.0.0.1.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from rome.bench.common import Web
+from rome.feeds.inject import plan_snapshots
+from rome.store import db
+from rome.store.tally import record_snapshots, reject_payload
 
-from tests.helpers.webapp import seed  # noqa: E402  (the web tests' known results)
+DEFAULT_GUNICORN = ("-c", "python:web.gunicorn_conf")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def seed_results(url: str) -> None:
+    """Migrate the database at url and record a snapshot of each source's race, fresh (feed
+    time now), with 8 units' counts, and two rejected payloads: what /api/races answers."""
+    database = db.prepare(url)
+    snapshots, _ = plan_snapshots(3 * 8, batch=8, start=int(time.time()), seed="slow-clients")
+    with database.Session.begin() as session:
+        record_snapshots(session, snapshots)
+        reject_payload(session, "mc", b"<html>not json", "body is not JSON")
+        reject_payload(session, "ap", "{}", "races missing")
+    database.engine.dispose()
 
 
 def fetch(port: int, timeout: float) -> float:
@@ -52,29 +57,16 @@ def fetch(port: int, timeout: float) -> float:
     return time.perf_counter() - started
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    ours, gunicorn_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if (
-        "--" in argv) else (argv, ["-c", "python:web.gunicorn_conf"])
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slow", type=int, default=40, help="slow clients (default 40)")
-    parser.add_argument("--interval", type=float, default=3.0,
-                        help="seconds between a slow client's header lines (default 3)")
-    parser.add_argument("--seconds", type=float, default=25.0, help="how long to measure")
-    parser.add_argument("--timeout", type=float, default=120.0, help="per fetch")
-    args = parser.parse_args(ours)
-
+def run_slow_clients(args) -> dict:
+    """Measure with args.gunicorn (default: Rome's settings) and return the figures."""
+    gunicorn_args = tuple(args.gunicorn) or DEFAULT_GUNICORN
     folder = Path(tempfile.mkdtemp(prefix="rome-bench-slow-"))
     url = f"sqlite:///{folder / 'rome.sqlite3'}"
-    seed(url)
+    seed_results(url)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROME_", "FLOWER_"))}
     env.update(ROME_DATA_DIR=str(folder / "data"), ROME_DATABASE_URL=url)
-    port = free_port()
-    log = open(folder / "gunicorn.log", "wb")
-    web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", *gunicorn_args,
-         "web:create_app()"],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    web = Web(env, folder / "gunicorn.log", gunicorn_args)
+    port = web.port
     slow: list[socket.socket] = []
     stop = threading.Event()
     cut = [0]
@@ -115,12 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         for conn in slow:
             conn.close()
-        web.terminate()
-        web.wait(30)
-        log.close()
+        web.stop()
     log_text = (folder / "gunicorn.log").read_text(errors="replace")
-    print(json.dumps({
-        "gunicorn": gunicorn_args,
+    return {
+        "gunicorn": list(gunicorn_args),
         "slow_clients": args.slow,
         "quiet_median_ms": round(statistics.median(quiet) * 1000, 1),
         "attacked_median_ms": round(statistics.median(timings) * 1000, 1) if timings else None,
@@ -129,9 +119,5 @@ def main(argv: list[str] | None = None) -> int:
         "failed": failed,
         "slow_clients_cut": cut[0],
         "worker_timeouts": log_text.count("WORKER TIMEOUT"),
-    }))
-    return 0
+    }
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
