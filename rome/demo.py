@@ -13,6 +13,7 @@ import time
 import urllib.request
 from urllib.error import URLError
 
+from rome.data_folder import BEAT_SCHEDULE
 from rome.flower_login import FlowerLogin, demo_login
 from rome.settings import Settings
 from rome.supervisor import Service, Supervisor
@@ -68,7 +69,7 @@ def plan(
                            "-c", "1", "-l", log_level])
             for name, queue in SERVICE_QUEUES.items()
         ]
-    schedule = str(settings.data_dir / "celerybeat-schedule")
+    schedule = str(settings.data_dir / BEAT_SCHEDULE)
     # web/gunicorn_conf.py logs every request; the quiet demo does not.
     access_log = ["--access-logfile", "-" if verbose else "/dev/null"]
     return [
