@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import select
+import signal
 import sys
 import time
 from pathlib import Path
@@ -194,8 +197,8 @@ def cmd_reset(args) -> int:
         if not sys.stdin.isatty():
             print("rome reset: add --yes to delete without being asked", file=sys.stderr)
             return 2
-        answer = input(f"Delete the results, queued messages, beat's schedule and Flower's"
-                       f" login in {folder}? [y/N] ")
+        answer = input(f"Delete the results, queued messages, beat's schedule, Flower's login"
+                       f" and the web's session key in {folder}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
@@ -360,12 +363,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        return run(argv)
+    except BrokenPipeError:
+        if not reader_went_away(sys.stdout):
+            raise  # a socket's broken pipe, say: a real error, with its traceback
+        # Python's own recipe (library/signal, "Note on SIGPIPE"): what is still
+        # buffered goes to devnull, or the flush at exit would fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # 141, as a shell reports `cat` killed by SIGPIPE: under `set -o pipefail`,
+        # `rome normalize f | head -1` then fails as the same pipe with cat does, and
+        # 0 would claim every line was read.
+        return 128 + signal.SIGPIPE
+
+
+def run(argv: list[str] | None) -> int:
+    """Run one rome command; flush its output, so a reader that left shows up here."""
+    args = build_parser().parse_args(argv)  # argparse already stops quietly on a closed pipe
+    try:
+        code = args.func(args)
     except SettingsError as exc:
         print(f"rome: bad setting: {exc}", file=sys.stderr)
-        return 2
+        code = 2
+    sys.stdout.flush()
+    return code
+
+
+def reader_went_away(stream) -> bool:
+    """Tell whether stream is a pipe (or socket) whose reading end is closed."""
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False  # not a file: pytest's capture, say
+    poll = select.poll()
+    poll.register(descriptor, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poll.poll(0))
 
 
 if __name__ == "__main__":

@@ -5,15 +5,24 @@ from __future__ import annotations
 import fcntl
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rome.flower_login import FILE_NAME as FLOWER_LOGIN
-from rome.settings import Settings
+if TYPE_CHECKING:
+    from rome.settings import Settings  # only a type: settings imports the names below
 
+# Every name Rome writes into the data folder, in this one place: whatever writes
+# one takes its name from here, so reset cannot forget it.
+SQLITE = "rome.sqlite3"  # and its -wal, -shm and -journal beside it
+BROKER = "broker"  # the embedded broker's folder
+BEAT_SCHEDULE = "celerybeat-schedule"  # beat's shelve adds .dat, .dir, .bak or .db
+FLOWER_LOGIN = "flower-login"
+SESSION_KEY = "web-session-key"  # written whole as .web-session-key.<pid>.<hex> first
 LOCK = "demo.lock"
-SQLITE = "rome.sqlite3"
+BENCH_LOG = "bench-{}.log"  # one per process `rome bench` starts
 # Everything Rome writes there, and nothing else: a mistaken ROME_DATA_DIR (a home
 # folder, say) loses only files Rome would have made.
-PATTERNS = (f"{SQLITE}", f"{SQLITE}-*", "broker", "celerybeat-schedule*", FLOWER_LOGIN, LOCK)
+PATTERNS = (SQLITE, f"{SQLITE}-*", BROKER, f"{BEAT_SCHEDULE}*", FLOWER_LOGIN, SESSION_KEY,
+            f".{SESSION_KEY}.*", LOCK, BENCH_LOG.format("*"))
 
 
 class FolderInUse(RuntimeError):

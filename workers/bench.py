@@ -37,6 +37,7 @@ from sqlalchemy import func, select
 from rome import db
 from rome.audit import tallies_by_key
 from rome.catalog import default_catalog
+from rome.data_folder import BENCH_LOG
 from rome.formats import parse_feed
 from rome.inject import Message, plan_stream
 from rome.models import TallyRow
@@ -433,7 +434,7 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
     log_dir = settings.data_dir
     log_dir.mkdir(parents=True, exist_ok=True)
     _purge()
-    workers = Workers(env, log_dir / "bench-worker.log", concurrency)
+    workers = Workers(env, log_dir / BENCH_LOG.format("worker"), concurrency)
     workers.start()
     try:
         time.sleep(3)  # let the worker connect before the clock starts
@@ -460,7 +461,7 @@ def run_bench(settings: Settings, *, updates: int, naive_updates: int, batch: in
                     measure_pipeline(database, sized, f"sweep batch={size}")),
             })
         delays = measure_freshness(database, env, freshness_seconds, freshness_rate,
-                                   freshness_batch, log_dir / "bench-web.log")
+                                   freshness_batch, log_dir / BENCH_LOG.format("web"))
     finally:
         workers.stop()
         with database.Session.begin() as session:

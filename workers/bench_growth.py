@@ -46,6 +46,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from rome import db
 from rome.catalog import default_catalog
+from rome.data_folder import BENCH_LOG
 from rome.inject import plan_snapshots
 from rome.models import CurrentRow, SeriesRow, TallyRow
 from rome.settings import Settings
@@ -348,7 +349,7 @@ def run_growth(settings: Settings, *, rows: int, steps: list[int], batch: int, u
     steps = sorted({min(step, rows) for step in steps} | {rows})
     log_dir = settings.data_dir
     log_dir.mkdir(parents=True, exist_ok=True)
-    web = Web(env, log_dir / "bench-growth-web.log")
+    web = Web(env, log_dir / BENCH_LOG.format("growth-web"))
     results = []
     try:
         web.wait()

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import text
 
 from rome import db
+from rome.data_folder import BENCH_LOG
 from rome.inject import plan_stream
 from rome.settings import Settings
 from rome.tally import wipeout
@@ -123,7 +124,7 @@ def run_scale(settings: Settings, *, updates: int, batch: int, scales: list[int]
     for n in scales:
         specs = ([(f"caesar{i}", "caesar", 1) for i in range(n)]
                  + [(f"notekeeper{i}", "notekeeper", 1) for i in range(n)])
-        workers = Workers(env, settings.data_dir / "bench-scale-worker.log", specs=specs)
+        workers = Workers(env, settings.data_dir / BENCH_LOG.format("scale-worker"), specs=specs)
         workers.start()
         try:
             _ready(app, [name for name, *_ in specs])
