@@ -2,6 +2,6 @@
 
 import sys
 
-from rome.ops.cli import main
+from rome.cli import main
 
 sys.exit(main())

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rome.data_files import BROKER, SQLITE
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 AMQP_SCHEMES = ("amqp://", "pyamqp://", "amqps://")
 BROKER_SCHEMES = ("filesystem://", *AMQP_SCHEMES, "memory://")
@@ -150,7 +152,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         refuse_development_secrets(env)
     data_dir = Path(env.get("ROME_DATA_DIR") or "data").resolve()
 
-    database_url = env.get("ROME_DATABASE_URL") or f"sqlite:///{data_dir / 'rome.sqlite3'}"
+    database_url = env.get("ROME_DATABASE_URL") or f"sqlite:///{data_dir / SQLITE}"
     if not database_url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://")):
         raise SettingsError(
             f"ROME_DATABASE_URL={database_url!r} must be a sqlite:// or postgresql:// URL"
@@ -159,7 +161,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     broker_url = _broker_url(env.get("ROME_BROKER_URL") or "filesystem://localhost/")
     transport_options: dict = {}
     if broker_url.startswith("filesystem://"):
-        queue_dir = data_dir / "broker"
+        queue_dir = data_dir / BROKER
         transport_options = {
             "data_folder_in": str(queue_dir / "queue"),
             "data_folder_out": str(queue_dir / "queue"),

@@ -20,9 +20,10 @@ from pathlib import Path
 from flask import has_request_context, request, session
 from flask.sessions import SecureCookieSessionInterface
 
+from rome.data_files import SESSION_KEY as KEY_FILE
+
 SESSION_KEY = "csrf"
 FIELD = "csrf_token"
-KEY_FILE = "web-session-key"
 
 
 class SessionKeyError(RuntimeError):

@@ -20,6 +20,7 @@ from celery.signals import (
     worker_process_init,
 )
 
+from rome.data_files import BEAT_SCHEDULE
 from rome.logs import JsonFormatter
 from rome.settings import load_settings, prepare_data_dir
 from workers.queues import SOURCE_QUEUES, classic_topology, quorum_topology
@@ -103,7 +104,7 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     broker_transport_options=dict(settings.broker_transport_options),
     beat_schedule=beat_schedule(settings.source_interval, SOURCE_QUEUES),
-    beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
+    beat_schedule_filename=str(settings.data_dir / BEAT_SCHEDULE),
     worker_hijack_root_logger=True,
 )
 if settings.embedded_broker:

@@ -44,6 +44,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select, text
 
 from rome.bench.common import BenchError, Web, percentile, require_empty
+from rome.data_files import BENCH_LOG
 from rome.feeds.catalog import default_catalog
 from rome.feeds.inject import plan_snapshots
 from rome.feeds.simulator import stamp
@@ -309,7 +310,7 @@ def run_growth(settings: Settings, *, rows: int, steps: list[int], batch: int, u
     steps = sorted({min(step, rows) for step in steps} | {rows})
     log_dir = settings.data_dir
     log_dir.mkdir(parents=True, exist_ok=True)
-    web = Web(env, log_dir / "bench-growth-web.log")
+    web = Web(env, log_dir / BENCH_LOG.format("growth-web"))
     results = []
     try:
         web.wait()

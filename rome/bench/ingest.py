@@ -42,6 +42,7 @@ from rome.bench.common import (
     start_publishers,
     wait_state,
 )
+from rome.data_files import BENCH_LOG
 from rome.feeds.catalog import default_catalog
 from rome.feeds.inject import Message, plan_stream
 from rome.feeds.snapshot import TOTAL, Snapshot
@@ -266,7 +267,7 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
     log_dir = settings.data_dir
     log_dir.mkdir(parents=True, exist_ok=True)
     purge_queues()
-    workers = Workers(env, log_dir / "bench-worker.log", concurrency)
+    workers = Workers(env, log_dir / BENCH_LOG.format("worker"), concurrency)
     workers.start()
     try:
         time.sleep(3)  # let the worker connect before the clock starts
@@ -293,7 +294,7 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
                     measure_pipeline(database, sized, f"sweep batch={size}")),
             })
         delays = measure_freshness(database, env, freshness_seconds, freshness_rate,
-                                   freshness_batch, log_dir / "bench-web.log")
+                                   freshness_batch, log_dir / BENCH_LOG.format("web"))
     finally:
         workers.stop()
         with database.Session.begin() as session:

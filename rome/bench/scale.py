@@ -34,6 +34,7 @@ from rome.bench.common import (
     require_empty,
     wait_state,
 )
+from rome.data_files import BENCH_LOG
 from rome.feeds.inject import plan_stream
 from rome.ops import seam
 from rome.ops.progress import Progress
@@ -121,7 +122,7 @@ def run_scale(settings: Settings, *, updates: int, batch: int, scales: list[int]
     for n in scales:
         specs = ([(f"caesar{i}", "caesar", 1) for i in range(n)]
                  + [(f"notekeeper{i}", "notekeeper", 1) for i in range(n)])
-        workers = Workers(env, settings.data_dir / "bench-scale-worker.log", specs=specs)
+        workers = Workers(env, settings.data_dir / BENCH_LOG.format("scale-worker"), specs=specs)
         workers.start()
         try:
             _ready(app, [name for name, *_ in specs])

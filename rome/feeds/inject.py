@@ -7,7 +7,7 @@ then lower than before (a correction), and a top-level row per candidate
 that is the sum of everything the source has said so far. Whatever the order
 and however often the messages arrive, the newest version of each count must
 win: the expectation is that final state. The plan is pure data: the command
-line publishes it (rome/ops/cli.py) and `rome audit --expect` checks it.
+line publishes it (rome/cli/) and `rome audit --expect` checks it.
 """
 
 from __future__ import annotations

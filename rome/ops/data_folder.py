@@ -5,16 +5,12 @@ from __future__ import annotations
 import fcntl
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rome.ops.flower_login import FILE_NAME as FLOWER_LOGIN
-from rome.settings import Settings
+from rome.data_files import LOCK, PATTERNS, SQLITE
 
-LOCK = "demo.lock"
-SQLITE = "rome.sqlite3"
-# Everything Rome writes there, and nothing else: a mistaken ROME_DATA_DIR (a home
-# folder, say) loses only files Rome would have made.
-PATTERNS = (f"{SQLITE}", f"{SQLITE}-*", "broker", "celerybeat-schedule*", FLOWER_LOGIN, LOCK)
-
+if TYPE_CHECKING:
+    from rome.settings import Settings
 
 class FolderInUse(RuntimeError):
     """A running demo holds the data folder."""

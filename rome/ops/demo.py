@@ -13,6 +13,8 @@ import time
 import urllib.request
 from urllib.error import URLError
 
+from rome.data_files import BEAT_SCHEDULE
+from rome.ops import seam
 from rome.ops.flower_login import FlowerLogin, demo_login
 from rome.ops.supervisor import Service, Supervisor
 from rome.settings import Settings
@@ -25,6 +27,25 @@ SERVICE_QUEUES = {
     "notekeeper": "notekeeper",
     "caesar": "caesar",
 }
+
+
+# How Celery's SecurityWarning about superuser privileges begins: every worker prints
+# it at start, 8 lines each (celery.platforms.check_privileges).
+SUPERUSER_WARNING = "You're running the worker with superuser privileges"
+# A -W filter for that one warning, and nothing else: its text, its category (a
+# UserWarning; naming Celery's own class would import Celery at interpreter start)
+# and the module that warns.
+QUIET_SUPERUSER_WARNING = f"ignore:{SUPERUSER_WARNING}:UserWarning:celery.platforms"
+
+
+def superuser_warning() -> str | None:
+    """Say what Celery would warn each worker of about its privileges, or None if nothing."""
+    if not any(m.startswith(SUPERUSER_WARNING) for m in seam.worker_privilege_warnings()):
+        return None
+    return ("warning: the workers run with superuser privileges (root, or the sudo or wheel"
+            " group), which Celery advises against; run `rome demo` as an unprivileged user."
+            " C_FORCE_ROOT would not change that: it only lets such a worker accept pickle,"
+            " which Rome never does.")
 
 
 def demo_log_level(configured: str | None, verbose: bool) -> str:
@@ -68,7 +89,7 @@ def plan(
                            "-c", "1", "-l", log_level])
             for name, queue in SERVICE_QUEUES.items()
         ]
-    schedule = str(settings.data_dir / "celerybeat-schedule")
+    schedule = str(settings.data_dir / BEAT_SCHEDULE)
     # web/gunicorn_conf.py logs every request; the quiet demo does not.
     access_log = ["--access-logfile", "-" if verbose else "/dev/null"]
     return [
@@ -137,7 +158,7 @@ def exposure_warning(host: str, admin_token: bool) -> str | None:
 
 def banner(
     *, host: str, web_port: int, flower_port: int, login: FlowerLogin, data_dir: str,
-    log_level: str, missing: list[str], warning: str | None,
+    log_level: str, missing: list[str], alerts: list[str], embedded_broker: bool,
 ) -> list[str]:
     """Return the lines that tell a user where everything is, shown once up and on demand."""
     web = browse_address(host, web_port)
@@ -154,8 +175,12 @@ def banner(
         + (f"  (still starting: {', '.join(missing)})" if missing else ""),
         f"  Flower    {browse_address(host, flower_port)}   user {login.user}"
         f"   password {password}{where}",
+        # Flower's Broker tab reads queues from RabbitMQ or Redis only; on kombu's
+        # filesystem transport it answers 404 ("'filesystem' broker is not supported").
+        *(["            its Broker tab answers 404 here: Flower lists RabbitMQ's or Redis's"
+           " queues, not the embedded broker's"] if embedded_broker else []),
         f"  logs      {logs}",
-        *([f"  {warning}"] if warning else []),
+        *(f"  {alert}" for alert in alerts),
         "Press Enter (or send SIGUSR1) to show this again; Ctrl-C stops everything.",
         "-" * 72,
     ]
@@ -222,6 +247,11 @@ def run_demo(
     }
     if "ROME_ALLOWED_HOSTS" not in os.environ:
         env["ROME_ALLOWED_HOSTS"] = allowed_hosts(host)
+    superuser = superuser_warning()
+    if superuser:
+        # Said once, in the banner, instead of by every worker in 8 lines each.
+        env["PYTHONWARNINGS"] = ",".join(
+            filter(None, [os.environ.get("PYTHONWARNINGS"), QUIET_SUPERUSER_WARNING]))
     supervisor = Supervisor(
         plan(settings, web_port=web_port, flower_port=flower_port,
              single_worker=single_worker, host=host, log_level=log_level),
@@ -264,7 +294,8 @@ def run_demo(
             supervisor.notice = banner(
                 host=host, web_port=web_port, flower_port=flower_port, login=login,
                 data_dir=str(settings.data_dir), log_level=log_level, missing=missing,
-                warning=warning,
+                alerts=list(filter(None, [warning, superuser])),
+                embedded_broker=settings.embedded_broker,
             )
             supervisor.show_notice()
         code = supervisor.wait()

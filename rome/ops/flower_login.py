@@ -8,9 +8,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from rome.data_files import FLOWER_LOGIN
 from rome.settings import SettingsError
-
-FILE_NAME = "flower-login"
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ def demo_login(data_dir: Path, chosen: str | None) -> FlowerLogin:
     if chosen:
         user, _, password = chosen.partition(":")
         return FlowerLogin(user, password, "ROME_FLOWER_AUTH")
-    path = data_dir / FILE_NAME
+    path = data_dir / FLOWER_LOGIN
     try:
         # Created readable by its owner only, and only if absent: two demos starting
         # at once on one folder still agree on one password.

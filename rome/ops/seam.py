@@ -41,3 +41,16 @@ def queue_names() -> list[str]:
     from workers.queues import QUEUES
 
     return list(QUEUES)
+
+
+def worker_privilege_warnings() -> list[str]:
+    """Say what Celery warns a worker started by this user of, by Celery's own test."""
+    import warnings
+
+    from celery.platforms import check_privileges
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # Rome's workers accept JSON only, so Celery warns and never refuses to start.
+        check_privileges({"json"})
+    return [str(w.message) for w in caught]

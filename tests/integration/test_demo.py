@@ -15,7 +15,14 @@ import time
 import pytest
 import requests
 
-from rome.ops.demo import banner, demo_log_level, exposure_warning, plan
+from rome.ops.demo import (
+    QUIET_SUPERUSER_WARNING,
+    banner,
+    demo_log_level,
+    exposure_warning,
+    plan,
+    superuser_warning,
+)
 from rome.ops.flower_login import FlowerLogin
 from rome.settings import load_settings
 from tests.helpers.support import session_members, wait_for
@@ -95,25 +102,65 @@ def test_other_hosts_get_a_warning_about_the_admin_token(host):
 def test_the_banner_says_where_everything_is_and_the_login():
     login = FlowerLogin("admin", "pw-123", "/srv/data/flower-login")
     lines = banner(host="0.0.0.0", web_port=8083, flower_port=5555, login=login,
-                   data_dir="/srv/data", log_level="warning", missing=[], warning="warning: x")
+                   data_dir="/srv/data", log_level="warning", missing=[],
+                   alerts=["warning: x", "warning: y"], embedded_broker=True)
     text = "\n".join(lines)
-    assert len(lines) <= 10  # short enough to find
+    assert len(lines) <= 12  # short enough to find, with every note it can carry
     assert "  results   http://127.0.0.1:8083/race" in text  # a wildcard is not browsable
     assert "  workers   http://127.0.0.1:8083/registry\n" in text
     assert ("  Flower    http://127.0.0.1:5555   user admin   password pw-123"
             " (kept in /srv/data/flower-login)") in text
     assert "`rome demo --verbose` shows every task" in text
-    assert "  warning: x" in text
+    assert "  warning: x\n  warning: y\n" in text
+    assert "its Broker tab answers 404 here" in text  # Flower cannot list the embedded broker
     assert "Press Enter (or send SIGUSR1) to show this again" in text
 
 
 def test_the_banner_never_shows_a_chosen_password_and_names_late_workers():
     login = FlowerLogin("ops", "chosen-secret", "ROME_FLOWER_AUTH")
     text = "\n".join(banner(host="127.0.0.1", web_port=1, flower_port=2, login=login,
-                            data_dir="d", log_level="info", missing=["caesar"], warning=None))
+                            data_dir="d", log_level="info", missing=["caesar"], alerts=[],
+                            embedded_broker=False))
     assert "chosen-secret" not in text and "password as set in ROME_FLOWER_AUTH" in text
     assert "(still starting: caesar)" in text
     assert "every task and request" in text
+    assert "Broker tab" not in text and "warning" not in text
+
+
+# Superuser privileges: said once, in the banner, not by every worker -------
+
+
+def test_superuser_privileges_are_named_with_what_to_do(monkeypatch):
+    for name in ("getuid", "geteuid"):
+        monkeypatch.setattr(os, name, lambda: 0)
+    said = superuser_warning()
+    assert said.startswith("warning: the workers run with superuser privileges")
+    assert "as an unprivileged user" in said and "C_FORCE_ROOT" in said
+
+
+def test_an_ordinary_user_gets_no_such_warning(monkeypatch):
+    # gid 0's group is root, never sudo or wheel: only the uid makes a superuser here.
+    for name, value in (("getuid", 12345), ("geteuid", 12345), ("getgid", 0), ("getegid", 0)):
+        monkeypatch.setattr(os, name, lambda value=value: value)
+    assert superuser_warning() is None
+
+
+def test_the_workers_filter_hides_celerys_superuser_warning_and_nothing_else():
+    # What a worker's start runs, as root, in a child given the demo's filter.
+    code = (
+        "import os, warnings; os.getuid = os.geteuid = lambda: 0;"
+        "from celery.platforms import check_privileges; check_privileges({'json'});"
+        "warnings.warn('another warning', UserWarning)"
+    )
+    env = {**os.environ}
+    env.pop("PYTHONWARNINGS", None)
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True).stderr
+    assert "SecurityWarning: You're running the worker with superuser privileges" in shown
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={**env, "PYTHONWARNINGS": QUIET_SUPERUSER_WARNING},
+                           check=True).stderr
+    assert "SecurityWarning" not in quiet and "another warning" in quiet
 
 
 # A real run -----------------------------------------------------------------
@@ -208,6 +255,10 @@ def test_demo_runs_the_pipeline_says_where_and_stops_without_orphans(tmp_path):
     assert "killing it" not in output  # every service stopped on SIGTERM alone
     # Quiet by default: every task above ran without a line about it.
     assert [line for line in output.splitlines() if any(p in line for p in PER_TASK)] == []
+    # As root, the workers' privileges are named in the banner, and by no worker.
+    assert "SecurityWarning" not in output
+    said = output.count("rome       |   warning: the workers run with superuser privileges")
+    assert said == (3 if superuser_warning() else 0), output[-3000:]
 
     reset = subprocess.run([sys.executable, "-m", "rome", "reset", "--yes"], env=env,
                            capture_output=True, text=True, timeout=60)

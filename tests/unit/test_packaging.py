@@ -8,7 +8,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from rome.ops import cli
+import rome.cli as cli
 from tests.helpers.paths import ROOT
 from tests.helpers.services import fast_first
 

@@ -54,7 +54,7 @@ def test_bad_value_names_the_variable(name, value):
 
 
 def test_cli_reports_bad_setting(monkeypatch, capsys):
-    from rome.ops.cli import main
+    from rome.cli import main
 
     monkeypatch.setenv("ROME_SOURCE_INTERVAL", "fast")
     assert main(["audit"]) == 2

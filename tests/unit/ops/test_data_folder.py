@@ -6,8 +6,8 @@ import os
 
 import pytest
 
+from rome.cli import main
 from rome.ops import data_folder
-from rome.ops.cli import main
 
 MADE_BY_ROME = ["rome.sqlite3", "rome.sqlite3-wal", "celerybeat-schedule.dat", "flower-login",
                 "demo.lock"]
@@ -32,6 +32,20 @@ def test_reset_deletes_the_folder_rome_made(folder, capsys):
     assert not folder.exists()
     out = capsys.readouterr().out
     assert "broker/" in out and "rome.sqlite3" in out and "it is empty" in out
+
+
+def test_reset_deletes_every_file_rome_writes_there(folder, capsys):
+    # Made by the code that writes them, not by name: the web's session key (made when
+    # ROME_ADMIN_TOKEN is set), the draft a crash can leave of it, and a bench log.
+    from web.csrf import stored_secret_key
+
+    stored_secret_key(folder)
+    (folder / ".web-session-key.4242.0badcafe").write_text("x")
+    (folder / "bench-worker.log").write_text("x")
+    assert main(["reset", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "web-session-key" in out and "bench-worker.log" in out and "it is empty" in out
+    assert not folder.exists()
 
 
 def test_reset_leaves_what_rome_did_not_make(folder, capsys):

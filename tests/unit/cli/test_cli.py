@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
-from rome.ops.cli import main
+import pytest
+
+from rome.cli import main
 from tests.helpers.paths import FIXTURES
 
 
@@ -48,3 +53,34 @@ def test_replay_lists_a_file_that_will_be_rejected_with_its_reason(tmp_path, cap
 
 def test_replay_refuses_a_bad_source_id(capsys):
     assert main(["replay", "--source", "Not Valid", "--dry-run", str(FIXTURES)]) == 2
+
+
+# A reader that goes away (issue 17, point 5) --------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ["normalize", "--format", "ap", str(FIXTURES / "ap/20151103_national-co.json")],
+    ["replay", "--source", "ap", "--dry-run", str(FIXTURES / "ap")],
+])
+def test_a_reader_that_goes_away_stops_the_command_quietly(command):
+    # `rome ... | head -1`, with head gone before the first line: no traceback, and
+    # 141 as a shell reports a writer that SIGPIPE stopped.
+    rome = subprocess.Popen([sys.executable, "-m", "rome", *command],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    rome.stdout.close()
+    error = rome.stderr.read().decode()
+    assert rome.wait(60) == 141, error
+    assert error == ""
+
+
+def test_a_broken_pipe_elsewhere_is_still_an_error(monkeypatch):
+    # A broker's socket breaking is not the reader going away: it must not pass silently.
+    def broken(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("rome.feeds.replay.plan_replay", broken)
+    reader, writer = os.pipe()
+    with os.fdopen(reader, "rb"), os.fdopen(writer, "w") as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)
+        with pytest.raises(BrokenPipeError):
+            main(["replay", "--source", "ap", "--dry-run", str(FIXTURES / "ap")])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rome.bench import ingest, slow_clients, web
-from rome.ops import cli
+import rome.cli as cli
 
 
 def run_ingest_recorded(monkeypatch) -> list[dict]:

@@ -1,0 +1,135 @@
+"""`rome inject`, `rome normalize` and `rome replay`: feeds known, read and recorded."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from rome.feeds.formats import FORMAT_NAMES
+
+
+def cmd_inject(args) -> int:
+    from rome.feeds.inject import plan_stream, write_expectation
+    from rome.ops.seam import publish_stream
+
+    messages, expectation = plan_stream(
+        args.updates,
+        batch=args.batch,
+        duplicate_rate=args.duplicate_rate,
+        shuffle=args.shuffle,
+        bad=args.bad,
+        start=args.start if args.start is not None else int(time.time()),
+        seed=args.seed,
+        units=args.units,
+    )
+    if args.expect:
+        write_expectation(args.expect, expectation)
+    sent = publish_stream(messages, rate=args.rate)
+    print(f"published {sent} messages carrying {args.updates} counts"
+          f" ({len(messages) - sent} failed)")
+    return 0 if sent == len(messages) else 1
+
+
+def cmd_normalize(args) -> int:
+    import json
+
+    from rome.feeds.formats import parse_feed
+    from rome.feeds.snapshot import InvalidPayload
+
+    try:
+        snapshot = parse_feed(args.format, args.file.read_bytes(), source=args.source,
+                              version=args.version)
+    except (InvalidPayload, OSError) as exc:
+        print(f"rome normalize: {args.file}: {exc}", file=sys.stderr)
+        return 1
+    races = {r.key: r for r in snapshot.races}
+    units = {u.key: u for u in snapshot.units}
+    candidates = {(c.race, c.key): c for c in snapshot.candidates}
+    statuses = {s.race: s for s in snapshot.statuses}
+    for n in snapshot.counts:
+        unit, candidate = units[n.unit], candidates[(n.race, n.candidate)]
+        status = statuses.get(n.race)
+        print(json.dumps({
+            "source": snapshot.source, "format": snapshot.format, "version": snapshot.version,
+            "feed_at": snapshot.feed_at, "test": snapshot.test,
+            "race": n.race, "race_name": races[n.race].name,
+            "unit": n.unit, "unit_name": unit.name, "level": unit.level, "parent": unit.parent,
+            "candidate": n.candidate, "first": candidate.first, "last": candidate.last,
+            "party": candidate.party, "vote_type": n.vote_type, "votes": n.votes,
+            "winner": bool(status and status.winner == n.candidate),
+        }))
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from rome.feeds.replay import delays, plan_replay
+    from rome.feeds.snapshot import SOURCE_ID
+
+    if not SOURCE_ID.fullmatch(args.source):
+        print(f"rome replay: --source must be a short lowercase id, got {args.source!r}",
+              file=sys.stderr)
+        return 2
+    recorded = plan_replay(args.paths, args.source, args.format)
+    if not recorded:
+        print("rome replay: no feed files found", file=sys.stderr)
+        return 1
+    for r in recorded:
+        note = f"version {r.version}" if r.error is None else f"will be rejected: {r.error}"
+        print(f"{r.path}: {note}")
+    if args.dry_run:
+        return 0
+    from rome.ops.seam import publish_stream
+
+    sent = publish_stream([r.message for r in recorded], delays=delays(recorded, args.speed))
+    print(f"published {sent} of {len(recorded)} files as source {args.source}")
+    return 0 if sent == len(recorded) else 1
+
+
+def register(commands) -> None:
+    """Add `inject`, `normalize` and `replay` to the rome command."""
+    inject = commands.add_parser(
+        "inject", help="publish known updates into notekeeper's queue, as a source does"
+    )
+    inject.add_argument("--updates", type=int, required=True,
+                        help="how many unit-level counts in all")
+    inject.add_argument("--batch", type=int, default=1, help="counts per feed message")
+    inject.add_argument("--units", type=int, default=0,
+                        help="units per source the counts revisit (default: two batches' worth)")
+    inject.add_argument("--duplicate-rate", type=float, default=0.0,
+                        help="chance each message is published twice")
+    inject.add_argument("--shuffle", action="store_true", help="publish in random order")
+    inject.add_argument("--rate", type=float, default=0.0,
+                        help="counts per second (0: as fast as possible)")
+    inject.add_argument("--bad", type=int, default=0, help="bad payloads to mix in")
+    inject.add_argument("--seed", default="inject")
+    inject.add_argument("--start", type=int, default=None,
+                        help="feed time of each source's first snapshot, in seconds since "
+                             "1970 (default: now, so its versions are newer than earlier runs)")
+    inject.add_argument("--expect", type=Path,
+                        help="write the totals the stream must produce here")
+    inject.set_defaults(func=cmd_inject)
+
+    normalize = commands.add_parser(
+        "normalize", help="print the canonical counts of one feed file as JSON lines"
+    )
+    normalize.add_argument("--format", required=True, choices=FORMAT_NAMES)
+    normalize.add_argument("--source", default="file", help="source id to read it as")
+    normalize.add_argument("--version", type=int, default=None,
+                           help="the feed's version where the file does not say (Clarity)")
+    normalize.add_argument("file", type=Path)
+    normalize.set_defaults(func=cmd_normalize)
+
+    replay = commands.add_parser(
+        "replay", help="publish recorded feed files into the pipeline, in version order"
+    )
+    replay.add_argument("--source", required=True, help="source id to publish them as")
+    replay.add_argument("--format", choices=FORMAT_NAMES, default=None,
+                        help="the files' format (default: told from each file)")
+    replay.add_argument("--speed", type=float, default=0.0,
+                        help="replay the recording's own gaps this many times faster "
+                             "(0: as fast as confirmed)")
+    replay.add_argument("--dry-run", action="store_true",
+                        help="list the files in the order they would be sent, send nothing")
+    replay.add_argument("paths", type=Path, nargs="+", help="files or folders")
+    replay.set_defaults(func=cmd_replay)
