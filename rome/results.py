@@ -254,10 +254,9 @@ def level_disagreements(session: Session, races: frozenset[tuple[int, str]]) -> 
     ]
 
 
-def source_order(race_id: int, source_ids: set[str]) -> list[str]:
-    """Order a race's sources: the catalog's order for its races, then by id."""
-    race = default_catalog().races.get(race_id)
-    listed = [s for s in (race.keys if race else ()) if s in source_ids]
+def source_order(source_ids: set[str]) -> list[str]:
+    """Order sources as the catalog lists them, then the others by id: one order for every race."""
+    listed = [s for s in default_catalog().sources if s in source_ids]
     return listed + sorted(source_ids - set(listed))
 
 
@@ -299,7 +298,7 @@ def race_views(
     views: dict[tuple[int, str], SourceView] = {}
     newest: dict[str, datetime] = {}
     for race_id, source_ids in reporters.items():
-        for source_id in source_order(race_id, source_ids):
+        for source_id in source_order(source_ids):
             row = source_rows.get(source_id)
             view = SourceView(source_id, row.name if row else source_id,
                               row.code if row else source_id.upper())

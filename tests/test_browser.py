@@ -256,8 +256,8 @@ def test_the_page_shows_calls_corrections_and_disagreements_as_they_arrive(chrom
     # Millions of votes from two sources that differ still fit their card.
     webapp.record(url, race_snapshot("sos", 3, {301: 1_234_567, 302: 2_345_678}, race_id=3),
                   race_snapshot("ap", 3, {301: 1_234_568, 302: 2_345_678}, race_id=3))
-    page.wait_for_function(
-        "([selector]) => document.querySelector(selector).textContent === '3,580,245'",
+    page.wait_for_function(  # AP's figures: first of the two in the catalog's order
+        "([selector]) => document.querySelector(selector).textContent === '3,580,246'",
         arg=[TOTAL.format(3)], timeout=10_000,
     )
     assert overflowing(page) == []
@@ -294,6 +294,25 @@ def test_race_titles_look_like_the_links_they_are(chromium, seeded):
     title.click()
     page.wait_for_url(f"{seeded}/race/1")
     assert page.locator("h1.race-name").text_content().strip() == "President of the United States"
+
+
+def test_column_headings_stand_apart(chromium, seeded):
+    # Race 1 has a column per source, then the share: its headings once read "AP SHARE".
+    for width in (1280, 390):
+        page = chromium.new_page(viewport={"width": width, "height": 900})
+        page.goto(f"{seeded}/race")
+        gaps = page.evaluate(
+            "() => [...document.querySelectorAll('.candidates thead tr')].flatMap((row) => {"
+            " const boxes = [...row.children].map((th) => { const r = document.createRange();"
+            " r.selectNodeContents(th); const b = r.getBoundingClientRect();"
+            " return [th.textContent.trim(), b.left, b.right]; });"
+            " return boxes.slice(1).map((b, i) => [boxes[i][0], b[0], b[1] - boxes[i][2]]); })"
+        )
+        keep(page, f"race-headings-{width}.png")
+        assert [(a, b) for a, b, _ in gaps[:3]] == [("Candidate", "AP"), ("AP", "SOS"),
+                                                    ("SOS", "Share")]
+        # Whatever the width, a heading's text ends at least 8 px before the next one's.
+        assert all(gap >= 8 for _, _, gap in gaps), (width, gaps)
 
 
 def test_a_missing_race_is_a_styled_page_with_a_way_back(chromium, seeded):

@@ -148,13 +148,14 @@ def test_a_state_figure_that_is_not_the_sum_of_its_counties_is_flagged(client, n
 def test_two_sources_side_by_side_with_their_differences_marked(client, night):
     html = client.get("/race").get_data(as_text=True)
     race = card(html, 1)
-    # A column for the state, then AP's: the headline's votes.
-    assert ('<th scope="col" class="num by-source" title="Arizona Secretary of State">SOS</th>'
-            ' <th scope="col" class="num" title="Votes per Associated Press">AP</th>') in race
-    assert ('<td class="num by-source differs" data-by-source="sos">590</td>'
-            ' <td class="num votes differs" data-votes>600</td>') in row(html, 1, 102)
-    assert ('<td class="num by-source" data-by-source="sos">470</td>'
-            ' <td class="num votes" data-votes>470</td>') in row(html, 1, 101)
+    # AP's column, the headline's votes, then the state's, in the catalog's order.
+    assert ('<th scope="col" class="num" title="Votes per Associated Press">AP</th>'
+            '<th scope="col" class="num by-source" title="Arizona Secretary of State">SOS</th>'
+            ) in race
+    assert ('<td class="num votes differs" data-votes>600</td>'
+            '<td class="num by-source differs" data-by-source="sos">590</td>') in row(html, 1, 102)
+    assert ('<td class="num votes" data-votes>470</td>'
+            '<td class="num by-source" data-by-source="sos">470</td>') in row(html, 1, 101)
     assert '<span class="badge disagree" data-sources-disagree title=' in race
     assert "1,122 votes in 7 changes" in race and "1,112 votes in 4 changes" in race
     # One source per race: just votes, nothing to differ.
@@ -163,6 +164,26 @@ def test_two_sources_side_by_side_with_their_differences_marked(client, night):
     # Two, one of them without figures yet: columns, but nothing differs.
     assert '<td class="num by-source" data-by-source="ap">–</td>' in row(html, 3, 301)
     assert "data-sources-disagree hidden" in card(html, 3)
+
+
+def test_every_race_lists_its_sources_in_one_order(client, database_url):
+    # The catalog names the Senate race's keys state first, the President's AP first;
+    # the page must not follow that: one order (the catalog's sources) for every race.
+    record(database_url, race_snapshot("sos", 5, webapp.SOS_RACE_1, race_id=1),
+           race_snapshot("sos", 5, {301: 900, 302: 800}, race_id=3),
+           race_snapshot("ap", 5, {301: 910, 302: 790}, race_id=3))
+    html = client.get("/race").get_data(as_text=True)
+    for race_id in (1, 3):
+        race = card(html, race_id)
+        head = race[race.index("<thead>"):race.index("</thead>")]
+        assert re.findall(r'<th scope="col" class="num[^"]*"[^>]*>(\w+)</th>', head) == [
+            "AP", "SOS"], race_id
+        assert re.findall(r'<li data-source="(\w+)"', race) == ["ap", "sos"], race_id
+    body = client.get("/api/races").get_json()
+    assert [[s["id"] for s in r["sources"]] for r in body["races"] if r["id"] in (1, 3)] == [
+        ["ap", "sos"], ["ap", "sos"]]
+    # The Senate race's headline is AP's too: the first source, in that order, with figures.
+    assert body["races"][2]["primary_source"] == "ap"
 
 
 def test_test_data_is_marked_as_test(client, night):
