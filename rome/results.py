@@ -17,7 +17,7 @@ from sqlalchemy import Connection, case, distinct, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from rome.catalog import CATALOG_IDS, default_catalog
-from rome.freshness import is_stale
+from rome.freshness import is_stale, stale_reason
 from rome.models import (
     CandidateRow,
     CurrentRow,
@@ -85,6 +85,11 @@ class SourceView:
     test: bool = False
     disagreements: list[Disagreement] = field(default_factory=list)
     by_candidate: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def stale_reason(self) -> str | None:
+        """Say, for a stale source, since when it is silent and how much silence is too much."""
+        return stale_reason(self.heard_at, self.stale_after) if self.stale else None
 
 
 @dataclass
@@ -188,8 +193,10 @@ def _source_json(s: SourceView) -> dict:
         "version": s.version,
         "feed_at": _iso(s.feed_at),
         "last_update_at": _iso(s.last_update_at),
+        "heard_at": _iso(s.heard_at),
         "stale": s.stale,
         "stale_after_seconds": s.stale_after,
+        "stale_reason": s.stale_reason,
         "rejected": s.rejected,
         "units_reporting": s.units_reporting,
         "units_total": s.units_total,

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from conftest import missing_service
+from sqlalchemy import create_engine
+from sqlalchemy import text as sql
 from werkzeug.serving import make_server
 
 import webapp
@@ -327,6 +329,40 @@ def test_a_missing_race_is_a_styled_page_with_a_way_back(chromium, seeded):
     page.click("text=← All races")
     page.wait_for_url(f"{seeded}/race")
     assert page.locator("[data-race]").count() == 3
+
+
+def test_a_source_going_stale_says_why_and_live_again_says_nothing(chromium, site):
+    base, url, _ = site
+    page = watch(chromium, base, "/race")
+    mc = '[data-race="2"] [data-source="mc"]'
+    assert page.locator(f"{mc} [data-stale-reason]").is_hidden()
+    # Every report as if it came two minutes ago: every source is silent too long.
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sql(
+            "UPDATE tallies SET last_update_at = datetime(last_update_at, '-120 seconds')"))
+        heard = connection.execute(sql(
+            "SELECT last_update_at FROM tallies WHERE source_id = 'mc'")).scalars().all()
+    engine.dispose()
+    page.wait_for_function(
+        "([selector]) => !document.querySelector(selector).hidden",
+        arg=[f"{mc} [data-stale-reason]"], timeout=10_000,
+    )
+    since = max(heard)[11:19]
+    reason = f"No report since {since} UTC; a source is stale after 20 s without one."
+    assert text(page, f"{mc} [data-stale-reason]") == reason
+    assert text(page, f"{mc} [data-state]") == "Stale"
+    assert page.locator(f"{mc} [data-state]").get_attribute("title") == reason
+    keep(page, "race-stale.png")
+    webapp.record(url, race_snapshot("mc", 9, {201: 210, 202: 250}))
+    page.wait_for_function(
+        "([selector]) => document.querySelector(selector).hidden",
+        arg=[f"{mc} [data-stale-reason]"], timeout=10_000,
+    )
+    assert text(page, f"{mc} [data-state]") == "Live"
+    assert page.locator(f"{mc} [data-state]").get_attribute("title") is None
+    assert page.evaluate("window.sameDocument") is True
+    assert page.outside == [] and page.errors == []
 
 
 def test_the_headline_follows_the_first_source_with_figures(chromium, site):

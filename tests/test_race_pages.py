@@ -73,8 +73,17 @@ def test_sources_show_live_stale_or_waiting_and_say_what_stale_means(database_ur
     # live elsewhere but has not reported that race: waiting, unless it went silent.
     assert fresh_html.count('data-state>Live</span>') == 3
     assert fresh_html.count('data-state>Waiting</span>') == 2
-    assert stale_html.count('data-state>Stale</span>') == 5
+    assert stale_html.count('>Stale</span>') == 5
     assert stale_html.count('<li data-source="mc" class="stale">') == 1
+    # Each stale source says why, in words and in the label's tooltip.
+    reasons = re.findall(r'<span class="stale-reason" data-stale-reason>([^<]*)</span>',
+                         stale_html)
+    assert len(reasons) == 5 and all(
+        re.fullmatch(r"No report since \d\d:\d\d:\d\d UTC; a source is stale after 0 s"
+                     r" without one\.", reason) for reason in reasons), reasons
+    assert re.search(r'<span class="state" data-state title="No report since [^"]+">Stale<',
+                     stale_html)
+    assert fresh_html.count('<span class="stale-reason" data-stale-reason hidden></span>') == 5
     assert "has not reported for 5 of its\n      intervals (10&nbsp;s)" in fresh_html
     assert " s ago</span>" in fresh_html
 
