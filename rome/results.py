@@ -100,6 +100,7 @@ class RaceView:
     sources: list[SourceView]
     state: str = ""
     office: str = ""
+    election_date: str = ""  # YYYY-MM-DD, or "" where no feed said
 
     @property
     def primary(self) -> SourceView | None:
@@ -155,6 +156,7 @@ class RaceView:
             "name": self.name,
             "state": self.state,
             "office": self.office,
+            "election_date": self.election_date or None,
             "total_votes": self.total_votes,
             "primary_source": self.primary.id if self.primary else None,
             "last_update_at": _iso(self.last_update_at),
@@ -276,7 +278,7 @@ def race_views(
     statuses = session.execute(select(*RaceStatusRow.__table__.c)).all()
     with_results = {t.race_id for t in tallies} | {s.race_id for s in statuses}
     races = {
-        r.id: RaceView(r.id, r.name, [], [], r.state, r.office)
+        r.id: RaceView(r.id, r.name, [], [], r.state, r.office, r.election_date)
         for r in session.scalars(
             select(RaceRow).where(or_(RaceRow.id < CATALOG_IDS, RaceRow.id.in_(with_results)))
             .order_by(RaceRow.id)

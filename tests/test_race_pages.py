@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from format_cases import fixture
 
 import webapp
 from builders import race_snapshot
+from rome.formats import parse_feed
 from rome.history import RaceHistory
 from rome.results import CandidateView
 from web.api import parse_since
@@ -193,6 +196,34 @@ def test_every_race_lists_its_sources_in_one_order(client, database_url):
         ["ap", "sos"], ["ap", "sos"]]
     # The Senate race's headline is AP's too: the first source, in that order, with figures.
     assert body["races"][2]["primary_source"] == "ap"
+
+
+def test_races_of_one_name_tell_apart_by_state_and_date(client, database_url):
+    # Replayed real files: Alaska's 2012 AP answer and Georgia's 2020 NIST report, whose
+    # President race has the very name of the demo's Arizona one.
+    record(database_url,
+           parse_feed("ap", fixture("ap", "20121106_ak_prez.json"), source="apak").validate(),
+           parse_feed("nist", fixture("nist", "atkinson-2020-general.json"),
+                      source="nist").validate())
+    # The catalog's races are stored undated: the first feed to give a day names it, for good.
+    record(database_url, replace(race_snapshot("ap", 5, webapp.AP_V2), election_date="2016-11-08"))
+    record(database_url, replace(race_snapshot("ap", 6, webapp.AP_V2), election_date="2016-11-09"))
+    html = client.get("/race").get_data(as_text=True)
+    body = client.get("/api/races").get_json()
+    where = {}
+    for race in body["races"]:
+        head = card(html, race["id"]).split("</header>")[0]
+        shown = re.search(r'<p class="race-where" data-where>([^<]*)</p>', head)
+        where[race["name"], race["state"], race["election_date"]] = shown and shown[1]
+    assert where == {
+        ("President of the United States", "AZ", "2016-11-08"): "AZ · 8 Nov 2016",
+        # The seeded demo races' feeds named no day.
+        ("Maricopa County Sheriff", "AZ", None): "AZ",
+        ("U.S. Senator", "AZ", None): "AZ",
+        ("President", "AK", "2012-11-06"): "AK · 6 Nov 2012",
+        ("President of the United States", "GA", "2020-11-03"): "GA · 3 Nov 2020",
+        ("Statewide Referendum A", "GA", "2020-11-03"): "GA · 3 Nov 2020",
+    }
 
 
 def test_test_data_is_marked_as_test(client, night):
