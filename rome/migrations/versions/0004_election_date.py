@@ -14,7 +14,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Races stored before keep "": their feeds' next files do not rename them either.
+    # Races stored before start with "" and take the day of the next dated snapshot.
     with op.batch_alter_table("races") as batch:
         batch.add_column(sa.Column("election_date", sa.String(10), nullable=False,
                                    server_default=""))
