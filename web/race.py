@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
@@ -112,6 +112,12 @@ def ago(moment: datetime, now: datetime) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min ago"
     return f"{seconds // 3600} h ago"
+
+
+@bp.app_template_filter("day")
+def day(iso: str) -> str:
+    """Write a YYYY-MM-DD day as people read it: 6 Nov 2012 ("" stays "")."""
+    return f"{date.fromisoformat(iso):%-d %b %Y}" if iso else ""
 
 
 @bp.app_template_filter("seconds")

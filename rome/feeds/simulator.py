@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+import time
 from dataclasses import dataclass
 
 from rome.feeds.catalog import Candidate, Catalog, Race, default_catalog
@@ -238,6 +239,8 @@ def simulate(
         source=source, format=fmt, version=version, feed_at=feed_at,
         races=tuple(races), units=tuple(units.values()), candidates=tuple(candidates),
         counts=tuple(counts), statuses=tuple(statuses),
+        # The night's own day, the same in every source's feed and in every tick of it.
+        election_date=time.strftime("%Y-%m-%d", time.gmtime(night.started_at)),
     )
 
 
@@ -285,6 +288,4 @@ def emit_tick(
 
 def current_tick(interval: float, now: float | None = None) -> int:
     """Number the wall-clock slot of length interval that now falls in."""
-    import time
-
     return int((time.time() if now is None else now) // interval)

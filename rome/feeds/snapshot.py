@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 # More votes than this in one count is a feed error, not a count.
 MAX_VOTES = 2_000_000_000  # also keeps the original's int32 voteCount valid
@@ -23,6 +24,7 @@ MAX_NAME = 300
 MAX_CODE = 16  # a state's postal code, a party's code
 SOURCE_ID = re.compile(r"[a-z][a-z0-9_]{0,15}")
 VOTE_TYPE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d")
 
 # Levels a reporting unit can sit at, from the top down; a race's total for a
 # source is the sum of its units at the topmost level present.
@@ -101,6 +103,7 @@ class Snapshot:
     counts: tuple[Count, ...]
     statuses: tuple[RaceStatus, ...] = ()
     test: bool = False  # the feed marks this as test data
+    election_date: str = ""  # ISO 8601 "2016-11-08", where the feed says which day it is about
     meta: dict = field(default_factory=dict, compare=False)  # format-specific extras
 
     def validate(self) -> Snapshot:
@@ -113,6 +116,9 @@ class Snapshot:
         if not (isinstance(self.feed_at, (int, float)) and math.isfinite(self.feed_at)
                 and 0.0 <= self.feed_at <= MAX_TIME):
             raise InvalidPayload(f"feed time must be 0 to {MAX_TIME:.0f}, got {self.feed_at!r:.40}")
+        if self.election_date != "" and not is_iso_date(self.election_date):
+            raise InvalidPayload(
+                f"election date must be YYYY-MM-DD, got {self.election_date!r:.40}")
         races = {r.key for r in self.races}
         units = {u.key for u in self.units}
         for r in self.races:
@@ -176,6 +182,7 @@ class Snapshot:
             "version": self.version,
             "feed_at": self.feed_at,
             "test": self.test,
+            "election_date": self.election_date,
             "races": [[r.key, r.name, r.state, r.office] for r in self.races],
             "units": [[u.key, u.name, u.level, u.parent] for u in self.units],
             "candidates": [[c.race, c.key, c.first, c.last, c.party] for c in self.candidates],
@@ -196,6 +203,8 @@ class Snapshot:
                 version=data["version"],
                 feed_at=data["feed_at"],
                 test=data.get("test") is True,
+                # Messages sent before snapshots carried a date have none.
+                election_date=data.get("election_date", ""),
                 races=tuple(RaceRef(*_row(r, 4)) for r in data["races"]),
                 units=tuple(UnitRef(*_row(u, 4)) for u in data["units"]),
                 candidates=tuple(CandidateRef(*_row(c, 5)) for c in data["candidates"]),
@@ -208,6 +217,17 @@ class Snapshot:
 
     def race_keys(self) -> set[str]:
         return {r.key for r in self.races}
+
+
+def is_iso_date(text: object) -> bool:
+    """Tell whether text is a real day written YYYY-MM-DD."""
+    if not isinstance(text, str) or not ISO_DATE.fullmatch(text):
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _row(value: object, size: int) -> list:

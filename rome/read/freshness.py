@@ -45,3 +45,12 @@ def is_stale(last_update_at: datetime | None, now: datetime, after: float | None
     # before its first report there is nothing old to warn about.
     age = age_seconds(last_update_at, now)
     return after is not None and age is not None and age > after
+
+
+def stale_reason(last_update_at: datetime | None, after: float | None) -> str:
+    """Say why a source that reported at last_update_at is stale, the same at any moment."""
+    # No age in it: the words stay put while the silence lasts, so a cached page
+    # or an ETag need not change every second to stay true.
+    since = f"since {as_utc(last_update_at):%H:%M:%S} UTC" if last_update_at else "yet"
+    limit = f"; a source is stale after {after:g} s without one" if after is not None else ""
+    return f"No report {since}{limit}."

@@ -96,7 +96,7 @@ def primary_series(session: Session, race_id: int) -> tuple[list[int], str | Non
         levels.setdefault(source_id, set()).add(rank)
     if not levels:
         return candidate_ids, None, None
-    source = source_order(race_id, set(levels))[0]
+    source = source_order(set(levels))[0]
     return candidate_ids, source, min(levels[source])
 
 

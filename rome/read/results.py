@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from rome.feeds.catalog import CATALOG_IDS, default_catalog
 from rome.feeds.snapshot import LEVEL_RANK, LEVELS, TOTAL
-from rome.read.freshness import is_stale
+from rome.read.freshness import is_stale, stale_reason
 from rome.read.shapes import (
     PAYLOAD_SHOWN,
     CandidateJson,
@@ -97,6 +97,11 @@ class SourceView:
     disagreements: list[Disagreement] = field(default_factory=list)
     by_candidate: dict[int, int] = field(default_factory=dict)
 
+    @property
+    def stale_reason(self) -> str | None:
+        """Say, for a stale source, since when it is silent and how much silence is too much."""
+        return stale_reason(self.heard_at, self.stale_after) if self.stale else None
+
 
 @dataclass
 class RaceView:
@@ -106,6 +111,7 @@ class RaceView:
     sources: list[SourceView]
     state: str = ""
     office: str = ""
+    election_date: str = ""  # YYYY-MM-DD, or "" where no feed said
 
     @property
     def primary(self) -> SourceView | None:
@@ -161,6 +167,7 @@ class RaceView:
             name=self.name,
             state=self.state,
             office=self.office,
+            election_date=self.election_date or None,
             total_votes=self.total_votes,
             primary_source=self.primary.id if self.primary else None,
             last_update_at=_iso(self.last_update_at),
@@ -199,8 +206,10 @@ def _source_json(s: SourceView) -> SourceJson:
         version=s.version,
         feed_at=_iso(s.feed_at),
         last_update_at=_iso(s.last_update_at),
+        heard_at=_iso(s.heard_at),
         stale=s.stale,
         stale_after_seconds=s.stale_after,
+        stale_reason=s.stale_reason,
         rejected=s.rejected,
         units_reporting=s.units_reporting,
         units_total=s.units_total,
@@ -265,10 +274,9 @@ def level_disagreements(session: Session, races: frozenset[tuple[int, str]]) -> 
     ]
 
 
-def source_order(race_id: int, source_ids: set[str]) -> list[str]:
-    """Order a race's sources: the catalog's order for its races, then by id."""
-    race = default_catalog().races.get(race_id)
-    listed = [s for s in (race.keys if race else ()) if s in source_ids]
+def source_order(source_ids: set[str]) -> list[str]:
+    """Order sources as the catalog lists them, then the others by id: one order for every race."""
+    listed = [s for s in default_catalog().sources if s in source_ids]
     return listed + sorted(source_ids - set(listed))
 
 
@@ -281,7 +289,7 @@ def race_views(
     statuses = session.execute(select(*RaceStatusRow.__table__.c)).all()
     with_results = {t.race_id for t in tallies} | {s.race_id for s in statuses}
     races = {
-        r.id: RaceView(r.id, r.name, [], [], r.state, r.office)
+        r.id: RaceView(r.id, r.name, [], [], r.state, r.office, r.election_date)
         for r in session.scalars(
             select(RaceRow).where(or_(RaceRow.id < CATALOG_IDS, RaceRow.id.in_(with_results)))
             .order_by(RaceRow.id)
@@ -310,7 +318,7 @@ def race_views(
     views: dict[tuple[int, str], SourceView] = {}
     newest: dict[str, datetime] = {}
     for race_id, source_ids in reporters.items():
-        for source_id in source_order(race_id, source_ids):
+        for source_id in source_order(source_ids):
             row = source_rows.get(source_id)
             view = SourceView(source_id, row.name if row else source_id,
                               row.code if row else source_id.upper())

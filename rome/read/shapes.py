@@ -64,10 +64,15 @@ class SourceJson(TypedDict):
     feed_at: Annotated[Moment | None, Meta("The feed's own timestamp of that report.")]
     last_update_at: Annotated[Moment | None, Meta(
         "When its newest report on this race was applied; null: none yet.")]
+    heard_at: Annotated[Moment | None, Meta(
+        "When the source last reported anything, in any race: what staleness is judged by.")]
     stale: Annotated[bool, Meta(
         "The source has been silent, in every race, for longer than stale_after_seconds.")]
     stale_after_seconds: Annotated[float | None, Meta(
         "Silence after which a source counts as stale.")]
+    stale_reason: Annotated[str | None, Meta(
+        "Why a stale source is stale, for people: \"No report since 20:03:51 UTC; a source is"
+        " stale after 40 s without one.\". Null when the source is not stale.")]
     rejected: Annotated[Count, Meta("Payloads rejected that claimed this source.")]
     units_reporting: Annotated[Count, Meta("Units of units_level with any votes.")]
     units_total: Annotated[Count, Meta("Units of units_level the feed lists.")]
@@ -88,6 +93,9 @@ class RaceJson(TypedDict):
     name: str
     state: Annotated[str, Meta("Postal code where the feed gives one.")]
     office: str
+    election_date: Annotated[str | None, Meta(
+        "The day of the race's election, as the first feed that named the race with one gave"
+        " it; null where none did.", format="date")]
     total_votes: Annotated[Count, Meta("Per the primary source.")]
     primary_source: Annotated[str | None, Meta(
         "The source the headline figures are read from: the first, in the catalog's order, "

@@ -50,6 +50,8 @@ class RaceRow(Base):
     name: Mapped[str] = mapped_column(String(300))
     state: Mapped[str] = mapped_column(String(16), default="")
     office: Mapped[str] = mapped_column(String(300), default="")
+    # YYYY-MM-DD of the first snapshot that named the race with a date; "" if none did.
+    election_date: Mapped[str] = mapped_column(String(10), default="", server_default="")
 
 
 class CandidateRow(Base):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -70,10 +70,19 @@ def resolve(session: Session, snapshot: Snapshot, catalog: Catalog) -> Resolved:
     ensure_source(session, source, snapshot.format)
     race_keys = {r.key: catalog.race_key(source, r.key) for r in snapshot.races}
     race_ids = _ensure(session, RaceRow.__table__, [
-        {"key": race_keys[r.key], "name": r.name, "state": r.state, "office": r.office}
+        {"key": race_keys[r.key], "name": r.name, "state": r.state, "office": r.office,
+         "election_date": snapshot.election_date}
         for r in snapshot.races
     ])
     races = {feed: race_ids[rome] for feed, rome in race_keys.items()}
+    if snapshot.election_date and races:
+        # The catalog's races are stored before any feed names their day: the first
+        # date a feed gives is kept, and a race's date never changes after that.
+        session.execute(
+            update(RaceRow)
+            .where(RaceRow.id.in_(sorted(set(races.values()))), RaceRow.election_date == "")
+            .values(election_date=snapshot.election_date)
+        )
 
     candidate_keys = {
         (c.race, c.key): catalog.candidate_key(source, c.race, c.key) for c in snapshot.candidates

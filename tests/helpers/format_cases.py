@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 
 from hypothesis import strategies as st
 
@@ -17,6 +18,8 @@ VOTE_TYPES = st.lists(st.sampled_from(["election_day", "early", "absentee_mail",
                                        "mail", "early_in_person"]), unique=True, max_size=3)
 # 2001-09-09 to 2033-05-18: whole seconds, as Clarity and NIST stamp their files.
 SECONDS = st.integers(1_000_000_000, 2_000_000_000)
+# Every format writes the day of its election; a snapshot says which.
+DAYS = st.dates(date(1990, 1, 1), date(2099, 12, 31)).map(date.isoformat)
 
 
 def fixture(folder: str, name: str) -> bytes:
@@ -67,7 +70,8 @@ def ap_snapshots(draw) -> Snapshot:
             counts += [Count(key, unit.key, c.key, draw(VOTES)) for c in people]
         statuses += _status(draw, key, people, call=True)
     return Snapshot("ap", "ap", micros, micros / 1_000_000, tuple(races), (top, *subunits),
-                    tuple(candidates), tuple(counts), tuple(statuses), test=draw(st.booleans()))
+                    tuple(candidates), tuple(counts), tuple(statuses), test=draw(st.booleans()),
+                    election_date=draw(DAYS))
 
 
 def _by_type(draw, race, unit, candidate, vote_types) -> tuple[list[Count], int]:
@@ -105,7 +109,8 @@ def clarity_snapshots(draw) -> Snapshot:
                 counts += [*typed, Count(key, row.key, c.key, total, TOTAL)]
         statuses += _status(draw, key, people, call=False)
     return Snapshot("mc", "clarity", seconds, float(seconds), tuple(races), (top, *rows),
-                    tuple(candidates), tuple(counts), tuple(statuses), test=draw(st.booleans()))
+                    tuple(candidates), tuple(counts), tuple(statuses), test=draw(st.booleans()),
+                    election_date=draw(DAYS))
 
 
 @st.composite
@@ -135,4 +140,5 @@ def nist_snapshots(draw) -> Snapshot:
                                          else total, TOTAL)]
         statuses += _status(draw, key, people, call=True)
     return Snapshot("sos", "nist", version, float(seconds), tuple(races), tuple(units),
-                    tuple(candidates), tuple(counts), tuple(statuses), test=draw(st.booleans()))
+                    tuple(candidates), tuple(counts), tuple(statuses), test=draw(st.booleans()),
+                    election_date=draw(DAYS))

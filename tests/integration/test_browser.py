@@ -20,6 +20,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy import text as sql
 from werkzeug.serving import make_server
 
 from tests.helpers import webapp
@@ -256,8 +258,8 @@ def test_the_page_shows_calls_corrections_and_disagreements_as_they_arrive(chrom
     # Millions of votes from two sources that differ still fit their card.
     webapp.record(url, race_snapshot("sos", 3, {301: 1_234_567, 302: 2_345_678}, race_id=3),
                   race_snapshot("ap", 3, {301: 1_234_568, 302: 2_345_678}, race_id=3))
-    page.wait_for_function(
-        "([selector]) => document.querySelector(selector).textContent === '3,580,245'",
+    page.wait_for_function(  # AP's figures: first of the two in the catalog's order
+        "([selector]) => document.querySelector(selector).textContent === '3,580,246'",
         arg=[TOTAL.format(3)], timeout=10_000,
     )
     assert overflowing(page) == []
@@ -296,6 +298,25 @@ def test_race_titles_look_like_the_links_they_are(chromium, seeded):
     assert page.locator("h1.race-name").text_content().strip() == "President of the United States"
 
 
+def test_column_headings_stand_apart(chromium, seeded):
+    # Race 1 has a column per source, then the share: its headings once read "AP SHARE".
+    for width in (1280, 390):
+        page = chromium.new_page(viewport={"width": width, "height": 900})
+        page.goto(f"{seeded}/race")
+        gaps = page.evaluate(
+            "() => [...document.querySelectorAll('.candidates thead tr')].flatMap((row) => {"
+            " const boxes = [...row.children].map((th) => { const r = document.createRange();"
+            " r.selectNodeContents(th); const b = r.getBoundingClientRect();"
+            " return [th.textContent.trim(), b.left, b.right]; });"
+            " return boxes.slice(1).map((b, i) => [boxes[i][0], b[0], b[1] - boxes[i][2]]); })"
+        )
+        keep(page, f"race-headings-{width}.png")
+        assert [(a, b) for a, b, _ in gaps[:3]] == [("Candidate", "AP"), ("AP", "SOS"),
+                                                    ("SOS", "Share")]
+        # Whatever the width, a heading's text ends at least 8 px before the next one's.
+        assert all(gap >= 8 for _, _, gap in gaps), (width, gaps)
+
+
 def test_a_missing_race_is_a_styled_page_with_a_way_back(chromium, seeded):
     page = chromium.new_page(viewport={"width": 1280, "height": 900})
     response = page.goto(f"{seeded}/race/99")
@@ -308,6 +329,40 @@ def test_a_missing_race_is_a_styled_page_with_a_way_back(chromium, seeded):
     page.click("text=← All races")
     page.wait_for_url(f"{seeded}/race")
     assert page.locator("[data-race]").count() == 3
+
+
+def test_a_source_going_stale_says_why_and_live_again_says_nothing(chromium, site):
+    base, url, _ = site
+    page = watch(chromium, base, "/race")
+    mc = '[data-race="2"] [data-source="mc"]'
+    assert page.locator(f"{mc} [data-stale-reason]").is_hidden()
+    # Every report as if it came two minutes ago: every source is silent too long.
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sql(
+            "UPDATE tallies SET last_update_at = datetime(last_update_at, '-120 seconds')"))
+        heard = connection.execute(sql(
+            "SELECT last_update_at FROM tallies WHERE source_id = 'mc'")).scalars().all()
+    engine.dispose()
+    page.wait_for_function(
+        "([selector]) => !document.querySelector(selector).hidden",
+        arg=[f"{mc} [data-stale-reason]"], timeout=10_000,
+    )
+    since = max(heard)[11:19]
+    reason = f"No report since {since} UTC; a source is stale after 20 s without one."
+    assert text(page, f"{mc} [data-stale-reason]") == reason
+    assert text(page, f"{mc} [data-state]") == "Stale"
+    assert page.locator(f"{mc} [data-state]").get_attribute("title") == reason
+    keep(page, "race-stale.png")
+    webapp.record(url, race_snapshot("mc", 9, {201: 210, 202: 250}))
+    page.wait_for_function(
+        "([selector]) => document.querySelector(selector).hidden",
+        arg=[f"{mc} [data-stale-reason]"], timeout=10_000,
+    )
+    assert text(page, f"{mc} [data-state]") == "Live"
+    assert page.locator(f"{mc} [data-state]").get_attribute("title") is None
+    assert page.evaluate("window.sameDocument") is True
+    assert page.outside == [] and page.errors == []
 
 
 def test_the_headline_follows_the_first_source_with_figures(chromium, site):

@@ -180,7 +180,7 @@ def test_workers_are_scalable_and_each_consumes_its_own_queue():
             assert key not in service, f"{name} sets {key}: --scale would clash"
         # The healthcheck pings this replica's own node ($$ reaches the shell as $).
         test = resolve(service["healthcheck"]["test"], {})
-        assert f"inspect ping -d {name}@$(hostname)" in " ".join(test), test
+        assert f"python -m workers.ping {name}@$(hostname)" in " ".join(test), test
         # Long enough for a warm shutdown (Docker's default is 10 s).
         assert seconds(service.get("stop_grace_period"), 10) >= 30, name
 

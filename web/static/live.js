@@ -59,8 +59,13 @@
 
   function renderSource(race, item, source) {
     item.classList.toggle("stale", source.stale);
-    item.querySelector("[data-state]").textContent =
-      source.stale ? "Stale" : source.last_update_at ? "Live" : "Waiting";
+    const state = item.querySelector("[data-state]");
+    state.textContent = source.stale ? "Stale" : source.last_update_at ? "Live" : "Waiting";
+    if (source.stale_reason) state.title = source.stale_reason;
+    else state.removeAttribute("title");
+    const reason = item.querySelector("[data-stale-reason]");
+    reason.hidden = !source.stale_reason;
+    reason.textContent = source.stale_reason || "";
     const numbers = item.querySelector("[data-numbers]");
     const parts = [`${number.format(source.votes)} votes in ${plural(source.changes, "change")} · `];
     if (source.last_update_at) {

@@ -29,6 +29,7 @@ from rome.feeds.snapshot import (
     Snapshot,
     UnitRef,
     canonical_party,
+    is_iso_date,
 )
 
 NEW_ENGLAND = frozenset({"CT", "MA", "ME", "NH", "RI", "VT"})
@@ -112,7 +113,9 @@ def parse(body: bytes, *, source: str, version: int | None = None) -> Snapshot:
         counts=tuple(counts),
         statuses=tuple(statuses),
         test=any(race.get("test") is True for race in doc["races"]),
-        meta={"election_date": doc.get("electionDate"), "nextrequest": doc.get("nextrequest")},
+        # A date AP writes some other way is left out: it labels races, it orders nothing.
+        election_date=doc["electionDate"] if is_iso_date(doc.get("electionDate")) else "",
+        meta={"nextrequest": doc.get("nextrequest")},
     )
 
 
@@ -234,8 +237,7 @@ def render(snapshot: Snapshot) -> bytes:
             race["candidates"] = [_person(c) for c in snapshot.candidates if c.race == r.key]
         races.append(race)
     doc = {
-        "electionDate": snapshot.meta.get("election_date")
-        or iso_text(snapshot.version, 0)[:10],
+        "electionDate": snapshot.election_date or iso_text(snapshot.version, 0)[:10],
         "timestamp": iso_text(snapshot.version, 3 if snapshot.version % 1000 == 0 else 6),
         "races": races,
     }

@@ -41,6 +41,7 @@ from rome.feeds.snapshot import (
     Snapshot,
     UnitRef,
     canonical_party,
+    is_iso_date,
 )
 
 # Clarity stamps files in US local time with the zone's abbreviation.
@@ -119,7 +120,8 @@ def parse(body: bytes, *, source: str, version: int | None = None) -> Snapshot:
         counts=tuple(snapshot["counts"]),
         statuses=tuple(snapshot["statuses"]),
         test=bool(TEST_NAME.search(election)),
-        meta={"election_name": election, "election_date": root.findtext("ElectionDate")},
+        election_date=_date(root.findtext("ElectionDate")),
+        meta={"election_name": election},
     )
 
 
@@ -234,7 +236,8 @@ def render(snapshot: Snapshot) -> bytes:
     elif not snapshot.test and TEST_NAME.search(election):
         raise ValueError(f"election name {election!r} says test but the snapshot is not")
     SubElement(root, "ElectionName").text = election
-    SubElement(root, "ElectionDate").text = _stamp_text(int(snapshot.feed_at)).split(" ")[0]
+    SubElement(root, "ElectionDate").text = _date_text(snapshot.election_date) or _stamp_text(
+        int(snapshot.feed_at)).split(" ")[0]
     SubElement(root, "Region").text = top.name
     if below == "precinct":
         listing = SubElement(SubElement(root, "VoterTurnout"), "Precincts")
@@ -313,6 +316,24 @@ def _choice(contest: Element, c: CandidateRef, counts: list[Count], top: UnitRef
             sums[unit] = sums.get(unit, 0) + votes
     if sums != totals:
         raise ValueError(f"Clarity row totals of {c.key!r} must be the sums of their vote types")
+
+
+def _date(text: str | None) -> str:
+    """Read Clarity's ElectionDate ("11/8/2016") as YYYY-MM-DD, or "" if it is no such day."""
+    month, _, rest = (text or "").strip().partition("/")
+    day, _, year = rest.partition("/")
+    if not (month.isdigit() and day.isdigit() and year.isdigit() and len(year) == 4):
+        return ""
+    iso = f"{year}-{int(month):02d}-{int(day):02d}"
+    return iso if is_iso_date(iso) else ""
+
+
+def _date_text(iso: str) -> str:
+    """Write YYYY-MM-DD as Clarity does ("11/8/2016"); "" stays ""."""
+    if not iso:
+        return ""
+    year, month, day = iso.split("-")
+    return f"{int(month)}/{int(day)}/{year}"
 
 
 def _stamp_text(seconds: int) -> str:

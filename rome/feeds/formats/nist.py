@@ -37,6 +37,7 @@ from rome.feeds.snapshot import (
     Snapshot,
     UnitRef,
     canonical_party,
+    is_iso_date,
 )
 
 SCHEMA = Path(__file__).with_name("schemas") / "NIST_V2_election_results_reporting.json"
@@ -142,8 +143,16 @@ def parse(body: bytes, *, source: str, version: int | None = None) -> Snapshot:
         counts=tuple(out.counts),
         statuses=tuple(out.statuses),
         test=doc.get("IsTest") is True,
+        election_date=_election_date(doc.get("Election", [])),
         meta={"issuer": doc["Issuer"], "status": doc["Status"]},
     )
+
+
+def _election_date(elections: list) -> str:
+    """Return the day the report's elections start on, or "" unless they all share one."""
+    days = {election.get("StartDate") for election in elections}
+    day = days.pop() if len(days) == 1 else ""
+    return day if is_iso_date(day) else ""
 
 
 def _units(gp_units: list, prefix: str) -> tuple[dict[str, UnitRef], dict[str, str]]:

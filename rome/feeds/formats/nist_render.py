@@ -72,7 +72,7 @@ def render(snapshot: Snapshot) -> bytes:
     offices = sorted({r.office for r in snapshot.races} - {""})
     doc["Office"] = [{"@id": f"office-{i}", "@type": "ElectionResults.Office", "Name": _intl(o)}
                      for i, o in enumerate(offices)]
-    day = doc["GeneratedDate"][:10]
+    day = snapshot.election_date or doc["GeneratedDate"][:10]
     election = {"@type": "ElectionResults.Election", "ElectionScopeId": _raw(tops[0].key, prefix),
                 "Name": _intl(snapshot.meta.get("election_name") or "General Election"),
                 "StartDate": day, "EndDate": day, "Type": "general"}

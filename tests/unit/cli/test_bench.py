@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from rome.bench import ingest, slow_clients, web
 import rome.cli as cli
+from rome.bench import ingest, slow_clients, web
 
 
 def run_ingest_recorded(monkeypatch) -> list[dict]:

@@ -27,6 +27,7 @@ def test_alaska_2012_president_real_response():
     assert s.version == 1_472_671_254_730_000  # "2016-08-31T19:20:54.730Z" in µs
     assert s.feed_at == 1_472_671_254.73 and s.test is False
     assert [(r.key, r.name, r.state) for r in s.races] == [("AK-0", "President", "AK")]
+    assert s.election_date == "2012-11-06"  # its electionDate: the response is from 2016
     assert s.units == (UnitRef("AK:state", "Alaska", "state"),
                        UnitRef("AK:county:2001", "Alaska", "county", "AK:state"))
     assert totals(s, "AK-0", "AK:state") == {"6018": 136848, "6017": 102138, "6028": 6131,

@@ -51,6 +51,7 @@ def test_atkinson_totals_exceed_their_precinct_rows_and_both_are_kept():
                                                "absentee_by_mail", "provisional"}
     assert s.version == 1_604_685_950 == s.feed_at  # 11/6/2020 1:05:50 PM EST
     assert RaceStatus(PRESIDENT, 4, 4) in s.statuses
+    assert s.election_date == "2020-11-03"  # <ElectionDate>11/3/2020</ElectionDate>
 
 
 def test_a_contest_keyed_differently_in_two_files_is_one_race():

@@ -34,6 +34,7 @@ def test_the_schema_accepts_the_fixture_and_the_report_reads_as_written():
     s = read()
     assert s.version == 1_604_685_950_000_001  # 2020-11-06T13:05:50-05:00, report 1 of 1
     assert s.feed_at == 1_604_685_950.0 and s.test is False
+    assert s.election_date == "2020-11-03"  # the Election's StartDate, not the report's day
     assert s.units[:3] == (
         UnitRef(P + "gpu-ga", "Georgia", "state"),
         UnitRef(P + "gpu-atkinson", "Atkinson", "county", P + "gpu-ga"),

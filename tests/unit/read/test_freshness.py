@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from rome.read.freshness import STALE_INTERVALS, age_seconds, is_stale, stale_after
+from rome.read.freshness import STALE_INTERVALS, age_seconds, is_stale, stale_after, stale_reason
 from rome.read.results import race_views, rejected_by_source
 from rome.store.models import TallyRow
 from rome.store.tally import record_snapshots, reject_payload
@@ -62,7 +62,8 @@ def test_race_views_mark_stale_sources_and_count_their_rejects(database):
         races = {race.id: race for race in race_views(session, now=later, stale_after=10.0)}
         fresh = {race.id: race for race in race_views(session, now=later, stale_after=60.0)}
         assert rejected_by_source(session) == {"mc": 2, "cnn": 1, None: 1}
-    ap, mc, sos = (races[i].sources[0] for i in (1, 2, 3))
+    ap, mc = (races[i].sources[0] for i in (1, 2))
+    (sos,) = [s for s in races[3].sources if s.id == "sos"]
     assert ap.stale and mc.stale and not sos.stale  # sos never reported: waiting
     assert not fresh[1].sources[0].stale
     assert (ap.rejected, mc.rejected, sos.rejected) == (0, 2, 0)
@@ -78,8 +79,11 @@ def test_race_views_mark_stale_sources_and_count_their_rejects(database):
         "version": 1,
         "feed_at": "1970-01-01T00:00:01+00:00",
         "last_update_at": race["last_update_at"],
+        "heard_at": race["last_update_at"],
         "stale": True,
         "stale_after_seconds": 10.0,
+        "stale_reason": f"No report since {datetime.fromisoformat(race['last_update_at']):%H:%M:%S}"
+                        " UTC; a source is stale after 10 s without one.",
         "rejected": 2,
         "units_reporting": 1,
         "units_total": 1,
@@ -108,3 +112,14 @@ def test_a_source_is_live_in_every_race_while_it_reports_in_one(database):
     assert not senate.stale and senate.heard_at == NOW
     assert senate.last_update_at == NOW - timedelta(hours=1)  # its own race's last change
     assert all(s.stale for race in later.values() for s in race.sources if s.id == "sos")
+    # Stale in its quiet race too, for the silence since its last report anywhere.
+    (quiet,) = [s for s in later[3].sources if s.id == "sos"]
+    assert quiet.stale_reason == (
+        f"No report since {NOW:%H:%M:%S} UTC; a source is stale after 10 s without one.")
+    assert senate.stale_reason is None
+
+
+def test_the_stale_reason_says_since_when_and_how_long_is_too_long():
+    assert stale_reason(NOW - timedelta(seconds=45), 40.0) == (
+        "No report since 19:59:15 UTC; a source is stale after 40 s without one.")
+    assert stale_reason(datetime(2016, 11, 8, 19, 59, 30), 1.5).endswith("after 1.5 s without one.")

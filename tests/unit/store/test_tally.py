@@ -113,7 +113,8 @@ def test_vote_types_calls_and_test_flags_are_kept(database):
         view = next(r for r in race_views(s) if r.id == 3)
     assert view.candidates[0].vote_types == {"early": 40}
     assert view.winner_id == 301 and view.test
-    assert (view.sources[0].precincts_reporting, view.sources[0].precincts_total) == (7, 9)
+    sos = next(s for s in view.sources if s.id == "sos")
+    assert (sos.precincts_reporting, sos.precincts_total) == (7, 9)
 
 
 def test_audit_finds_a_tampered_tally_and_a_tampered_count(database):
@@ -279,3 +280,21 @@ def test_fields_longer_than_their_columns_are_bad_input_not_a_poison(database):
                                           *good.candidates[1:]))):
         with pytest.raises(InvalidPayload):
             Snapshot.from_wire(bad.to_wire())
+
+
+@pytest.mark.parametrize("day", ["2016-11-31", "11/8/2016", "2016-11-8", 20161108, None])
+def test_an_election_date_that_is_no_day_is_bad_input(day):
+    from rome.feeds.snapshot import InvalidPayload
+
+    wire = {**race_snapshot("ap", 1, {101: 5}).to_wire(), "election_date": day}
+    with pytest.raises(InvalidPayload, match="election date must be YYYY-MM-DD"):
+        Snapshot.from_wire(wire)
+
+
+def test_the_election_date_crosses_the_wire_and_older_messages_have_none():
+    from dataclasses import replace
+
+    dated = replace(race_snapshot("ap", 1, {101: 5}), election_date="2016-11-08")
+    assert Snapshot.from_wire(dated.to_wire()).election_date == "2016-11-08"
+    older = {k: v for k, v in dated.to_wire().items() if k != "election_date"}
+    assert Snapshot.from_wire(older).election_date == ""

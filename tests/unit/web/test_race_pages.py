@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rome.feeds.formats import parse_feed
 from rome.read.history import RaceHistory
 from rome.read.results import CandidateView
 from tests.helpers import webapp
 from tests.helpers.builders import race_snapshot
+from tests.helpers.format_cases import fixture
 from tests.helpers.webapp import TOKEN, clean_env, dispose, make_app, record
 from web.api import parse_since
 from web.chart import axis_ticks, line_chart, short_number
@@ -73,8 +76,17 @@ def test_sources_show_live_stale_or_waiting_and_say_what_stale_means(database_ur
     # live elsewhere but has not reported that race: waiting, unless it went silent.
     assert fresh_html.count('data-state>Live</span>') == 3
     assert fresh_html.count('data-state>Waiting</span>') == 2
-    assert stale_html.count('data-state>Stale</span>') == 5
+    assert stale_html.count('>Stale</span>') == 5
     assert stale_html.count('<li data-source="mc" class="stale">') == 1
+    # Each stale source says why, in words and in the label's tooltip.
+    reasons = re.findall(r'<span class="stale-reason" data-stale-reason>([^<]*)</span>',
+                         stale_html)
+    assert len(reasons) == 5 and all(
+        re.fullmatch(r"No report since \d\d:\d\d:\d\d UTC; a source is stale after 0 s"
+                     r" without one\.", reason) for reason in reasons), reasons
+    assert re.search(r'<span class="state" data-state title="No report since [^"]+">Stale<',
+                     stale_html)
+    assert fresh_html.count('<span class="stale-reason" data-stale-reason hidden></span>') == 5
     assert "has not reported for 5 of its\n      intervals (10&nbsp;s)" in fresh_html
     assert " s ago</span>" in fresh_html
 
@@ -148,13 +160,14 @@ def test_a_state_figure_that_is_not_the_sum_of_its_counties_is_flagged(client, n
 def test_two_sources_side_by_side_with_their_differences_marked(client, night):
     html = client.get("/race").get_data(as_text=True)
     race = card(html, 1)
-    # A column for the state, then AP's: the headline's votes.
-    assert ('<th scope="col" class="num by-source" title="Arizona Secretary of State">SOS</th>'
-            ' <th scope="col" class="num" title="Votes per Associated Press">AP</th>') in race
-    assert ('<td class="num by-source differs" data-by-source="sos">590</td>'
-            ' <td class="num votes differs" data-votes>600</td>') in row(html, 1, 102)
-    assert ('<td class="num by-source" data-by-source="sos">470</td>'
-            ' <td class="num votes" data-votes>470</td>') in row(html, 1, 101)
+    # AP's column, the headline's votes, then the state's, in the catalog's order.
+    assert ('<th scope="col" class="num" title="Votes per Associated Press">AP</th>'
+            '<th scope="col" class="num by-source" title="Arizona Secretary of State">SOS</th>'
+            ) in race
+    assert ('<td class="num votes differs" data-votes>600</td>'
+            '<td class="num by-source differs" data-by-source="sos">590</td>') in row(html, 1, 102)
+    assert ('<td class="num votes" data-votes>470</td>'
+            '<td class="num by-source" data-by-source="sos">470</td>') in row(html, 1, 101)
     assert '<span class="badge disagree" data-sources-disagree title=' in race
     assert "1,122 votes in 7 changes" in race and "1,112 votes in 4 changes" in race
     # One source per race: just votes, nothing to differ.
@@ -163,6 +176,54 @@ def test_two_sources_side_by_side_with_their_differences_marked(client, night):
     # Two, one of them without figures yet: columns, but nothing differs.
     assert '<td class="num by-source" data-by-source="ap">–</td>' in row(html, 3, 301)
     assert "data-sources-disagree hidden" in card(html, 3)
+
+
+def test_every_race_lists_its_sources_in_one_order(client, database_url):
+    # The catalog names the Senate race's keys state first, the President's AP first;
+    # the page must not follow that: one order (the catalog's sources) for every race.
+    record(database_url, race_snapshot("sos", 5, webapp.SOS_RACE_1, race_id=1),
+           race_snapshot("sos", 5, {301: 900, 302: 800}, race_id=3),
+           race_snapshot("ap", 5, {301: 910, 302: 790}, race_id=3))
+    html = client.get("/race").get_data(as_text=True)
+    for race_id in (1, 3):
+        race = card(html, race_id)
+        head = race[race.index("<thead>"):race.index("</thead>")]
+        assert re.findall(r'<th scope="col" class="num[^"]*"[^>]*>(\w+)</th>', head) == [
+            "AP", "SOS"], race_id
+        assert re.findall(r'<li data-source="(\w+)"', race) == ["ap", "sos"], race_id
+    body = client.get("/api/races").get_json()
+    assert [[s["id"] for s in r["sources"]] for r in body["races"] if r["id"] in (1, 3)] == [
+        ["ap", "sos"], ["ap", "sos"]]
+    # The Senate race's headline is AP's too: the first source, in that order, with figures.
+    assert body["races"][2]["primary_source"] == "ap"
+
+
+def test_races_of_one_name_tell_apart_by_state_and_date(client, database_url):
+    # Replayed real files: Alaska's 2012 AP answer and Georgia's 2020 NIST report, whose
+    # President race has the very name of the demo's Arizona one.
+    record(database_url,
+           parse_feed("ap", fixture("ap", "20121106_ak_prez.json"), source="apak").validate(),
+           parse_feed("nist", fixture("nist", "atkinson-2020-general.json"),
+                      source="nist").validate())
+    # The catalog's races are stored undated: the first feed to give a day names it, for good.
+    record(database_url, replace(race_snapshot("ap", 5, webapp.AP_V2), election_date="2016-11-08"))
+    record(database_url, replace(race_snapshot("ap", 6, webapp.AP_V2), election_date="2016-11-09"))
+    html = client.get("/race").get_data(as_text=True)
+    body = client.get("/api/races").get_json()
+    where = {}
+    for race in body["races"]:
+        head = card(html, race["id"]).split("</header>")[0]
+        shown = re.search(r'<p class="race-where" data-where>([^<]*)</p>', head)
+        where[race["name"], race["state"], race["election_date"]] = shown and shown[1]
+    assert where == {
+        ("President of the United States", "AZ", "2016-11-08"): "AZ · 8 Nov 2016",
+        # The seeded demo races' feeds named no day.
+        ("Maricopa County Sheriff", "AZ", None): "AZ",
+        ("U.S. Senator", "AZ", None): "AZ",
+        ("President", "AK", "2012-11-06"): "AK · 6 Nov 2012",
+        ("President of the United States", "GA", "2020-11-03"): "GA · 3 Nov 2020",
+        ("Statewide Referendum A", "GA", "2020-11-03"): "GA · 3 Nov 2020",
+    }
 
 
 def test_test_data_is_marked_as_test(client, night):
