@@ -1,7 +1,10 @@
 """Shared fixtures: databases (SQLite always, PostgreSQL when reachable) and brokers.
 
 Tests that need the real PostgreSQL or RabbitMQ are skipped on a laptop
-without them and fail when CI is set: CI must never pass by skipping.
+without them and fail when CI is set: CI must never pass by skipping. The
+groups that take over the machine's own services run only when asked
+(ROME_TEST_DESTRUCTIVE=1, which .ci/run sets), so plain `pytest` is safe on
+anyone's machine.
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ from rome.models import RESULT_TABLES, RejectedRow
 PG_URL = os.environ.get("ROME_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/rome_test")
 AMQP_URL = os.environ.get("ROME_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 IN_CI = bool(os.environ.get("CI"))
+# Marker groups that take the machine's own services from whoever else uses them.
+# The cluster tests are not among them: their three RabbitMQ nodes have ports,
+# a cookie and folders of their own, and leave the machine's node alone.
+DESTRUCTIVE = "ROME_TEST_DESTRUCTIVE"
+DESTRUCTIVE_GROUPS = {
+    "faults": "stop and restart this machine's PostgreSQL and RabbitMQ",
+    "compose": "run containers on this machine's ports 8083, 5555 and 15672",
+}
 
 
 def pytest_collection_modifyitems(items):
@@ -27,6 +38,19 @@ def pytest_collection_modifyitems(items):
         return 2 if item.get_closest_marker("faults") else bool(item.get_closest_marker("slow"))
 
     items.sort(key=weight)
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
+def pytest_runtest_setup(item):
+    """Run a destructive group's test only when DESTRUCTIVE=1 asks for it."""
+    if os.environ.get(DESTRUCTIVE) == "1":
+        return
+    for marker, what in DESTRUCTIVE_GROUPS.items():
+        if item.get_closest_marker(marker):
+            message = f"the {marker} tests {what}: set {DESTRUCTIVE}=1 to run them"
+            if IN_CI:  # CI runs every group: .ci/run sets the variable
+                pytest.fail(f"{message} (CI is set, so this is a failure, not a skip)")
+            pytest.skip(message)
 
 
 def missing_service(what: str, error: Exception):
