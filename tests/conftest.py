@@ -1,7 +1,10 @@
 """Shared fixtures: databases (SQLite always, PostgreSQL when reachable) and brokers.
 
 Tests that need the real PostgreSQL or RabbitMQ are skipped on a laptop
-without them and fail when CI is set: CI must never pass by skipping.
+without them and fail when CI is set: CI must never pass by skipping. The
+groups that take over the machine's own services run only when asked
+(ROME_TEST_DESTRUCTIVE=1, which .ci/run sets), so plain `pytest` is safe on
+anyone's machine.
 """
 
 from __future__ import annotations
@@ -13,11 +16,22 @@ from sqlalchemy import create_engine, text
 
 from rome.store import db
 from rome.store.models import RESULT_TABLES, RejectedRow
-from tests.helpers.services import AMQP_URL, PG_URL, fast_first, missing_service
+from tests.helpers.services import (
+    AMQP_URL,
+    PG_URL,
+    fast_first,
+    missing_service,
+    refuse_unasked_destruction,
+)
 
 
 def pytest_collection_modifyitems(items):
     fast_first(items)
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
+def pytest_runtest_setup(item):
+    refuse_unasked_destruction(item)
 
 
 def _ensure_pg_database(url: str) -> None:

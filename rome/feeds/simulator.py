@@ -10,6 +10,14 @@ both report the presidential race for the state, disagree while counting
 and agree at the end. Now and then a figure is overstated for a few ticks
 and then corrected downward, and AP's state row briefly disagrees with the
 sum of its counties: the feeds' faults Rome must show, not hide.
+
+AP answers a client's first request in full and only then incrementally. A
+tick-pure simulator cannot know which request is a beat's first (beat may
+restart mid-night, and two beats must send the same bytes), so AP answers in
+full on ticks fixed by the night alone: its first tick, and every
+RESYNC_TICKS ticks after, as a poller's periodic full request would. A
+consumer that missed the start, or a message, is whole again within
+RESYNC_TICKS ticks.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ STATE, ISSUER = "AZ", "AZSOS"  # the simulated state, and its Secretary of State
 LOOKBACK = 400  # ticks searched back for a unit's last report
 CORRECTION_WINDOW = 25  # ticks; a correction may happen once per window
 DISAGREEMENT_WINDOW = 50
+RESYNC_TICKS = 30  # AP answers in full every this many ticks of the night (1 min at 2 s)
 
 
 def _unit_hash(*parts: object) -> float:
@@ -157,6 +166,13 @@ def _seconds(night: Night, tick: int) -> float:
     return tick * night.interval - night.started_at
 
 
+def answers_in_full(night: Night, tick: int) -> bool:
+    """Tell whether AP answers tick in full: the night's first, and every RESYNC_TICKS after."""
+    # The night's first tick is the first slot that starts at or after started_at.
+    since_start = tick - math.ceil(night.started_at / night.interval)
+    return since_start >= 0 and since_start % RESYNC_TICKS == 0
+
+
 def race_snapshot_counts(
     night: Night, source: str, layout: Layout, tick: int
 ) -> tuple[list[Count], int, bool]:
@@ -207,16 +223,19 @@ def simulate(
 ) -> Snapshot | None:
     """Return source's snapshot at tick, or None when nothing changed since the tick before.
 
-    AP answers like its API's incremental requests: only the races that
-    changed. Clarity and NIST publish a whole new version of the file.
+    AP answers like its API: every race on the night's first tick and every
+    RESYNC_TICKS ticks after (answers_in_full), in between only the races that
+    changed, as its incremental requests do. Clarity and NIST publish a whole
+    new version of the file when anything in it changed.
     """
     catalog = catalog or default_catalog()
     fmt = catalog.sources[source].format
+    full = fmt == "ap" and answers_in_full(night, tick)
     parts = []
     for layout in layouts(catalog, source, units):
         now = race_snapshot_counts(night, source, layout, tick)
         before = race_snapshot_counts(night, source, layout, tick - 1)
-        parts.append((layout, now, now[0] != before[0]))
+        parts.append((layout, now, full or now[0] != before[0]))
     if not any(changed for _, _, changed in parts):
         return None
     if fmt == "ap":

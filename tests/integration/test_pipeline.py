@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, update
 
+from rome.feeds.simulator import stamp
 from rome.feeds.snapshot import TOTAL
 from rome.settings import load_settings
 from rome.store import db
@@ -73,10 +75,13 @@ def test_snapshots_flow_from_every_source_in_its_own_format(pipeline):
 
     first = wait_for(lambda: (v := versions(database)) and len(v) == 3 and v, 90,
                      what="all three sources to report")
-    wait_for(lambda: all(versions(database)[s] > first[s] for s in first), 30,
-             what="newer versions from every source")
-    assert {(r, s) for r, s, _ in top_totals(database)} >= {
-        (1, "ap"), (1, "sos"), (2, "mc"), (3, "sos"), (3, "ap")}
+    # AP sends only the races that changed between its full answers (every
+    # RESYNC_TICKS ticks, rome/feeds/simulator.py): wait for every race of every source
+    # to arrive, not for one more version, which may carry one race only.
+    every_race = {(1, "ap"), (1, "sos"), (2, "mc"), (3, "sos"), (3, "ap")}
+    wait_for(lambda: {(r, s) for r, s, _ in top_totals(database)} >= every_race
+             and all(versions(database)[s] > first[s] for s in first), 60,
+             what="every source's races, and newer versions from every source")
 
     # Quiesce the sources, then publish one snapshot twice: the copy changes nothing.
     processes.stop("beat")
@@ -88,16 +93,26 @@ def test_snapshots_flow_from_every_source_in_its_own_format(pipeline):
         settle["last"] = now
         return done
 
-    wait_for(settled, 30, interval=1.5, what="the pipeline to drain")
+    # What beat queued must all be applied first: on a loaded machine that can
+    # take a while (up to 36 tasks a second were queued), so allow for it.
+    wait_for(settled, 120, interval=1.5, what="the pipeline to drain")
     expect = processes.log_dir / "dup.json"
+    start = int(time.time()) + 1  # after every tick beat sent
     injected = processes.run([sys.executable, "-m", "rome", "inject", "--updates", "4",
-                              "--batch", "4", "--duplicate-rate", "1",
+                              "--batch", "4", "--duplicate-rate", "1", "--start", str(start),
                               "--expect", str(expect)])
     assert injected.returncode == 0, injected.stderr
     assert "published 2 messages" in injected.stdout
-    wait_for(lambda: "applied=0" in processes.log("worker")
-             and "stale=" in processes.log("worker"), 30,
-             what="the second copy to reach caesar and change nothing")
+    # One AP snapshot, versioned by AP's rule: wait for both of its copies, not for any
+    # no-op (a late simulated message delivered out of order is one too).
+    version = f"versions=ap@{stamp('ap', start, 1.0)[0]} "
+
+    def both_copies():
+        lines = [line for line in processes.log("worker").splitlines()
+                 if "event=recorded" in line and version in line]
+        return sorted("applied=0 " in line for line in lines) == [False, True]
+
+    wait_for(both_copies, 60, what="the second copy to reach caesar and change nothing")
     expected = json.loads(expect.read_text())["tallies"]
     top = [t for t in expected if t["rank"] == 1]  # ap's state row
     with database.Session() as session:

@@ -3,7 +3,9 @@
 from rome.feeds.catalog import default_catalog
 from rome.feeds.simulator import (
     CORRECTION_WINDOW,
+    RESYNC_TICKS,
     Night,
+    answers_in_full,
     current_tick,
     layouts,
     race_snapshot_counts,
@@ -59,9 +61,36 @@ def test_units_start_reporting_progressively_and_ap_calls_the_race_at_the_end():
     assert all(s.winner is None for s in simulate("ap", 100, NIGHT).statuses)
 
 
-def test_ap_answers_only_the_races_that_changed():
-    sizes = {len(s.races) for tick in range(0, END) if (s := simulate("ap", tick, NIGHT))}
-    assert sizes == {1, 2}
+def test_ap_answers_in_full_first_and_every_resync_then_only_the_races_that_changed():
+    president, senator = layouts(default_catalog(), "ap", 15)
+    sizes = set()
+    for tick in range(0, END):
+        snapshot = simulate("ap", tick, NIGHT)
+        if answers_in_full(NIGHT, tick):
+            assert tick % RESYNC_TICKS == 0  # NIGHT starts at 0: its first tick is tick 0
+            assert len(snapshot.races) == 2, tick
+            continue
+        changed = {layout.feed_key for layout in (president, senator)
+                   if race_snapshot_counts(NIGHT, "ap", layout, tick)[0]
+                   != race_snapshot_counts(NIGHT, "ap", layout, tick - 1)[0]}
+        assert {r.key for r in snapshot.races} == changed if snapshot else not changed, tick
+        sizes.add(len(changed))
+    assert sizes == {0, 1, 2}
+
+
+def test_ap_answers_the_first_tick_of_the_night_in_full_before_anything_is_counted():
+    # A night that begins mid-slot (its first tick is the first slot starting after it),
+    # and in which no unit is ever seen: AP still lists its races, at zero, in full.
+    silent = Night("test", 0.0, 2.0, started_at=7.3, length=600.0)
+    full = [4, 4 + RESYNC_TICKS, 4 + 2 * RESYNC_TICKS]
+    assert [t for t in range(0, 70) if answers_in_full(silent, t)] == full
+    for tick in full:
+        answer = simulate("ap", tick, silent)
+        assert len(answer.races) == 2 and {n.votes for n in answer.counts} == {0}
+    # In between nothing changes, so AP has nothing to say; a whole file (NIST,
+    # Clarity) is published only when something in it changed.
+    assert all(simulate("ap", t, silent) is None for f in full for t in (f - 1, f + 1))
+    assert simulate("sos", 4, silent) is None
 
 
 def test_the_top_row_sums_its_units_except_when_ap_disagrees_with_itself():
