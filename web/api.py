@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from rome.read.history import race_history
 from rome.read.results import race_ids, recent_rejected, rejected_count
-from rome.read.results_cache import Snapshot
+from rome.read.results_cache import ResultsState
 from rome.read.shapes import RaceListJson, RejectedListJson
 from web.caching import revalidate
 from web.database import database, results
@@ -26,30 +26,30 @@ DATE_TIME = re.compile(
 )
 
 
-def _json_once(snapshot: Snapshot, key: str, build) -> Response:
+def _json_once(state: ResultsState, key: str, build) -> Response:
     # Every poll between two changes asks for the same bytes: serialize them once.
-    body = snapshot.memo.get(key)
+    body = state.memo.get(key)
     if body is None:
-        body = snapshot.memo[key] = current_app.json.response(build()).get_data()
+        body = state.memo[key] = current_app.json.response(build()).get_data()
     return current_app.response_class(body, mimetype="application/json")
 
 
 @bp.get("/races")
 def races():
     """List every race with the total count of rejected payloads."""
-    snapshot = results()
-    return _json_once(snapshot, "races", lambda: RaceListJson(
-        races=[race.to_json() for race in snapshot.races], rejected=snapshot.rejected,
+    state = results()
+    return _json_once(state, "races", lambda: RaceListJson(
+        races=[race.to_json() for race in state.races], rejected=state.rejected,
     ))
 
 
 @bp.get("/races/<int:race_id>")
 def one_race(race_id: int):
     """Return one race, or 404 when Rome has no race with that id."""
-    snapshot = results()
-    for race in snapshot.races:
+    state = results()
+    for race in state.races:
         if race.id == race_id:
-            return _json_once(snapshot, f"race/{race_id}", race.to_json)
+            return _json_once(state, f"race/{race_id}", race.to_json)
     return error_json(404, f"no race with id {race_id}")
 
 

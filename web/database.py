@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from flask import current_app
 
-from rome.read.results_cache import Snapshot
+from rome.read.results_cache import ResultsState
 from rome.store.db import Database
 
 
@@ -15,7 +15,7 @@ def database() -> Database:
     return current_app.extensions["rome_db"]
 
 
-def results() -> Snapshot:
+def results() -> ResultsState:
     """Return every race as of now, from the app's cache when the database has not changed."""
     return current_app.extensions["rome_results"].get(
         database(), datetime.now(UTC), current_app.config["STALE_AFTER"]

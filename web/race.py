@@ -37,9 +37,9 @@ def page_context(now: datetime) -> dict:
 
 def render_overview(status: int = 200, wipeout_error: str | None = None):
     """Render every race as the results page, with an optional wipeout form error."""
-    snapshot = results()
+    state = results()
     html = render_template(
-        "race.html", races=snapshot.races, rejected=snapshot.rejected,
+        "race.html", races=state.races, rejected=state.rejected,
         wipeout_error=wipeout_error, **page_context(datetime.now(UTC)),
     )
     return html, status

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
+import workers
 from rome.ops.registry_cache import RegistryCache
 from web.errors import error_json
 
@@ -49,10 +50,8 @@ def install(app: Flask) -> None:
     real = not callable(fetch)
     if real:
         def fetch():
-            # Imported here: importing workers loads settings and creates the broker folders.
-            from workers import app as celery_app
-
-            return inspect_workers(celery_app, timeout=timeout)
+            # workers.app is built on first use, from the environment's settings.
+            return inspect_workers(workers.app, timeout=timeout)
 
     cache = RegistryCache(fetch, every=app.config["REGISTRY_REFRESH"],
                           max_age=app.config["REGISTRY_MAX_AGE"])

@@ -1,6 +1,6 @@
 """The baseline `rome bench` holds Rome against: one task per count, as a Celery user writes first.
 
-Not part of Rome's pipeline (workers/__init__.py does not include it): the
+Not part of Rome's pipeline (workers/factory.py does not include it): the
 bench's worker loads it with `celery -A workers worker -I workers.naive`.
 Each message carries one count with its ids already resolved; the task
 upserts it into current_counts where its version is newer and, if it moved,

@@ -1,10 +1,11 @@
-"""Fire each source on wall-clock-aligned ticks, passing the tick number."""
+"""Fire each source on wall-clock-aligned ticks, passing the tick number; keep beat's schedule."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
-from celery.beat import BeatLazyFunc
+from celery.beat import BeatLazyFunc, PersistentScheduler
 from celery.schedules import schedstate, schedule
 
 from rome.feeds.simulator import current_tick
@@ -38,3 +39,11 @@ def beat_schedule(interval: float, queues: dict[str, str]) -> dict:
         }
         for source, queue in queues.items()
     }
+
+
+class FolderMakingScheduler(PersistentScheduler):
+    """Celery's default scheduler, making the folder its schedule file goes in."""
+
+    def setup_schedule(self):
+        Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)
+        super().setup_schedule()

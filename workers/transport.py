@@ -1,9 +1,10 @@
-"""kombu's filesystem transport, made safe for a consumer that polls often."""
+"""kombu's filesystem transport, made safe for a consumer that polls often, making its folders."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from time import monotonic
 
 from kombu.transport import filesystem
@@ -19,6 +20,13 @@ class AtomicChannel(filesystem.Channel):
     ending in ".<queue>.msg", so they never see the ".part" file, and a
     rename within one folder is atomic.
     """
+
+    def __init__(self, connection, **kwargs):
+        super().__init__(connection, **kwargs)
+        # Made by the first process to open a channel on them (a worker, beat,
+        # Flower, a publisher), not by importing the app: kombu expects them.
+        for folder in (self.data_folder_in, self.data_folder_out, self.control_folder):
+            Path(folder).mkdir(parents=True, exist_ok=True)
 
     def _put(self, queue, payload, **kwargs):
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"

@@ -287,6 +287,21 @@ def race_views(
     # Plain rows, not ORM objects: building tens of thousands of those was most of the time.
     tallies = session.execute(select(*TallyRow.__table__.c)).all()
     statuses = session.execute(select(*RaceStatusRow.__table__.c)).all()
+    races, candidates = _races_and_candidates(session, tallies, statuses)
+    views = _source_views(session, races, tallies, statuses)
+    levels = _read_top_levels(views, tallies)
+    _count_changes(views, tallies)
+    _read_statuses(views, statuses)
+    _units_reporting(session, views, levels)
+    _judge_freshness(session, views, tallies, now or datetime.now(UTC), stale_after)
+    _candidate_figures(races, candidates, tallies)
+    return list(races.values())
+
+
+def _races_and_candidates(
+    session: Session, tallies: list, statuses: list
+) -> tuple[dict[int, RaceView], dict[int, CandidateView]]:
+    """Return the races to show (the catalog's and any with results), each with its candidates."""
     with_results = {t.race_id for t in tallies} | {s.race_id for s in statuses}
     races = {
         r.id: RaceView(r.id, r.name, [], [], r.state, r.office, r.election_date)
@@ -301,6 +316,13 @@ def race_views(
     ):
         candidates[c.id] = CandidateView(c.id, c.first, c.last, c.party)
         races[c.race_id].candidates.append(candidates[c.id])
+    return races, candidates
+
+
+def _source_views(
+    session: Session, races: dict[int, RaceView], tallies: list, statuses: list
+) -> dict[tuple[int, str], SourceView]:
+    """Give each race a view per source that reports it, in source order; return them by key."""
     source_rows = {s.id: s for s in session.scalars(select(SourceRow))}
     catalog = default_catalog()
 
@@ -316,7 +338,6 @@ def race_views(
             reporters[race_id].add(source_id)
 
     views: dict[tuple[int, str], SourceView] = {}
-    newest: dict[str, datetime] = {}
     for race_id, source_ids in reporters.items():
         for source_id in source_order(source_ids):
             row = source_rows.get(source_id)
@@ -324,10 +345,14 @@ def race_views(
                               row.code if row else source_id.upper())
             views[(race_id, source_id)] = view
             races[race_id].sources.append(view)
-    for t in tallies:
-        at = _aware(t.last_update_at)
-        if t.source_id not in newest or at > newest[t.source_id]:
-            newest[t.source_id] = at
+    return views
+
+
+def _read_top_levels(views: dict, tallies: list) -> dict[tuple[int, str], dict[int, dict]]:
+    """Set each source's figures from its topmost level, with where the level below disagrees.
+
+    Returns every (race, source)'s figures by level, as level_figures does.
+    """
     levels = level_figures(tallies)
     for (race_id, source_id), by_rank in levels.items():
         view = views.get((race_id, source_id))
@@ -338,6 +363,11 @@ def race_views(
         view.by_candidate = dict(by_rank[top])
         view.votes = sum(by_rank[top].values())
         view.disagreements = disagreements(by_rank)
+    return levels
+
+
+def _count_changes(views: dict, tallies: list) -> None:
+    """Add up each source's changes and corrections, and its last update, at its top level."""
     for t in tallies:
         view = views.get((t.race_id, t.source_id))
         if view is None or view.level is None or LEVELS[t.rank] != view.level:
@@ -348,6 +378,10 @@ def race_views(
             at = _aware(t.last_update_at)
             if view.last_update_at is None or at > view.last_update_at:
                 view.last_update_at = at
+
+
+def _read_statuses(views: dict, statuses: list) -> None:
+    """Set what each source says of the race as a whole: version, precincts, winner, test."""
     for s in statuses:
         view = views.get((s.race_id, s.source_id))
         if view is not None:
@@ -355,9 +389,16 @@ def race_views(
             view.precincts_reporting, view.precincts_total = (
                 s.precincts_reporting, s.precincts_total)
             view.winner_id, view.test = s.winner_id, s.test
-    _units_reporting(session, views, levels)
 
-    now = now or datetime.now(UTC)
+
+def _judge_freshness(session: Session, views: dict, tallies: list, now: datetime,
+                     stale_after: float | None) -> None:
+    """Say when each source was last heard from, whether it is stale, and what it had rejected."""
+    newest: dict[str, datetime] = {}
+    for t in tallies:
+        at = _aware(t.last_update_at)
+        if t.source_id not in newest or at > newest[t.source_id]:
+            newest[t.source_id] = at
     rejected = rejected_by_source(session)
     for (_, source_id), view in views.items():
         # A source is live if it reported anything lately, not only this race:
@@ -366,6 +407,12 @@ def race_views(
         view.stale_after = stale_after
         view.stale = is_stale(view.heard_at, now, stale_after)
         view.rejected = rejected.get(source_id, 0)
+
+
+def _candidate_figures(races: dict[int, RaceView], candidates: dict[int, CandidateView],
+                       tallies: list) -> None:
+    """Give each candidate the primary source's votes and share, each source's figure, and
+    the vote types of the primary source's top level."""
     # Vote types: the primary source's, at its top level. One pass over the
     # tallies, not one per race: a national night has hundreds of races.
     primary_top: dict[int, tuple[str, int]] = {}
@@ -384,7 +431,6 @@ def race_views(
         if (t.vote_type != TOTAL and primary_top.get(t.race_id) == (t.source_id, t.rank)
                 and t.candidate_id in candidates):
             candidates[t.candidate_id].vote_types[t.vote_type] = t.votes
-    return list(races.values())
 
 
 def _units_reporting(session: Session, views: dict, levels: dict) -> None:

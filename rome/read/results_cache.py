@@ -11,14 +11,14 @@ from rome.store.db import Database
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class ResultsState:
     """Race views and the rejected count as of one results version."""
 
     version: tuple
     races: list[RaceView]
     rejected: int
     stale_after: float | None
-    # What callers derive from the views (a serialized body, say), made once per snapshot.
+    # What callers derive from the views (a serialized body, say), made once per state.
     memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     def current_at(self, version: tuple, now: datetime, stale_after: float | None) -> bool:
@@ -36,22 +36,22 @@ class ResultsCache:
     """Serve race views from memory while one cheap query says the database has not changed."""
 
     # Races, candidates and sources are read again at every rebuild, so a
-    # catalog change shows with the next tally change. A snapshot is never
+    # catalog change shows with the next tally change. A state is never
     # changed once built, so threads may share one.
 
     def __init__(self) -> None:
-        self.snapshot: Snapshot | None = None
+        self.state: ResultsState | None = None
 
-    def get(self, database: Database, now: datetime, stale_after: float | None) -> Snapshot:
+    def get(self, database: Database, now: datetime, stale_after: float | None) -> ResultsState:
         """Return the views as of now, rebuilt only if the results or a staleness changed."""
         # A bare connection: the check is one query, a session would cost more than it.
         with database.engine.connect() as connection:
             version = results_version(connection)
-        snapshot = self.snapshot
-        if snapshot is None or not snapshot.current_at(version, now, stale_after):
+        state = self.state
+        if state is None or not state.current_at(version, now, stale_after):
             with database.Session() as session:
                 races, rejected = race_views(session, now, stale_after), rejected_count(session)
             # Read after the version: the views are at least that new, and a
             # newer write changes the version, so the next call rebuilds.
-            snapshot = self.snapshot = Snapshot(version, races, rejected, stale_after)
-        return snapshot
+            state = self.state = ResultsState(version, races, rejected, stale_after)
+        return state

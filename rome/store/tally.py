@@ -25,7 +25,7 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, TypedDict
+from typing import Annotated, NamedTuple, TypedDict
 
 from sqlalchemy import delete, func, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -46,8 +46,19 @@ from rome.store.models import (
 )
 from rome.store.reference import resolve
 
-# (race_id, source_id, unit_id, candidate_id, vote_type) -> (rank, votes, version, feed_at)
-Row = tuple[int, str, int, int, str, int, int, int, float]
+
+class Row(NamedTuple):
+    """One resolved count, as it is applied: its key, then what is stored under it."""
+
+    race_id: int
+    source_id: str
+    unit_id: int
+    candidate_id: int
+    vote_type: str
+    rank: int
+    votes: int
+    version: int
+    feed_at: float  # seconds since the epoch
 
 
 @dataclass(frozen=True)
@@ -76,10 +87,10 @@ def count_rows(
             unit_id, rank = ids.units[n.unit]
             key = (ids.races[n.race], snapshot.source, unit_id,
                    ids.candidates[(n.race, n.candidate)], n.vote_type)
-            row = (*key, rank, n.votes, snapshot.version, snapshot.feed_at)
+            row = Row(*key, rank, n.votes, snapshot.version, snapshot.feed_at)
             old = best.get(key)
             # Within a batch too, the newest version (then the larger figure) wins.
-            if old is None or (old[7], old[6]) < (row[7], row[6]):
+            if old is None or (old.version, old.votes) < (row.version, row.votes):
                 best[key] = row
         _record_status(session, snapshot, ids)
         races.update((race_id, snapshot.source) for race_id in ids.races.values())
@@ -223,7 +234,10 @@ APPLY_STAGE = APPLY_TEMPLATE.format(**TABLES)
 def copy_text(rows: list[Row]) -> str:
     """Render count rows as the staging table's COPY text."""
     return "".join(
-        f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]!r}\n" for r in rows
+        f"{race_id}\t{source_id}\t{unit_id}\t{candidate_id}\t{vote_type}\t{rank}\t{votes}\t"
+        f"{version}\t{feed_at!r}\n"
+        for race_id, source_id, unit_id, candidate_id, vote_type, rank, votes, version, feed_at
+        in rows
     )
 
 
@@ -286,10 +300,11 @@ def _apply_portable(session: Session, rows: list[Row],
     changed_rows = []
     for start in range(0, len(rows), 1000):  # well within SQLite's variable limit
         values = [
-            {"race_id": r[0], "source_id": r[1], "unit_id": r[2], "candidate_id": r[3],
-             "vote_type": r[4], "rank": r[5], "votes": r[6], "prev_votes": None,
-             "version": r[7], "feed_at": _utc(r[8]), "applied_at": now}
-            for r in rows[start:start + 1000]
+            {"race_id": race_id, "source_id": source_id, "unit_id": unit_id,
+             "candidate_id": candidate_id, "vote_type": vote_type, "rank": rank, "votes": votes,
+             "prev_votes": None, "version": version, "feed_at": _utc(feed_at), "applied_at": now}
+            for race_id, source_id, unit_id, candidate_id, vote_type, rank, votes, version, feed_at
+            in rows[start:start + 1000]
         ]
         changed_rows += session.execute(stmt.values(values)).all()
     history = []

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import signal
 
-from workers import ROUTES, app
+from workers import app
+from workers.factory import ROUTES
 from workers.tasks import PipelineTask
 
 __all__ = ["app", "always_fails", "kill_own_process"]

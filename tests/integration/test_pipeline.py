@@ -15,7 +15,7 @@ from rome.feeds.snapshot import TOTAL
 from rome.settings import load_settings
 from rome.store import db
 from rome.store.models import RaceStatusRow, SourceRow, TallyRow
-from tests.helpers.support import Processes, reset_queues, wait_for
+from tests.helpers.support import CELERY, Processes, reset_queues, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -173,3 +173,22 @@ def test_replayed_real_files_show_their_own_races(pipeline):
                if s.id == "elexco" for d in s.disagreements}
     assert {(805617, 801232), (354769, 351144)} <= flagged
     assert "event=level_disagreement" in processes.log("worker")
+
+
+def test_a_worker_started_without_Q_consumes_every_work_queue(rome_on_rabbitmq):
+    from workers.factory import topology
+
+    processes, database = rome_on_rabbitmq
+    processes.start("worker", [*CELERY, "worker", "-n", "everything@%h", "-c", "1", "-l", "info"])
+
+    def active_queues():
+        asked = processes.run([*CELERY, "inspect", "active_queues", "--json", "-t", "2"])
+        return asked.returncode == 0 and json.loads(asked.stdout)
+
+    [queues] = wait_for(active_queues, 90, interval=1, what="the worker to answer").values()
+    settings = load_settings(processes.env)
+    assert {q["name"] for q in queues} == {q.name for q in topology(settings).work}
+    # And it runs what arrives on them: notekeeper's, then caesar's task.
+    injected = processes.run([sys.executable, "-m", "rome", "inject", "--updates", "4"])
+    assert injected.returncode == 0, injected.stderr
+    wait_for(lambda: top_totals(database), 30, what="caesar to record them")

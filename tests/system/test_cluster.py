@@ -242,7 +242,7 @@ def test_kill_9_of_the_node_the_worker_is_connected_to(stack):
 
 
 def test_sigstop_of_the_publishers_node_mid_stream(stack):
-    from workers import CONFIRM_TIMEOUT
+    from workers.factory import CONFIRM_TIMEOUT
 
     n1, n2, n3 = stack.cluster.nodes
     # The queues are led by another node: see docs/reliability.md for a stalled leader.

@@ -25,7 +25,7 @@ def cache(database):
 
 
 def test_an_unchanged_database_is_served_from_memory(cache, database):
-    first = cache.snapshot
+    first = cache.state
     assert cache.get(database, NOW + timedelta(seconds=1), 60.0) is first
     assert first.races[0].total_votes == 10
 
@@ -46,7 +46,7 @@ def test_an_unchanged_database_is_served_from_memory(cache, database):
          "rejected payload", "wipeout", "edited tally"],
 )
 def test_any_change_to_the_results_rebuilds(cache, database, change):
-    first = cache.snapshot
+    first = cache.state
     with database.Session.begin() as session:
         change(session)
     second = cache.get(database, NOW, 60.0)
@@ -54,14 +54,14 @@ def test_any_change_to_the_results_rebuilds(cache, database, change):
 
 
 def test_an_older_version_changes_nothing_and_rebuilds_nothing(cache, database):
-    first = cache.snapshot
+    first = cache.state
     with database.Session.begin() as session:
         record_snapshots(session, [race_snapshot("ap", 0, {101: 99})])  # a replayed old file
     assert cache.get(database, NOW, 60.0) is first
 
 
 def test_a_source_going_stale_rebuilds(cache, database):
-    first = cache.snapshot
+    first = cache.state
     later = cache.get(database, NOW + timedelta(hours=1), 60.0)
     assert later is not first
     assert later.races[0].sources[0].stale and not first.races[0].sources[0].stale

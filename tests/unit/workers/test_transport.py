@@ -46,3 +46,13 @@ def test_the_celery_app_uses_it_for_the_embedded_broker():
 
     if settings.embedded_broker:
         assert app.connection_for_write().transport_cls.endswith("AtomicFilesystemTransport")
+
+
+def test_opening_a_channel_makes_the_folders(tmp_path):
+    options = {"data_folder_in": str(tmp_path / "a" / "queue"),
+               "data_folder_out": str(tmp_path / "a" / "queue"),
+               "control_folder": str(tmp_path / "a" / "control")}
+    with Connection("filesystem://localhost/", transport=AtomicFilesystemTransport,
+                    transport_options=options) as conn:
+        conn.default_channel.basic_publish  # noqa: B018  (opens the channel)
+        assert (tmp_path / "a" / "queue").is_dir() and (tmp_path / "a" / "control").is_dir()

@@ -6,16 +6,16 @@ import gc
 
 from celery.signals import worker_process_init
 
-import workers
+from workers import signals
 
 
 def test_a_pool_child_freezes_its_start_up_objects_and_collects_less_often():
-    assert workers._collect_less_in_child in worker_process_init._live_receivers(None)
+    assert signals._collect_less_in_child in worker_process_init._live_receivers(None)
     thresholds = gc.get_threshold()
     try:
-        workers._collect_less_in_child()
+        signals._collect_less_in_child()
         assert gc.get_freeze_count() > 10_000  # the modules, Celery's and SQLAlchemy's state
-        assert gc.get_threshold() == workers.GC_THRESHOLDS
+        assert gc.get_threshold() == signals.GC_THRESHOLDS
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
