@@ -1,3 +1,2 @@
-"""What runs Rome: the command line, the demo and its supervisor, the data folder,
-Flower's login, the worker registry cache and the wipeout attempts limit.
-"""
+"""What runs Rome: the demo and its supervisor, the data folder, Flower's login, the worker
+registry cache, the wipeout attempts limit, and the one seam to the Celery side."""
