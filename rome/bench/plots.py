@@ -12,6 +12,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 from rome.bench.common import percentile  # noqa: E402
 
 
+def label_log_axes(ax, x: str, y: str, title: str, legend_size: int) -> None:
+    """Name a log-scaled plot's axes and title, grid it and give it its legend."""
+    ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
+def save(fig, path: Path) -> None:
+    """Write the figure to path and free it."""
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def plot_batches(by_batch: list[dict], naive: float, path: Path) -> None:
     """Plot throughput against batch size for COPY, Rome's path and one message per update."""
     sizes = [row["batch"] for row in by_batch]
@@ -23,15 +40,9 @@ def plot_batches(by_batch: list[dict], naive: float, path: Path) -> None:
             label="Rome: published → committed")
     ax.axhline(naive, color="grey", linestyle="--", label="one message per update")
     ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("updates per message (batch size)")
-    ax.set_ylabel("updates per second")
-    ax.set_title("Ingest throughput by batch size")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    label_log_axes(ax, "updates per message (batch size)", "updates per second",
+                   "Ingest throughput by batch size", 8)
+    save(fig, path)
 
 
 def plot_freshness(delays_ms: list[float], rate: float, path: Path) -> None:
@@ -46,9 +57,7 @@ def plot_freshness(delays_ms: list[float], rate: float, path: Path) -> None:
     ax.set_ylabel("messages")
     ax.set_title(f"Freshness at {rate:,.0f} updates/s offered")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_growth(steps: list[dict], path: Path) -> None:
@@ -70,15 +79,9 @@ def plot_growth(steps: list[dict], path: Path) -> None:
                            label=endpoint.replace("{race}", "1").split("?")[0])
         reads.plot(rows, [step["reads_ms"][endpoint]["p99"] for step in steps], ":",
                    color=line.get_color())
-    reads.set_yscale("log")
-    reads.set_xlabel("history rows (millions)")
-    reads.set_ylabel("ms (solid p50, dotted p99)")
-    reads.set_title("Read endpoints under concurrent readers")
-    reads.grid(True, which="both", alpha=0.3)
-    reads.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    label_log_axes(reads, "history rows (millions)", "ms (solid p50, dotted p99)",
+                   "Read endpoints under concurrent readers", 7)
+    save(fig, path)
 
 
 def plot_scale(scales: list[dict], path: Path, cores: int | None = None) -> None:
@@ -102,6 +105,4 @@ def plot_scale(scales: list[dict], path: Path, cores: int | None = None) -> None
     cpu.set_ylabel("CPU µs per update")
     cpu.set_title("Where the CPU goes")
     cpu.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save(fig, path)

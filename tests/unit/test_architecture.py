@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.paths import ROOT
 
 LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
@@ -37,26 +39,25 @@ def add_import(module: Path, line: str) -> None:
     module.write_text(module.read_text() + f"\n{line}\n")
 
 
-def test_the_store_importing_the_read_side_breaks_the_layers(tmp_path):
+BREACHES = {
+    "the store importing the read side": (
+        "rome/store/tally.py", "from rome.read import results",
+        ["rome.store.tally -> rome.read.results"]),
+    "the core importing the Celery side outside the seam": (
+        "rome/feeds/replay.py", "from workers.publish import publish_stream",
+        ["rome.feeds.replay -> workers.publish", "rome is not allowed to import celery"]),
+    "a circle among the benchmarks": (
+        "rome/bench/common.py", "from rome.bench import ingest",
+        [".common -> .ingest"]),
+}
+
+
+@pytest.mark.parametrize("breach", BREACHES)
+def test_a_wrong_import_breaks_a_contract(tmp_path, breach):
+    module, line, said = BREACHES[breach]
     code = copy_of_the_code(tmp_path)
-    add_import(code / "rome/store/tally.py", "from rome.read import results  # noqa")
+    add_import(code / module, f"{line}  # noqa")
     result = lint_imports(code)
     assert result.returncode == 1
-    assert "rome.store.tally -> rome.read.results" in result.stdout
-
-
-def test_the_core_importing_celery_outside_the_seam_breaks_a_contract(tmp_path):
-    code = copy_of_the_code(tmp_path)
-    add_import(code / "rome/feeds/replay.py", "from workers.publish import publish_stream  # noqa")
-    result = lint_imports(code)
-    assert result.returncode == 1
-    assert "rome.feeds.replay -> workers.publish" in result.stdout
-    assert "rome is not allowed to import celery" in result.stdout
-
-
-def test_a_circle_among_the_benchmarks_breaks_a_contract(tmp_path):
-    code = copy_of_the_code(tmp_path)
-    add_import(code / "rome/bench/common.py", "from rome.bench import ingest  # noqa")
-    result = lint_imports(code)
-    assert result.returncode == 1
-    assert ".common -> .ingest" in result.stdout
+    for words in said:
+        assert words in result.stdout

@@ -59,14 +59,7 @@ def database_url(tmp_path):
 
 @pytest.fixture
 def broker_folders(tmp_path):
-    folders = {
-        "data_folder_in": tmp_path / "broker" / "queue",
-        "data_folder_out": tmp_path / "broker" / "queue",
-        "control_folder": tmp_path / "broker" / "control",
-    }
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    return {key: str(folder) for key, folder in folders.items()}
+    return webapp.broker_folders(tmp_path)
 
 
 def make_app(database_url, broker_folders, **overrides):
