@@ -29,7 +29,7 @@ from tests.helpers.builders import race_snapshot
 from tests.helpers.services import missing_service
 from tests.helpers.support import Processes, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "browser-admin-token"
