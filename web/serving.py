@@ -18,7 +18,9 @@ import selectors
 import socket
 import threading
 import time
+import unicodedata
 from functools import partial
+from urllib.parse import unquote_plus
 
 from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import TConn, ThreadWorker
@@ -31,17 +33,32 @@ REQUEST_BUFFER = 65536
 # At most one line a minute per worker says how many slow clients it cut.
 REPORT_EVERY = 60.0
 
-# A query parameter whose name says it holds a secret (?token=, ?api_key=, ...).
-SECRET_PARAMETER = re.compile(
-    r"(?i)((?:^|[?&;])[^=&;\s]*(?:token|secret|passw|key|auth|session|csrf|signature)"
-    r"[^=&;\s]*=)[^&;#\s]*"
-)
+# A query parameter: the name as sent (perhaps percent-encoded), then its value.
+_PARAMETER = re.compile(r"((?:^|[?&;])([^=&;#?\s]*)=)[^&;#\s]*")
+# A name that says its value is a secret (?token=, ?api_key=, ...), once decoded.
+SECRET_NAME = re.compile(r"token|secret|passw|key|auth|session|csrf|signature")
 REDACTED = "[redacted]"
 
 
+def _says_secret(name: str) -> bool:
+    # Decoded as the app decodes it (%XX, and + for a space), and again while
+    # that changes it (t%256Fken); then only its letters and digits, so that
+    # neither case, nor a separator (pass_word, to+ken), nor a look-alike
+    # character hides the word.
+    for _ in range(3):
+        decoded = unquote_plus(name, errors="replace")
+        if decoded == name:
+            break
+        name = decoded
+    letters = "".join(ch for ch in unicodedata.normalize("NFKC", name).casefold() if ch.isalnum())
+    return SECRET_NAME.search(letters) is not None
+
+
 def redact_query(text: str) -> str:
-    """Replace the value of every secret-looking query parameter in text."""
-    return SECRET_PARAMETER.sub(rf"\1{REDACTED}", text)
+    """Replace the value of every query parameter in text whose name, decoded, says secret."""
+    return _PARAMETER.sub(
+        lambda m: m[1] + REDACTED if _says_secret(m[2]) else m[0], text
+    )
 
 
 _CONTENT_LENGTH = re.compile(rb"\r?\ncontent-length[ \t]*:[ \t]*([0-9]{1,9})[ \t]*\r?\n", re.I)

@@ -138,11 +138,13 @@ def test_slow_clients_do_not_hold_the_web(web):
 @pytest.mark.slow
 def test_the_access_log_keeps_no_token(web):
     address, processes = web
-    assert status_of(address, "/api/rejected?limit=1&token=hunter2-guess&api_key=k3y") == 200
+    assert status_of(
+        address, "/api/rejected?limit=1&token=hunter2-guess&api_key=k3y&t%6Fken=s%65cret"
+    ) == 200
     wait_for(lambda: "/api/rejected" in processes.log("web"), 10, what="the access log line")
     log = processes.log("web")
-    assert "limit=1&token=[redacted]&api_key=[redacted]" in log
-    assert "hunter2" not in log and "k3y" not in log
+    assert "limit=1&token=[redacted]&api_key=[redacted]&t%6Fken=[redacted]" in log
+    assert "hunter2" not in log and "k3y" not in log and "s%65cret" not in log
 
 
 @pytest.mark.parametrize(
@@ -153,6 +155,13 @@ def test_the_access_log_keeps_no_token(web):
         ("/x?Password=p;session_id=s", "/x?Password=[redacted];session_id=[redacted]"),
         ("/x?limit=5&since=2024", "/x?limit=5&since=2024"),
         ("http://localhost/race?csrf_token=t#top", "http://localhost/race?csrf_token=[redacted]#top"),
+        # Names are matched as the app reads them: percent-decoded, + as a space.
+        ("GET /race?t%6Fken=abc HTTP/1.1", "GET /race?t%6Fken=[redacted] HTTP/1.1"),
+        ("/x?a=1&%74%6F%6B%65%4E=abc&b=2", "/x?a=1&%74%6F%6B%65%4E=[redacted]&b=2"),
+        ("/x?pass+word=p&api%5Fkey=k", "/x?pass+word=[redacted]&api%5Fkey=[redacted]"),
+        ("/x?t%256Fken=a", "/x?t%256Fken=[redacted]"),
+        ("http://localhost/race?%73ecret=s#top", "http://localhost/race?%73ecret=[redacted]#top"),
+        ("/x?l%69mit=5&since=2024", "/x?l%69mit=5&since=2024"),
     ],
 )
 def test_redact_query(text, redacted):
