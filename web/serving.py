@@ -8,6 +8,8 @@ buffers requests like such a proxy: its poller reads each request, and a thread
 serves it only once it is whole. A client must send its request within
 READ_SECONDS (a body over REQUEST_BUFFER gets READ_SECONDS more, in the thread)
 and take each write of the answer within WRITE_SECONDS, or it is disconnected.
+A body gunicorn's parser refuses (a chunk size that is not hex) is a 400, not
+a 500 with a traceback.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from functools import partial
 from urllib.parse import unquote_plus
 
 from gunicorn.glogging import Logger
+from gunicorn.http.errors import NoMoreData, ParseException
 from gunicorn.workers.gthread import TConn, ThreadWorker
+from werkzeug.exceptions import BadRequest
 
 READ_SECONDS = 10.0
 WRITE_SECONDS = 10.0
@@ -146,6 +150,51 @@ class DeadlineSocket:
             raise BrokenPipeError("the client did not read the answer in time") from None
 
 
+class _CheckedBody:
+    """A request body whose malformed framing stops the app's read with a 400, not a 500."""
+
+    def __init__(self, body):
+        self._body = body
+
+    def _read(self, call, *args):
+        try:
+            return call(*args)
+        except (ParseException, NoMoreData) as exc:
+            # Flask answers an HTTPException with Rome's error page or JSON,
+            # and logs no traceback. Gunicorn's body marks itself failed, so
+            # the connection closes after this answer.
+            raise BadRequest("The request body is malformed.") from exc
+
+    def read(self, size=None):
+        return self._read(self._body.read, size)
+
+    def readline(self, size=None):
+        return self._read(self._body.readline, size)
+
+    def readlines(self, size=None):
+        return self._read(self._body.readlines, size)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self._read(self._body.__next__)
+
+
+def checked_bodies(app):
+    """Wrap a WSGI app: a body gunicorn's parser refuses (a bad chunk size) is a 400 to it.
+
+    A chunked body is parsed as the app reads it, so the parser's error reached
+    Flask, which answered 500 and logged a traceback, every time.
+    """
+
+    def wsgi(environ, start_response):
+        environ["wsgi.input"] = _CheckedBody(environ["wsgi.input"])
+        return app(environ, start_response)
+
+    return wsgi
+
+
 class SlowClientWorker(ThreadWorker):
     """Gunicorn's threaded worker that reads requests in its poller, not in threads.
 
@@ -163,6 +212,10 @@ class SlowClientWorker(ThreadWorker):
         self._cut_lock = threading.Lock()
         self._cut_count = 0
         self._reported_at = time.monotonic() - REPORT_EVERY
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = checked_bodies(self.wsgi)
 
     def accept(self, listener):
         try:
@@ -242,6 +295,16 @@ class SlowClientWorker(ThreadWorker):
                 conn.init()
                 conn.parser.unreader.unread(bytes(buffered))
         return super().handle(conn)
+
+    def _keepalive_after(self, conn, keepalive):
+        # Gunicorn reads what the app left of a body before the next request;
+        # if that body is malformed, it would answer 400 after the app's own
+        # answer, two answers to one request. The app has answered: close.
+        try:
+            return super()._keepalive_after(conn, keepalive)
+        except ParseException as exc:
+            self.log.debug("Closing connection after a malformed body: %s", exc)
+            return False
 
     def _slow_client_cut(self) -> None:
         # The first cut is told at once, then the count at most once a minute.
