@@ -148,10 +148,12 @@ def test_the_access_log_keeps_no_token(web):
     assert "hunter2" not in log and "k3y" not in log and "s%65cret" not in log
 
 
-def exchange(address, request: bytes) -> bytes:
+def exchange(address, request: bytes, *, then_hang_up: bool = False) -> bytes:
     """Send request over a fresh connection; return all the server answers before it closes."""
     with socket.create_connection(address, timeout=5) as conn:
         conn.sendall(request)
+        if then_hang_up:
+            conn.shutdown(socket.SHUT_WR)
         answer = b""
         while chunk := conn.recv(65536):
             answer += chunk
@@ -183,8 +185,11 @@ def test_a_bad_chunk_size_gets_400_without_a_traceback(web):
         answer = exchange(address, chunked_wipeout(b"zz", BEARER))
         assert answer.startswith(b"HTTP/1.1 401"), answer[:300]
         assert answer.count(b"HTTP/1.1 ") == 1, answer
+    # A client that stops sending halfway through a chunk: no traceback either.
+    cut_short = chunked_wipeout(b"7", FORM).rsplit(b"=", 1)[0]
+    assert exchange(address, cut_short, then_hang_up=True).startswith(b"HTTP/1.1 400")
     assert status_of(address, "/livez") == 200
-    wait_for(lambda: processes.log("web").count('"POST /race/wipeout HTTP/1.1" 400') == 3,
+    wait_for(lambda: processes.log("web").count('"POST /race/wipeout HTTP/1.1" 400') == 4,
              10, what="the access log lines")
     log = processes.log("web")
     assert "Traceback" not in log and "Error handling request" not in log, log
