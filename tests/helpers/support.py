@@ -104,7 +104,9 @@ class Processes:
     """A set of child processes, each in its own session, logging to files."""
 
     def __init__(self, env: dict[str, str], log_dir: Path):
-        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        # This machine's test broker logs in as guest:guest, which Rome refuses outside
+        # development; a test that wants production says so in env.
+        self.env = {**os.environ, "ROME_ENV": "development", **env, "PYTHONUNBUFFERED": "1"}
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen] = {}
 
