@@ -14,7 +14,7 @@ from sqlalchemy import text
 from rome.logs import log
 from rome.ops.shared_check import SharedCheck
 from web.database import database
-from workers.queues import QUEUES
+from workers.queues import QUEUES, QUORUM_SUFFIX
 
 bp = Blueprint("health", __name__)
 logger = logging.getLogger("rome.web")
@@ -31,12 +31,16 @@ def check_database() -> str:
 
 
 def install(app: Flask) -> None:
-    """Give app its broker check, shared by its threads and run once per BROKER_CHECK_EVERY s."""
-    def check():
-        with app.app_context():
-            return check_broker()
+    """Give app its broker and workers checks, shared by its threads: each runs (and logs a
+    failure) at most once per HEALTH_CHECK_EVERY s, however often /healthz is asked."""
+    def in_app(check):
+        def run():
+            with app.app_context():
+                return check()
+        return SharedCheck(run, app.config["HEALTH_CHECK_EVERY"])
 
-    app.extensions["rome_broker_check"] = SharedCheck(check, app.config["BROKER_CHECK_EVERY"])
+    app.extensions["rome_broker_check"] = in_app(check_broker)
+    app.extensions["rome_workers_check"] = in_app(check_consumers)
 
 
 def check_broker() -> str:
@@ -74,7 +78,9 @@ def check_consumers() -> str:
     age = time.time() - known.as_of
     if age > cache.max_age:
         return _unavailable("workers", f"the list of workers is {age:.0f} s old: {known.error}")
-    consumed = {queue for worker in known.workers for queue in worker["queues"]}
+    # On RabbitMQ a worker consumes the quorum queue `<name>.quorum` (workers/queues.py).
+    consumed = {queue.removesuffix(QUORUM_SUFFIX) for worker in known.workers
+                for queue in worker["queues"]}
     missing = [queue for queue in QUEUES if queue not in consumed]
     if missing:
         idle = [worker["name"] for worker in known.workers if not worker["queues"]]
@@ -106,6 +112,6 @@ def healthz():
     """Answer 200 when the database, broker and workers all work, else 503 naming which did not."""
     checks = {"database": check_database(),
               "broker": current_app.extensions["rome_broker_check"].get(),
-              "workers": check_consumers()}
+              "workers": current_app.extensions["rome_workers_check"].get()}
     healthy = all(value == "ok" for value in checks.values())
     return jsonify(status="ok" if healthy else "error", **checks), 200 if healthy else 503
