@@ -240,5 +240,6 @@ class HealthChecker(threading.Thread):
 
     def stop(self) -> None:
         self.stopped.set()
-        self.join(10)
+        if self.ident is not None:  # started: the stack's set-up may fail before
+            self.join(10)
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -26,8 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.helpers.paths import ROOT
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 IMAGES = HERE / "images"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
