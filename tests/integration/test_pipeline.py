@@ -28,7 +28,6 @@ def pipeline(request, tmp_path, unique, empty_tables):
         "ROME_UPDATE_CHANCE": "1",
         "ROME_NIGHT_SECONDS": "300",
         "ROME_SEED": unique,
-        "ROME_ENV": "development",  # the test broker's login is guest's
     }
     if request.param != "embedded":
         env["ROME_DATABASE_URL"] = request.getfixturevalue("pg_url")
