@@ -104,9 +104,7 @@ class Processes:
     """A set of child processes, each in its own session, logging to files."""
 
     def __init__(self, env: dict[str, str], log_dir: Path):
-        # This machine's test broker logs in as guest:guest, which Rome refuses outside
-        # development; a test that wants production says so in env.
-        self.env = {**os.environ, "ROME_ENV": "development", **env, "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen] = {}
 
@@ -159,48 +157,3 @@ def rome_processes(tmp_path: Path, database_url: str, broker_url: str) -> Proces
     """Return Processes run with Rome's database, broker and a data folder under tmp_path."""
     return Processes({"ROME_DATABASE_URL": database_url, "ROME_BROKER_URL": broker_url,
                       "ROME_DATA_DIR": str(tmp_path / "data")}, tmp_path)
-
-
-class CountingProxy:
-    """A TCP relay to (host, port) on a free local port that counts the connections made."""
-
-    def __init__(self, host: str, port: int):
-        import threading
-
-        self.upstream = (host, port)
-        self.connections = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        import threading
-
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:  # closed
-                return
-            with self._lock:
-                self.connections += 1
-            server = socket.create_connection(self.upstream)
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, sink):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self._listener.close()
