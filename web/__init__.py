@@ -39,6 +39,10 @@ def log_to_stderr(log_format: str) -> None:
 def create_app(test_config: Mapping | None = None) -> Flask:
     """Build the Flask app from Rome's settings, then apply test_config over them."""
     app = Flask(__name__)
+    # Werkzeug answers /static//x with a redirect to the merged path, as an
+    # absolute URL built from the Host header: an open redirect whenever any
+    # host is allowed (`rome demo --host 0.0.0.0`). Such a path is a 404.
+    app.url_map.merge_slashes = False
     settings = load_settings()
     app.config.from_mapping(
         DATA_DIR=str(settings.data_dir),

@@ -8,6 +8,8 @@ buffers requests like such a proxy: its poller reads each request, and a thread
 serves it only once it is whole. A client must send its request within
 READ_SECONDS (a body over REQUEST_BUFFER gets READ_SECONDS more, in the thread)
 and take each write of the answer within WRITE_SECONDS, or it is disconnected.
+A body gunicorn's parser refuses (a chunk size that is not hex) is a 400, not
+a 500 with a traceback.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ import selectors
 import socket
 import threading
 import time
+import unicodedata
 from functools import partial
+from urllib.parse import unquote_plus
 
 from gunicorn.glogging import Logger
+from gunicorn.http.errors import NoMoreData, ParseException
 from gunicorn.workers.gthread import TConn, ThreadWorker
+from werkzeug.exceptions import BadRequest
 
 READ_SECONDS = 10.0
 WRITE_SECONDS = 10.0
@@ -31,17 +37,32 @@ REQUEST_BUFFER = 65536
 # At most one line a minute per worker says how many slow clients it cut.
 REPORT_EVERY = 60.0
 
-# A query parameter whose name says it holds a secret (?token=, ?api_key=, ...).
-SECRET_PARAMETER = re.compile(
-    r"(?i)((?:^|[?&;])[^=&;\s]*(?:token|secret|passw|key|auth|session|csrf|signature)"
-    r"[^=&;\s]*=)[^&;#\s]*"
-)
+# A query parameter: the name as sent (perhaps percent-encoded), then its value.
+_PARAMETER = re.compile(r"((?:^|[?&;])([^=&;#?\s]*)=)[^&;#\s]*")
+# A name that says its value is a secret (?token=, ?api_key=, ...), once decoded.
+SECRET_NAME = re.compile(r"token|secret|passw|key|auth|session|csrf|signature")
 REDACTED = "[redacted]"
 
 
+def _says_secret(name: str) -> bool:
+    # Decoded as the app decodes it (%XX, and + for a space), and again while
+    # that changes it (t%256Fken); then only its letters and digits, so that
+    # neither case, nor a separator (pass_word, to+ken), nor a look-alike
+    # character hides the word.
+    for _ in range(3):
+        decoded = unquote_plus(name, errors="replace")
+        if decoded == name:
+            break
+        name = decoded
+    letters = "".join(ch for ch in unicodedata.normalize("NFKC", name).casefold() if ch.isalnum())
+    return SECRET_NAME.search(letters) is not None
+
+
 def redact_query(text: str) -> str:
-    """Replace the value of every secret-looking query parameter in text."""
-    return SECRET_PARAMETER.sub(rf"\1{REDACTED}", text)
+    """Replace the value of every query parameter in text whose name, decoded, says secret."""
+    return _PARAMETER.sub(
+        lambda m: m[1] + REDACTED if _says_secret(m[2]) else m[0], text
+    )
 
 
 _CONTENT_LENGTH = re.compile(rb"\r?\ncontent-length[ \t]*:[ \t]*([0-9]{1,9})[ \t]*\r?\n", re.I)
@@ -129,6 +150,51 @@ class DeadlineSocket:
             raise BrokenPipeError("the client did not read the answer in time") from None
 
 
+class _CheckedBody:
+    """A request body whose malformed framing stops the app's read with a 400, not a 500."""
+
+    def __init__(self, body):
+        self._body = body
+
+    def _read(self, call, *args):
+        try:
+            return call(*args)
+        except (ParseException, NoMoreData) as exc:
+            # Flask answers an HTTPException with Rome's error page or JSON,
+            # and logs no traceback. Gunicorn's body marks itself failed, so
+            # the connection closes after this answer.
+            raise BadRequest("The request body is malformed.") from exc
+
+    def read(self, size=None):
+        return self._read(self._body.read, size)
+
+    def readline(self, size=None):
+        return self._read(self._body.readline, size)
+
+    def readlines(self, size=None):
+        return self._read(self._body.readlines, size)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self._read(self._body.__next__)
+
+
+def checked_bodies(app):
+    """Wrap a WSGI app: a body gunicorn's parser refuses (a bad chunk size) is a 400 to it.
+
+    A chunked body is parsed as the app reads it, so the parser's error reached
+    Flask, which answered 500 and logged a traceback, every time.
+    """
+
+    def wsgi(environ, start_response):
+        environ["wsgi.input"] = _CheckedBody(environ["wsgi.input"])
+        return app(environ, start_response)
+
+    return wsgi
+
+
 class SlowClientWorker(ThreadWorker):
     """Gunicorn's threaded worker that reads requests in its poller, not in threads.
 
@@ -146,6 +212,10 @@ class SlowClientWorker(ThreadWorker):
         self._cut_lock = threading.Lock()
         self._cut_count = 0
         self._reported_at = time.monotonic() - REPORT_EVERY
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = checked_bodies(self.wsgi)
 
     def accept(self, listener):
         try:
@@ -225,6 +295,16 @@ class SlowClientWorker(ThreadWorker):
                 conn.init()
                 conn.parser.unreader.unread(bytes(buffered))
         return super().handle(conn)
+
+    def _keepalive_after(self, conn, keepalive):
+        # Gunicorn reads what the app left of a body before the next request;
+        # if that body is malformed, it would answer 400 after the app's own
+        # answer, two answers to one request. The app has answered: close.
+        try:
+            return super()._keepalive_after(conn, keepalive)
+        except ParseException as exc:
+            self.log.debug("Closing connection after a malformed body: %s", exc)
+            return False
 
     def _slow_client_cut(self) -> None:
         # The first cut is told at once, then the count at most once a minute.

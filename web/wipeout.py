@@ -2,9 +2,11 @@
 
 A client that sends WIPEOUT_GUESSES wrong tokens within WIPEOUT_WINDOW seconds
 is refused with a 429, without its token being checked, until that window
-ends; of its refused attempts, that many are logged one by one and the rest
-counted in one line when the window ends (rome/ops/attempts.py). The count is kept
-per gunicorn worker: with two workers a client gets at most twice as many.
+ends. Each refused attempt is logged with the client and the reason, never the
+token: every wrong token, and as many other refusals (no token, a forged form);
+the rest are counted in one line when the window ends (rome/ops/attempts.py).
+The count is kept per gunicorn worker: with two workers a client gets at most
+twice as many.
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ def _refuse(via: str, reason: str, *, guess: bool = False) -> None:
     client = _client()
     log_it, now_blocked = attempt_limiter(current_app).refused(client, guess=guess)
     if log_it:
-        log(logger, "wipeout_refused", logging.WARNING, **_origin(via), reason=reason)
+        log(logger, "wipeout_refused", logging.WARNING, **_origin(via), client=client,
+            reason=reason)
     if now_blocked:
         limiter = attempt_limiter(current_app)
         log(logger, "wipeout_limited", logging.WARNING, client=client, guesses=limiter.limit,

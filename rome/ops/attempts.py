@@ -32,6 +32,7 @@ class Window:
     guesses: int = 0
     refusals: int = 0
     logged: int = 0
+    logged_other: int = 0  # of those logged, refusals that were not a guess
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,16 @@ class Summary:
 
 
 class AttemptLimiter:
-    """Per client and window: up to `limit` wrong guesses, and `limit` refusals logged in full.
+    """Per client and window: up to `limit` wrong guesses, each logged, and `limit` other refusals.
 
     A client with `limit` wrong guesses in the window is refused without a
-    check until the window (`window` seconds from its first refusal) ends;
-    refusals beyond the first `limit` of a window are only counted, and
-    `finished` reports their number once the window is over. Held in memory,
-    per process; at most `max_clients` windows are kept (the oldest go first).
+    check until the window (`window` seconds from its first refusal) ends.
+    Every wrong guess is logged in full (there are at most `limit`), and so
+    are the first `limit` other refusals (no token, a forged form): a flood of
+    those cannot hide a guess. The rest, and refusals while blocked, are only
+    counted, and `finished` reports their number once the window is over.
+    Held in memory, per process; at most `max_clients` windows are kept (the
+    oldest go first).
     """
 
     def __init__(self, limit: int = 10, window: float = 900.0, max_clients: int = 10_000,
@@ -86,8 +90,11 @@ class AttemptLimiter:
                 found = self._windows[client] = Window(started=self.clock())
             found.refusals += 1
             found.guesses += guess
-            log_it = found.logged < self.limit
+            # Guesses are logged all: a client has at most `limit` (threads that
+            # raced past the check in blocked_for are counted, not logged).
+            log_it = (found.guesses <= self.limit) if guess else found.logged_other < self.limit
             found.logged += log_it
+            found.logged_other += log_it and not guess
             return log_it, guess and found.guesses == self.limit
 
     def granted(self, client: str) -> None:

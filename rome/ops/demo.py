@@ -152,8 +152,11 @@ def exposure_warning(host: str, admin_token: bool) -> str | None:
     )
     hosts = ("The web answers any Host name; set ROME_ALLOWED_HOSTS to the names clients use."
              if allowed_hosts(host) == "*" else "")
+    # Flower 2.2 has no option to put its /metrics behind the login (docs/security.md).
+    flower = ("Flower's /metrics (worker and task names, task counts and runtimes) and "
+              "/healthcheck answer without its login.")
     return (f"warning: web and Flower listen on {host}, so other machines can reach them, "
-            f"over plain HTTP. {wipeout} {hosts}").rstrip()
+            f"over plain HTTP. {wipeout} {flower} {hosts}").rstrip()
 
 
 def banner(

@@ -97,6 +97,7 @@ def test_other_hosts_get_a_warning_about_the_admin_token(host):
     assert with_token.startswith(f"warning: web and Flower listen on {host}")
     assert "ROME_ADMIN_TOKEN" in with_token and "unencrypted" in with_token
     assert "Wipeout stays disabled" in exposure_warning(host, admin_token=False)
+    assert "Flower's /metrics" in with_token and "without its login" in with_token
 
 
 def test_the_banner_says_where_everything_is_and_the_login():

@@ -51,7 +51,8 @@ def web(request, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROME_", "FLOWER_"))}
     url = f"sqlite:///{tmp_path / 'rome.sqlite3'}"
     seed(url)
-    env.update(ROME_DATA_DIR=str(tmp_path / "data"), ROME_DATABASE_URL=url)
+    env.update(ROME_DATA_DIR=str(tmp_path / "data"), ROME_DATABASE_URL=url,
+               ROME_ADMIN_TOKEN="an-admin-token-for-these-tests")
     port = free_port()
     argv = request.param(port, env)
     assert f"127.0.0.1:{port}" in argv
@@ -138,11 +139,61 @@ def test_slow_clients_do_not_hold_the_web(web):
 @pytest.mark.slow
 def test_the_access_log_keeps_no_token(web):
     address, processes = web
-    assert status_of(address, "/api/rejected?limit=1&token=hunter2-guess&api_key=k3y") == 200
+    assert status_of(
+        address, "/api/rejected?limit=1&token=hunter2-guess&api_key=k3y&t%6Fken=s%65cret"
+    ) == 200
     wait_for(lambda: "/api/rejected" in processes.log("web"), 10, what="the access log line")
     log = processes.log("web")
-    assert "limit=1&token=[redacted]&api_key=[redacted]" in log
-    assert "hunter2" not in log and "k3y" not in log
+    assert "limit=1&token=[redacted]&api_key=[redacted]&t%6Fken=[redacted]" in log
+    assert "hunter2" not in log and "k3y" not in log and "s%65cret" not in log
+
+
+def exchange(address, request: bytes, *, then_hang_up: bool = False) -> bytes:
+    """Send request over a fresh connection; return all the server answers before it closes."""
+    with socket.create_connection(address, timeout=5) as conn:
+        conn.sendall(request)
+        if then_hang_up:
+            conn.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+def chunked_wipeout(size: bytes, header: bytes, connection: bytes = b"keep-alive") -> bytes:
+    return (b"POST /race/wipeout HTTP/1.1\r\nHost: localhost\r\n" + header + b"\r\n"
+            b"Connection: " + connection + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + size + b"\r\ntoken=x\r\n0\r\n\r\n")
+
+
+FORM = b"Content-Type: application/x-www-form-urlencoded"
+BEARER = b"Authorization: Bearer a-wrong-token"
+
+
+def test_a_bad_chunk_size_gets_400_without_a_traceback(web):
+    address, processes = web
+    # A well-formed chunked form is read as before (refused for its missing CSRF token).
+    assert exchange(address, chunked_wipeout(b"7", FORM, b"close")).startswith(b"HTTP/1.1 403")
+    for _ in range(3):
+        # The form's body is read by the app: a 400 that says why.
+        answer = exchange(address, chunked_wipeout(b"zz", FORM))
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+        assert b"The request body is malformed." in answer
+        # One answer, then the connection closes: what follows is not a request.
+        assert answer.count(b"HTTP/1.1 ") == 1, answer
+        # The API route answers before reading the body: its answer alone.
+        answer = exchange(address, chunked_wipeout(b"zz", BEARER))
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:300]
+        assert answer.count(b"HTTP/1.1 ") == 1, answer
+    # A client that stops sending halfway through a chunk: no traceback either.
+    cut_short = chunked_wipeout(b"7", FORM).rsplit(b"=", 1)[0]
+    assert exchange(address, cut_short, then_hang_up=True).startswith(b"HTTP/1.1 400")
+    assert status_of(address, "/livez") == 200
+    wait_for(lambda: processes.log("web").count('"POST /race/wipeout HTTP/1.1" 400') == 4,
+             10, what="the access log lines")
+    log = processes.log("web")
+    assert "Traceback" not in log and "Error handling request" not in log, log
+    assert '" 500 ' not in log
 
 
 @pytest.mark.parametrize(
@@ -153,6 +204,13 @@ def test_the_access_log_keeps_no_token(web):
         ("/x?Password=p;session_id=s", "/x?Password=[redacted];session_id=[redacted]"),
         ("/x?limit=5&since=2024", "/x?limit=5&since=2024"),
         ("http://localhost/race?csrf_token=t#top", "http://localhost/race?csrf_token=[redacted]#top"),
+        # Names are matched as the app reads them: percent-decoded, + as a space.
+        ("GET /race?t%6Fken=abc HTTP/1.1", "GET /race?t%6Fken=[redacted] HTTP/1.1"),
+        ("/x?a=1&%74%6F%6B%65%4E=abc&b=2", "/x?a=1&%74%6F%6B%65%4E=[redacted]&b=2"),
+        ("/x?pass+word=p&api%5Fkey=k", "/x?pass+word=[redacted]&api%5Fkey=[redacted]"),
+        ("/x?t%256Fken=a", "/x?t%256Fken=[redacted]"),
+        ("http://localhost/race?%73ecret=s#top", "http://localhost/race?%73ecret=[redacted]#top"),
+        ("/x?l%69mit=5&since=2024", "/x?l%69mit=5&since=2024"),
     ],
 )
 def test_redact_query(text, redacted):

@@ -35,6 +35,14 @@ def test_refusals_without_a_guess_are_logged_within_limits_but_never_block():
     assert limiter.blocked_for("a") is None
 
 
+def test_every_guess_is_logged_whatever_refusals_came_before():
+    limiter = AttemptLimiter(limit=3, window=60, clock=lambda: 0.0)
+    assert [limiter.refused("a", guess=False)[0] for _ in range(40)] == [True] * 3 + [False] * 37
+    assert [limiter.refused("a", guess=True) for _ in range(3)] == [
+        (True, False), (True, False), (True, True)]
+    assert limiter.refused("a", guess=False)[0] is False
+
+
 def test_a_granted_attempt_starts_afresh_and_memory_is_bounded():
     limiter = AttemptLimiter(limit=2, window=60, max_clients=3, clock=lambda: 0.0)
     limiter.refused("a", guess=True)

@@ -230,6 +230,36 @@ def test_a_client_that_keeps_guessing_is_stopped_and_the_log_stays_short(
     assert "client=203.0.113.9 refused=1201 logged=10" in summary
 
 
+def test_each_wrong_token_is_logged_with_the_client_however_many_refusals_came_first(
+    database_url, tmp_path, caplog
+):
+    # The probe of issue 23: 40 POSTs without a token, then 14 wrong tokens.
+    now = [1000.0]
+    app = make_app(database_url, tmp_path, WIPEOUT_CLOCK=lambda: now[0])
+    client = app.test_client()
+    prober = {"REMOTE_ADDR": "203.0.113.7"}
+    try:
+        with caplog.at_level(logging.INFO, logger="rome.web"):
+            untokened = [client.post("/race/wipeout", environ_base=prober).status_code
+                         for _ in range(40)]
+            guesses = [client.post("/race/wipeout", headers=bearer(f"guess-{i:04d}"),
+                                   environ_base=prober).status_code for i in range(14)]
+            now[0] += 901
+            client.post("/race/wipeout", environ_base=prober)
+    finally:
+        dispose(app)
+    assert set(untokened) == {401} and guesses == [401] * 10 + [429] * 4
+    lines = [r.getMessage() for r in caplog.records if r.name == "rome.web"]
+    wrong = [line for line in lines if 'reason="the admin token is wrong"' in line]
+    assert len(wrong) == 10, "\n".join(lines)
+    assert all("client=203.0.113.7" in line for line in wrong)
+    missing = [line for line in lines if "needs an Authorization" in line]
+    assert 1 <= len(missing) <= 11  # the first 10 of a window, and the new window's first
+    assert "guess-" not in "\n".join(lines)  # never the token itself
+    [summary] = [line for line in lines if "event=wipeout_refusals_summary" in line]
+    assert "client=203.0.113.7 refused=54 logged=20" in summary
+
+
 def test_the_form_stops_a_guesser_too(client):
     for _ in range(10):
         response = post_form(client, csrf_token=form_token(client), token="wrong-guess",
