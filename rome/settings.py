@@ -67,6 +67,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] | None = ("localhost", "127.0.0.1")
     # Reverse proxies in front of the web whose X-Forwarded-* headers to trust.
     proxy_hops: int = 0
+    # Seconds a feed's own time may be ahead of the clock before it is refused.
+    max_feed_ahead: float = 86_400.0
 
     @property
     def development(self) -> bool:
@@ -213,6 +215,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         environment=environment,
         allowed_hosts=allowed_hosts,
         proxy_hops=_number(env, "ROME_PROXY_HOPS", 0, int, 0, 10),
+        max_feed_ahead=_number(env, "ROME_MAX_FEED_AHEAD", 86_400.0, float, 0.0, 10**8),
     )
 
 

@@ -120,6 +120,17 @@ def day(iso: str) -> str:
     return f"{date.fromisoformat(iso):%-d %b %Y}" if iso else ""
 
 
+@bp.app_template_filter("isolate")
+def isolate(text: object) -> str:
+    """Wrap a feed-given name in FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE.
+
+    <bdi> isolates a name in the page; where no element can go (an attribute, a
+    <title>), these two characters do the same: a right-to-left override in the
+    name ends with it instead of reversing the figures written after it.
+    """
+    return f"\u2068{text}\u2069"
+
+
 @bp.app_template_filter("seconds")
 def seconds(value: float) -> str:
     """Write a duration in seconds without needless decimals: 10, 1.5."""

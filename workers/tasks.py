@@ -243,7 +243,8 @@ def normalize_feed(self, source: str, body: str, encoding: str = "text",
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
             raise InvalidPayload(f"version must be a whole number, got {version!r:.40}")
         snapshot = parse_feed(feed_format(source, format_name), decode_body(body, encoding),
-                              source=source, version=version)
+                              source=source, version=version,
+                              max_ahead=settings.max_feed_ahead)
     except InvalidPayload as exc:
         rejected_id = store_rejected(source, body, str(exc))
         if rejected_id is None:
@@ -264,7 +265,7 @@ def record(self, snapshots: list[dict]) -> int:
     with database().Session.begin() as session:
         for wire in snapshots:
             try:
-                parsed.append(Snapshot.from_wire(wire))
+                parsed.append(Snapshot.from_wire(wire, max_ahead=settings.max_feed_ahead))
             except InvalidPayload as exc:
                 source = wire.get("source") if isinstance(wire, dict) else None
                 reject_payload(session, source, repr(wire), str(exc))

@@ -1,4 +1,5 @@
-"""`rome db upgrade` and `rome audit`: the database's schema, and whether its totals add up."""
+"""`rome db upgrade`, `rome audit` and `rome source rollback`: the schema, whether the totals
+add up, and undoing one source's bad versions."""
 
 from __future__ import annotations
 
@@ -41,8 +42,30 @@ def cmd_audit(args) -> int:
     return 0
 
 
+def cmd_source_rollback(args) -> int:
+    from rome.store.audit import audit
+    from rome.store.rollback import rollback_source
+
+    settings = load_settings()
+    database = db.connect(settings.database_url)
+    with database.Session.begin() as session:
+        result = rollback_source(session, args.source, args.above)
+    with database.Session() as session:
+        differences = audit(session)
+    database.engine.dispose()
+    print(f"{args.source}: removed {result.history} history rows above version {args.above}; "
+          f"{result.counts_reset} counts set back, {result.counts_deleted} deleted, "
+          f"{result.tallies} tallies recomputed, {result.statuses} race statuses deleted")
+    if differences:
+        print(f"audit FAILED after the rollback: {len(differences)} differences",
+              file=sys.stderr)
+        return 1
+    print("audit ok")
+    return 0
+
+
 def register(commands) -> None:
-    """Add `db upgrade` and `audit` to the rome command."""
+    """Add `db upgrade`, `audit` and `source rollback` to the rome command."""
     database = commands.add_parser("db", help="manage the database schema")
     db_commands = database.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply migrations and seed the catalog").set_defaults(
@@ -54,3 +77,13 @@ def register(commands) -> None:
     )
     audit.add_argument("--expect", type=Path, help="also compare the tallies with this file")
     audit.set_defaults(func=cmd_audit)
+
+    source = commands.add_parser("source", help="repair one source's results")
+    source_commands = source.add_subparsers(dest="source_command", required=True)
+    rollback = source_commands.add_parser(
+        "rollback", help="remove a source's versions above one (a future-dated file, say) and "
+        "recompute its tallies and series; other sources are untouched")
+    rollback.add_argument("source", help="the source's id: ap, mc, sos...")
+    rollback.add_argument("--above", type=int, required=True, metavar="VERSION",
+                          help="remove every version newer than this one")
+    rollback.set_defaults(func=cmd_source_rollback)

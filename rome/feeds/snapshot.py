@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 # More votes than this in one count is a feed error, not a count.
 MAX_VOTES = 2_000_000_000  # also keeps the original's int32 voteCount valid
 MAX_VERSION = 2**63 - 1  # bigint column
 MAX_TIME = 32_503_680_000.0  # year 3000, within every timestamp type
+# How far ahead of this machine's clock a feed's own time may be. Newest wins
+# per count, so one file dated in the future would outrank every real update
+# after it (issue 23); a day covers any clock skew or time-zone slip a real
+# feed shows. ROME_MAX_FEED_AHEAD overrides it (rome/settings.py).
+MAX_AHEAD = 86_400.0
 MAX_KEY = 200
 MAX_NAME = 300
 MAX_CODE = 16  # a state's postal code, a party's code
@@ -106,8 +112,13 @@ class Snapshot:
     election_date: str = ""  # ISO 8601 "2016-11-08", where the feed says which day it is about
     meta: dict = field(default_factory=dict, compare=False)  # format-specific extras
 
-    def validate(self) -> Snapshot:
-        """Check every field and every reference; raise InvalidPayload naming the first fault."""
+    def validate(self, *, max_ahead: float | None = MAX_AHEAD,
+                 now: float | None = None) -> Snapshot:
+        """Check every field and every reference; raise InvalidPayload naming the first fault.
+
+        A feed time more than max_ahead seconds past now (this machine's clock
+        unless given) is refused: see MAX_AHEAD. None skips that check.
+        """
         if not isinstance(self.source, str) or not SOURCE_ID.fullmatch(self.source):
             raise InvalidPayload(f"source must be a short lowercase id, got {self.source!r:.40}")
         if not isinstance(self.format, str) or not SOURCE_ID.fullmatch(self.format):
@@ -116,6 +127,8 @@ class Snapshot:
         if not (isinstance(self.feed_at, (int, float)) and math.isfinite(self.feed_at)
                 and 0.0 <= self.feed_at <= MAX_TIME):
             raise InvalidPayload(f"feed time must be 0 to {MAX_TIME:.0f}, got {self.feed_at!r:.40}")
+        if max_ahead is not None:
+            _not_ahead(self.feed_at, time.time() if now is None else now, max_ahead)
         if self.election_date != "" and not is_iso_date(self.election_date):
             raise InvalidPayload(
                 f"election date must be YYYY-MM-DD, got {self.election_date!r:.40}")
@@ -192,7 +205,7 @@ class Snapshot:
         }
 
     @classmethod
-    def from_wire(cls, data: object) -> Snapshot:
+    def from_wire(cls, data: object, *, max_ahead: float | None = MAX_AHEAD) -> Snapshot:
         """Rebuild and validate a snapshot from to_wire's dict."""
         if not isinstance(data, dict):
             raise InvalidPayload(f"snapshot must be an object, got {type(data).__name__}")
@@ -213,7 +226,7 @@ class Snapshot:
             )
         except (KeyError, TypeError) as exc:
             raise InvalidPayload(f"snapshot is malformed: {exc!r:.200}") from None
-        return snapshot.validate()
+        return snapshot.validate(max_ahead=max_ahead)
 
     def race_keys(self) -> set[str]:
         return {r.key for r in self.races}
@@ -228,6 +241,18 @@ def is_iso_date(text: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _not_ahead(feed_at: float, now: float, max_ahead: float) -> None:
+    if feed_at > now + max_ahead:
+        raise InvalidPayload(
+            f"feed time {_when(feed_at)} is {feed_at - now:,.0f} s ahead of this machine's "
+            f"clock ({_when(now)}), more than the {max_ahead:,.0f} s allowed "
+            "(ROME_MAX_FEED_AHEAD): a future-dated file would outrank every real update")
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _row(value: object, size: int) -> list:

@@ -16,7 +16,8 @@ VOTES = st.integers(0, 3_000_000)
 PARTIES = st.sampled_from(["GOP", "DEM", "LIB", "GRN", "IND", "NP"])
 VOTE_TYPES = st.lists(st.sampled_from(["election_day", "early", "absentee_mail", "provisional",
                                        "mail", "early_in_person"]), unique=True, max_size=3)
-# 2001-09-09 to 2033-05-18: whole seconds, as Clarity and NIST stamp their files.
+# 2001-09-09 to 2033-05-18: whole seconds, as Clarity and NIST stamp their files. Times
+# past the clock are refused by default (ROME_MAX_FEED_AHEAD): round trips pass max_ahead=None.
 SECONDS = st.integers(1_000_000_000, 2_000_000_000)
 # Every format writes the day of its election; a snapshot says which.
 DAYS = st.dates(date(1990, 1, 1), date(2099, 12, 31)).map(date.isoformat)

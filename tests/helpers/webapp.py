@@ -110,3 +110,27 @@ def clean_env(monkeypatch, root: Path) -> None:
         if name.startswith("ROME_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("ROME_DATA_DIR", str(root / "data"))
+
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: reverses what follows it, until isolated
+HOSTILE_RACE = "Mayor of Testville " + RLO + "evil"
+HOSTILE_LAST = "Mallory" + RLO + "xx"
+LONG_LAST = "Wolfeschlegelsteinhausenbergerdorff" * 8  # 280 characters, no space
+
+
+def hostile(feed_at: float | None = None) -> Snapshot:
+    """Return AP's report of a race whose names would garble the page (issue 23): an RLO in
+    the race's and a candidate's name, a 292-character name; its county disagrees with its
+    state figure, so the page also writes a name in a level-disagreement line."""
+    from rome.feeds.snapshot import CandidateRef, Count, RaceRef, UnitRef
+
+    return Snapshot(
+        "ap", "ap", 5, time.time() if feed_at is None else feed_at,
+        (RaceRef("X1", HOSTILE_RACE, "AZ"),),
+        (UnitRef("S", "Arizona", "state"), UnitRef("C", "Pima", "county", "S")),
+        (CandidateRef("X1", "c1", "Eve", HOSTILE_LAST, "DEM"),
+         CandidateRef("X1", "c2", "Maximiliana", LONG_LAST, "GOP"),
+         CandidateRef("X1", "c3", "Bob", "Builder", "IND")),
+        (Count("X1", "S", "c1", 123_456), Count("X1", "S", "c2", 98_765),
+         Count("X1", "S", "c3", 4_321), Count("X1", "C", "c1", 1_000)),
+    ).validate()

@@ -447,3 +447,41 @@ def test_the_page_follows_a_real_pipeline(chromium, tmp_path, unique):
         assert proc.returncode in (0, -15), f"{name} exited {proc.returncode}:\n" + (
             processes.log(name)[-3000:]
         )
+
+
+def test_feed_names_cannot_reverse_figures_or_hide_the_votes(chromium, seeded, database_url):
+    # A right-to-left override in a name once reversed what followed it (the race link's
+    # arrow, the party and "Leading" badges), and a 292-character name pushed the Votes
+    # column out of its card (issue 23).
+    webapp.record(database_url, webapp.hostile())
+    for width in (1280, 390):
+        page = chromium.new_page(viewport={"width": width, "height": 900})
+        with page.expect_response(lambda r: r.url.endswith("/api/races") and r.status == 200):
+            page.goto(f"{seeded}/race")  # live.js has drawn the page once the answer came
+        page.wait_for_timeout(300)
+        card = page.locator(".race", has_text="Mayor of Testville")
+        keep(page, f"race-hostile-names-{width}.png")
+        assert overflowing(page) == [], width
+        box = card.bounding_box()
+        for votes in card.locator("tbody [data-votes]").all():
+            cell = votes.bounding_box()
+            assert box["x"] <= cell["x"] and cell["x"] + cell["width"] <= box["x"] + box["width"]
+        eve = card.locator("tbody tr", has_text="Eve")
+        name, party, leading = (eve.locator(s).bounding_box()
+                                for s in (".name", ".party", "[data-leading]"))
+        # In reading order: the name, its party, then the badge (on that line or the next).
+        assert (party["x"] >= name["x"] + name["width"] - 1
+                or party["y"] >= name["y"] + name["height"] - 1)
+        assert leading["y"] > party["y"] + 1 or leading["x"] >= party["x"] + party["width"]
+        # Clipped, whole in its title.
+        long = card.locator("tbody .name", has_text="Maximiliana")
+        assert long.evaluate("e => e.scrollHeight > e.clientHeight")
+        assert long.get_attribute("title").endswith(webapp.LONG_LAST)
+        # live.js redraws the level-disagreement lines: names in them stay isolated too.
+        flagged = card.locator("[data-disagreements] li bdi", has_text="Maximiliana")
+        assert flagged.count() == 0  # the line names the last name only
+        assert card.locator("[data-disagreements] li bdi").count() >= 1
+        assert card.locator("[data-disagreements] li bdi").first.get_attribute("title")
+        assert card.locator("[data-disagreements] li").count() == card.locator(
+            "[data-disagreements] li bdi").count()
+        page.close()

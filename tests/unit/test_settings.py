@@ -130,3 +130,12 @@ def test_a_bad_node_list_is_refused_without_showing_passwords(value, message):
         load_settings({"ROME_BROKER_URL": value})
     assert message in str(error.value)
     assert "pw" not in str(error.value)
+
+
+def test_max_feed_ahead_defaults_to_a_day_and_refuses_nonsense(tmp_path):
+    assert load_settings({"ROME_DATA_DIR": str(tmp_path)}).max_feed_ahead == 86_400.0
+    assert load_settings({"ROME_DATA_DIR": str(tmp_path),
+                          "ROME_MAX_FEED_AHEAD": "600"}).max_feed_ahead == 600.0
+    for bad in ("-1", "a day"):
+        with pytest.raises(SettingsError, match="ROME_MAX_FEED_AHEAD"):
+            load_settings({"ROME_DATA_DIR": str(tmp_path), "ROME_MAX_FEED_AHEAD": bad})

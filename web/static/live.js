@@ -51,10 +51,15 @@
     return parts.join(" · ");
   }
 
+  // The line as _race.html writes it: the candidate's name from the feed in a <bdi>,
+  // so a right-to-left override in it cannot reverse the figures after it.
   function disagreement(race, d) {
     const c = race.candidates.find((x) => x.id === d.candidate_id);
-    return `${d.level} figure for ${c ? c.last : d.candidate_id} is ${number.format(d.votes)}, ` +
-      `its ${d.below_level} units sum to ${number.format(d.below_votes)}`;
+    const name = document.createElement("bdi");
+    name.textContent = name.title = c ? c.last : String(d.candidate_id);
+    return [`Levels disagree: ${d.level} figure for `, name,
+      ` is ${number.format(d.votes)}, its ${d.below_level} units sum to ` +
+      `${number.format(d.below_votes)}`];
   }
 
   function renderSource(race, item, source) {
@@ -88,7 +93,7 @@
     flags.hidden = source.level_disagreements.length === 0;
     flags.replaceChildren(...source.level_disagreements.map((d) => {
       const li = document.createElement("li");
-      li.textContent = `Levels disagree: ${disagreement(race, d)}`;
+      li.append(...disagreement(race, d));
       return li;
     }));
     const rejected = item.querySelector("[data-rejected]");

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from rome.feeds.snapshot import InvalidPayload, Snapshot
+from rome.feeds.snapshot import MAX_AHEAD, InvalidPayload, Snapshot
 
 # A feed body larger than this is refused before it is parsed.
 MAX_PAYLOAD_BYTES = 8_000_000
@@ -30,9 +30,14 @@ FORMAT_NAMES = ("ap", "clarity", "nist")
 
 
 def parse_feed(
-    format_name: str, body: str | bytes, *, source: str, version: int | None = None
+    format_name: str, body: str | bytes, *, source: str, version: int | None = None,
+    max_ahead: float | None = MAX_AHEAD,
 ) -> Snapshot:
-    """Parse one feed body of format_name into a validated snapshot, or raise InvalidPayload."""
+    """Parse one feed body of format_name into a validated snapshot, or raise InvalidPayload.
+
+    A feed time more than max_ahead seconds ahead of the clock is refused
+    (Snapshot.validate); None skips that check.
+    """
     module = _modules().get(format_name) if isinstance(format_name, str) else None
     if module is None:
         raise InvalidPayload(f"unknown format {format_name!r:.40}")
@@ -50,7 +55,7 @@ def parse_feed(
     # is reference data, worth storing. A file with neither says nothing.
     if not snapshot.counts and not snapshot.races:
         raise InvalidPayload(f"{format_name} payload carries no races and no counts")
-    return snapshot.validate()
+    return snapshot.validate(max_ahead=max_ahead)
 
 
 def render_feed(format_name: str, snapshot: Snapshot) -> bytes:

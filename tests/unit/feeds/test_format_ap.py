@@ -153,7 +153,9 @@ def test_render_writes_what_parse_read_from_a_real_response(name):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ap_snapshots())
 def test_parse_gives_back_what_render_wrote(s):
-    assert canonical(parse_feed("ap", ap.render(s), source=s.source)) == canonical(s.validate())
+    # Round trips are about the format: a time past the clock is the pipeline's business.
+    back = parse_feed("ap", ap.render(s), source=s.source, max_ahead=None)
+    assert canonical(back) == canonical(s.validate(max_ahead=None))
 
 
 def test_render_refuses_what_ap_cannot_say():

@@ -6,6 +6,7 @@ import re
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 
 import pytest
 
@@ -18,6 +19,11 @@ from tests.helpers.format_cases import fixture
 from tests.helpers.webapp import TOKEN, clean_env, dispose, make_app, record
 from web.api import parse_since
 from web.chart import axis_ticks, line_chart, short_number
+
+
+def iso(name: str) -> str:
+    """A name as the pages write it where no <bdi> can go: between FSI and PDI."""
+    return f"\u2068{name}\u2069"
 
 
 def no_outside_requests(html: str) -> bool:
@@ -123,7 +129,8 @@ def test_the_votes_are_split_by_type(client, night):
     assert "<caption>By vote type, per <span data-primary-code>AP</span></caption>" in race
     assert ('<th scope="col" class="num">Early</th>'
             '<th scope="col" class="num">Election day</th>') in race
-    assert ('<tr data-candidate="102"><th scope="row">Clinton</th>'
+    assert ('<tr data-candidate="102"><th scope="row">'
+            '<bdi class="name" title="Clinton">Clinton</bdi></th>'
             '<td class="num" data-vote-type="early">500</td>'
             '<td class="num" data-vote-type="election_day">100</td></tr>') in race
     # A feed that gives totals only gets no such table.
@@ -153,7 +160,8 @@ def test_a_correction_is_applied_and_shown(client, night):
 def test_a_state_figure_that_is_not_the_sum_of_its_counties_is_flagged(client, night):
     html = client.get("/race").get_data(as_text=True)
     assert ('<ul class="level-disagreements" data-disagreements> <li>Levels disagree: state'
-            ' figure for Clinton is 600, its county units sum to 590</li> </ul>') in card(html, 1)
+            ' figure for <bdi title="Clinton">Clinton</bdi> is 600, its county units sum to'
+            ' 590</li> </ul>') in card(html, 1)
     assert "data-disagreements hidden" in card(html, 2)
 
 
@@ -213,8 +221,9 @@ def test_races_of_one_name_tell_apart_by_state_and_date(client, database_url):
     where = {}
     for race in body["races"]:
         head = card(html, race["id"]).split("</header>")[0]
-        shown = re.search(r'<p class="race-where" data-where>([^<]*)</p>', head)
-        where[race["name"], race["state"], race["election_date"]] = shown and shown[1]
+        shown = re.search(r'<p class="race-where" data-where>(.*?)</p>', head)
+        where[race["name"], race["state"], race["election_date"]] = shown and re.sub(
+            "<[^>]*>", "", shown[1])
     assert where == {
         ("President of the United States", "AZ", "2016-11-08"): "AZ · 8 Nov 2016",
         # The seeded demo races' feeds named no day.
@@ -239,12 +248,13 @@ def test_one_race_has_its_own_page_with_a_chart(client):
     response = client.get("/race/2")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "<title>Maricopa County Sheriff · Rome</title>" in html
-    assert '<h1 id="race-2" class="race-name">Maricopa County Sheriff</h1>' in html
+    assert f"<title>{iso('Maricopa County Sheriff')} · Rome</title>" in html
+    assert ('<h1 id="race-2" class="race-name"><bdi class="clip" title="Maricopa County '
+            'Sheriff">Maricopa County Sheriff</bdi></h1>') in html
     assert 'data-api="/api/races/2"' in html
     assert '<img src="/race/2/chart.svg" data-chart' in html
     assert 'srcset="/race/2/chart.svg?size=small" data-chart' in html
-    assert "Joe Arpaio 200, Paul Penzone 250" in html  # the chart's alt text
+    assert f"{iso('Joe Arpaio')} 200, {iso('Paul Penzone')} 250" in html  # the chart's alt
     assert no_outside_requests(html)
 
 
@@ -258,12 +268,14 @@ def test_the_chart_follows_a_correction_and_starts_again_after_a_wipeout(client,
     record(database_url, *webapp.night())
     html = client.get("/race/1").get_data(as_text=True)
     assert "AP's state-level totals as each change was applied, corrections included" in html
-    assert "Donald Trump 470, Hillary Clinton 600, Gary Johnson 40, Jill Stein 12" in html
+    assert (f"{iso('Donald Trump')} 470, {iso('Hillary Clinton')} 600, "
+            f"{iso('Gary Johnson')} 40, {iso('Jill Stein')} 12") in html
     wipe(client)
     record(database_url, race_snapshot("ap", 3, {101: 5}))
     html = client.get("/race/1").get_data(as_text=True)
-    assert "Donald Trump 5, Hillary Clinton 0, Gary Johnson 0, Jill Stein 0" in html
-    assert "Hillary Clinton: 0" in client.get("/race/1/chart.svg").get_data(as_text=True)
+    assert (f"{iso('Donald Trump')} 5, {iso('Hillary Clinton')} 0, "
+            f"{iso('Gary Johnson')} 0, {iso('Jill Stein')} 0") in html
+    assert f"{iso('Hillary Clinton')}: 0" in client.get("/race/1/chart.svg").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("path", ["/race/9", "/race/9/chart.svg", "/race/x"])
@@ -278,7 +290,7 @@ def test_the_chart_is_an_svg_with_a_line_per_candidate(client):
     svg = response.get_data(as_text=True)
     assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 960 320"')
     assert svg.count("<polyline") == 4
-    assert "Hillary Clinton: 513" in svg
+    assert f"{iso('Hillary Clinton')}: 513" in svg
     small = client.get("/race/1/chart.svg?size=small").get_data(as_text=True)
     assert 'viewBox="0 0 360 260"' in small
     assert client.get("/race/1/chart.svg?size=huge").status_code == 400
@@ -393,3 +405,63 @@ def test_a_valid_since_beyond_pythons_range_is_before_or_after_everything(client
     assert early.status_code == 200 and early.get_json()["points"]
     late = client.get("/api/races/1/history", query_string={"since": "9999-12-31T23:59:59-01:00"})
     assert late.status_code == 200 and late.get_json()["points"] == []
+
+
+class Names(HTMLParser):
+    """Collect where a page writes given names: in text (with the elements around it) and in
+    attributes."""
+
+    def __init__(self, names):
+        super().__init__()
+        self.names, self.open, self.texts, self.attributes = names, [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in ("br", "img", "input", "meta", "link", "source", "line"):
+            self.open.append((tag, dict(attrs)))
+        self.attributes += [value for _, value in attrs
+                            if value and any(n in value for n in self.names)]
+
+    def handle_endtag(self, tag):
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        if any(n in data for n in self.names):
+            self.texts.append((data, list(self.open)))
+
+
+def hostile_names(client, database_url, path):
+    record(database_url, webapp.hostile())
+    race_id = client.get("/api/races").get_json()["races"][-1]["id"]
+    page = Names([webapp.RLO, webapp.LONG_LAST[:40]])
+    page.feed(client.get(path.format(race_id)).get_data(as_text=True))
+    return page
+
+
+@pytest.mark.parametrize("path", ["/race", "/race/{}", "/race/{}/chart.svg"])
+def test_feed_names_are_isolated_so_an_override_cannot_reverse_the_figures(
+        client, database_url, path):
+    page = hostile_names(client, database_url, path)
+    assert page.texts or page.attributes
+    for text, around in page.texts:
+        # In the page, in a <bdi>; in an SVG's or the document's <title>, between FSI and PDI.
+        tags = [tag for tag, _ in around]
+        assert "bdi" in tags or (tags[-1] == "title" and text.count("\u2068") and
+                                 text.count("\u2068") == text.count("\u2069")), (text, tags)
+    alone = {webapp.HOSTILE_RACE, webapp.HOSTILE_LAST, webapp.LONG_LAST,
+             f"Eve {webapp.HOSTILE_LAST}", f"Maximiliana {webapp.LONG_LAST}"}
+    for value in page.attributes:
+        if value in alone:
+            continue  # a title holding just the name: nothing follows it
+        assert value.count("\u2068") == value.count("\u2069") >= 1, value
+
+
+def test_a_long_name_is_clipped_with_its_whole_self_in_a_title(client, database_url):
+    page = hostile_names(client, database_url, "/race")
+    clipped = [attrs for text, around in page.texts if webapp.LONG_LAST[:40] in text
+               for tag, attrs in around if tag == "bdi" and attrs.get("class") == "name"]
+    assert clipped and all(attrs["title"].endswith(webapp.LONG_LAST) for attrs in clipped)
+    css = client.get("/static/style.css").get_data(as_text=True)
+    rule = css[css.index(".candidates .name, .vote-types .name {"):]
+    rule = rule[:rule.index("}")]
+    assert "line-clamp: 2" in rule and "overflow: hidden" in rule and "anywhere" in rule
