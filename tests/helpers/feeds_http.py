@@ -1,0 +1,67 @@
+"""Provider answers shaped as recorded ones and a fake clock, for the pollers' tests."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+AP_BASE = "https://api.ap.example/v2/elections/2024-11-05"
+
+
+class FakeClock:
+    """time.time and time.sleep on a clock only sleeps move."""
+
+    def __init__(self, start: float = 1_730_000_000.0):
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def ap_race(race_id: str, state: str, votes: dict[str, int], name: str = "President") -> dict:
+    """One AP v2 race with a state row; votes: candidateID -> voteCount."""
+    return {
+        "test": False, "raceID": race_id, "raceType": "General", "raceTypeID": "G",
+        "officeName": name,
+        "reportingUnits": [{
+            "statePostal": state, "stateName": state, "level": "state",
+            "lastUpdated": "2024-11-06T03:00:00Z",
+            "candidates": [{"first": "F", "last": f"L{cid}", "party": "Dem", "candidateID": cid,
+                            "voteCount": n} for cid, n in votes.items()],
+        }],
+    }
+
+
+def ap_answer(races: list[dict], stamp: str, nextrequest: str | None,
+              truncated: bool = False) -> bytes:
+    doc = {"electionDate": "2024-11-05", "timestamp": stamp, "races": races,
+           "nextrequest": nextrequest}
+    if truncated:
+        doc["isTruncated"] = True
+    return json.dumps(doc).encode()
+
+
+QUOTA_XML = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>403</Code>'
+             b"<Message>Over Rate Limit</Message></Error>")
+
+
+def zipped(body: bytes, name: str = "detail.xml", extra: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(name, body)
+        for i in range(extra):
+            z.writestr(f"other{i}.xml", body)
+    return buffer.getvalue()
+
+
+def election_settings(counties: dict[str, tuple[str, str]]) -> bytes:
+    entries = [f"{name}|{cid}|{ver}|11/4/2020 1:00:00 AM EST|1" for name, (cid, ver)
+               in counties.items()]
+    return json.dumps({"settings": {"electiondetails": {"participatingcounties": entries}}}
+                      ).encode()
