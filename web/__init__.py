@@ -67,6 +67,8 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         # header then never points elsewhere (None: any host).
         TRUSTED_HOSTS=list(settings.allowed_hosts) if settings.allowed_hosts else None,
         PROXY_HOPS=settings.proxy_hops,
+        # ROME_SOURCES: the live sources /api/sources shows; None: the simulated night.
+        SOURCES_FILE=str(settings.sources_file) if settings.sources_file else None,
     )
     if test_config is not None:
         app.config.from_mapping(test_config)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
 AP_BASE = "https://api.ap.example/v2/elections/2024-11-05"
+STATE_BASE = "https://results.example/GA/105369/"
+CLARITY = Path(__file__).parents[1] / "fixtures" / "clarity"
+ATKINSON = (CLARITY / "ga_atkinson_precincts_11-3-trim.xml").read_bytes()
+BACON = (CLARITY / "ga_bacon_precincts_11-3-trim.xml").read_bytes()
 
 
 class FakeClock:

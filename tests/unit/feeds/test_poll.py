@@ -13,17 +13,16 @@ from rome.feeds.poll.http import Fetcher, Limiter
 from rome.feeds.sources_file import DEFAULT_USER_AGENT, SourceSpec
 from tests.helpers.feeds_http import (
     AP_BASE,
+    ATKINSON,
+    BACON,
     QUOTA_XML,
+    STATE_BASE,
     FakeClock,
     ap_answer,
     ap_race,
     election_settings,
     zipped,
 )
-
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "clarity"
-ATKINSON = (FIXTURES / "ga_atkinson_precincts_11-3-trim.xml").read_bytes()
-BACON = (FIXTURES / "ga_bacon_precincts_11-3-trim.xml").read_bytes()
 
 
 def spec(fmt="ap", url=f"{AP_BASE}?format=json&level=state", rpm=100, **more):
@@ -188,7 +187,6 @@ def test_a_refused_connection_is_an_error_not_a_crash():
 # -- Clarity ----------------------------------------------------------------------------------
 
 COUNTY_BASE = "https://results.example/GA/Atkinson/105380/"
-STATE_BASE = "https://results.example/GA/105369/"
 
 
 def test_clarity_base_urls_are_told_apart():

@@ -1,0 +1,115 @@
+"""`rome poll ID`, `rome sources` and `rome replay --archive`, against a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from rome.cli import main
+from rome.feeds.poll.http import Fetcher, FetchError
+from rome.feeds.sources_file import SourceSpec
+from tests.helpers.feeds_http import ap_answer, ap_race
+
+
+class Server:
+    """A loopback AP endpoint: answers in order, then the last one again; can stall."""
+
+    def __init__(self, answers: list[bytes]):
+        self.answers, self.seen, self.stall = answers, [], 0.0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.seen.append((self.path, dict(self.headers)))
+                if outer.stall:
+                    time.sleep(outer.stall)
+                body = outer.answers[min(len(outer.seen), len(outer.answers)) - 1]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    url = "/v2/elections/2024-11-05?format=json&level=state"
+    box = Server([])
+    box.url = url
+    box.answers += [
+        ap_answer([ap_race("1", "AZ", {"a": 10, "b": 20})], "2024-11-06T03:00:00Z",
+                  f"{box.base}{url}&minDateTime=2024-11-06T03:00:00Z"),
+        ap_answer([], "2024-11-06T03:00:05Z", f"{box.base}{url}&minDateTime=2024-11-06T03:00:05Z"),
+    ]
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, server):
+    for name in ("ROME_DATABASE_URL", "ROME_BROKER_URL", "ROME_ARCHIVE_DIR", "ROME_SOURCES"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "s.toml").write_text(
+        f'[[source]]\nid = "live"\nformat = "ap"\nurl = "{server.base}{server.url}"\n'
+        'interval = 5\napi_key_env = "AP_TEST_KEY"\n')
+    monkeypatch.setenv("ROME_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ROME_SOURCES", str(tmp_path / "s.toml"))
+    monkeypatch.setenv("AP_TEST_KEY", "cli-secret")
+
+
+def test_rome_poll_runs_one_cycle_now_and_rome_sources_shows_it(env, server, capsys):
+    assert main(["poll", "live"]) == 0
+    out = capsys.readouterr().out
+    assert "live: 1 request(s), HTTP status 200, 1 new feed body, 2 count(s) applied" in out
+    assert main(["poll", "live"]) == 0
+    assert "0 new feed bodies" in capsys.readouterr().out
+    # The second request was the first answer's nextrequest, verbatim, with the key.
+    assert server.seen[1][0].endswith("&minDateTime=2024-11-06T03:00:00Z")
+    assert server.seen[1][1]["x-api-key"] == "cli-secret"
+    assert main(["sources"]) == 0
+    shown = capsys.readouterr().out
+    assert "live (ap, every 5 s" in shown and "HTTP status 200" in shown
+    assert "2 requests" in shown and "cli-secret" not in shown
+    assert main(["sources", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["polls"] == {"200": 2}
+    assert main(["replay", "--archive", "--source", "live", "--dry-run"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 2 and "minDateTime" in listed[1] and "(feed, version 2024" in listed[0]
+    assert main(["replay", "--archive", "--source", "live", "--dry-run",
+                 "--since", "2999-01-01T00:00:00Z"]) == 1
+
+
+def test_rome_poll_names_an_unknown_source(env, capsys):
+    assert main(["poll", "nope"]) == 2
+    assert "no source 'nope' in ROME_SOURCES (it has: live)" in capsys.readouterr().err
+
+
+def test_a_slow_answer_past_the_read_timeout_is_an_error_in_time(server):
+    server.stall = 6.0
+    spec = SourceSpec(id="live", format="ap", url=server.base + server.url, interval=5,
+                      name="x", requests_per_minute=10)
+    started = time.monotonic()
+    with Fetcher(spec, deadline=30, read_timeout=0.5) as fetcher, \
+            pytest.raises(FetchError, match="timed out"):
+        fetcher.get(spec.url)
+    assert time.monotonic() - started < 4.5
+    # The poll's deadline bounds a request too, whatever the read timeout.
+    started = time.monotonic()
+    with Fetcher(spec, deadline=0.7) as fetcher, pytest.raises(FetchError):
+        fetcher.get(spec.url)
+    assert time.monotonic() - started < 4.5
