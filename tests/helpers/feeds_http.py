@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 AP_BASE = "https://api.ap.example/v2/elections/2024-11-05"
@@ -70,3 +73,38 @@ def election_settings(counties: dict[str, tuple[str, str]]) -> bytes:
                in counties.items()]
     return json.dumps({"settings": {"electiondetails": {"participatingcounties": entries}}}
                       ).encode()
+
+
+class LoopbackServer:
+    """A real HTTP endpoint on 127.0.0.1: answers in order (then the last again), or from
+    answer(path) when given; can stall every answer by `stall` seconds."""
+
+    def __init__(self, answers: list[bytes], answer=None):
+        self.answers, self.answer, self.seen, self.stall = answers, answer, [], 0.0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.seen.append((self.path, dict(self.headers)))
+                if outer.stall:
+                    time.sleep(outer.stall)
+                if outer.answer is not None:
+                    body = outer.answer(self.path)
+                else:
+                    body = outer.answers[min(len(outer.seen), len(outer.answers)) - 1]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

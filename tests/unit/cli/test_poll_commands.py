@@ -3,53 +3,20 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from rome.cli import main
 from rome.feeds.poll.http import Fetcher, FetchError
 from rome.feeds.sources_file import SourceSpec
-from tests.helpers.feeds_http import ap_answer, ap_race
-
-
-class Server:
-    """A loopback AP endpoint: answers in order, then the last one again; can stall."""
-
-    def __init__(self, answers: list[bytes]):
-        self.answers, self.seen, self.stall = answers, [], 0.0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.seen.append((self.path, dict(self.headers)))
-                if outer.stall:
-                    time.sleep(outer.stall)
-                body = outer.answers[min(len(outer.seen), len(outer.answers)) - 1]
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from tests.helpers.feeds_http import LoopbackServer, ap_answer, ap_race
 
 
 @pytest.fixture
 def server():
     url = "/v2/elections/2024-11-05?format=json&level=state"
-    box = Server([])
+    box = LoopbackServer([])
     box.url = url
     box.answers += [
         ap_answer([ap_race("1", "AZ", {"a": 10, "b": 20})], "2024-11-06T03:00:00Z",
