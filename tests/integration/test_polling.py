@@ -4,7 +4,6 @@ through the broker, bodies from the archive, the state equal to the feed's."""
 from __future__ import annotations
 
 import statistics
-import sys
 import threading
 from datetime import UTC, datetime
 
@@ -16,7 +15,7 @@ from rome.settings import load_settings
 from rome.store import db
 from rome.store.models import ArchiveRow, CurrentRow, HistoryRow, PollStateRow, RejectedRow
 from tests.helpers.feeds_http import LoopbackServer, ap_answer, ap_race
-from tests.helpers.support import Processes, reset_queues, wait_for
+from tests.helpers.support import migrated_pipeline, wait_for
 
 pytestmark = pytest.mark.slow
 PATH = "/v2/elections/2024-11-05?format=json&level=state"
@@ -57,13 +56,7 @@ def polling(request, tmp_path, empty_tables):
         'interval = 1\nrequests_per_minute = 600\napi_key_env = "AP_KEY"\n')
     env = {"ROME_DATA_DIR": str(tmp_path / "data"), "ROME_SOURCES": str(tmp_path / "sources.toml"),
            "AP_KEY": "integration-secret-key"}
-    if request.param != "embedded":
-        env["ROME_DATABASE_URL"] = request.getfixturevalue("pg_url")
-        env["ROME_BROKER_URL"] = request.getfixturevalue("amqp_url")
-        reset_queues(env["ROME_BROKER_URL"])
-    processes = Processes(env, tmp_path)
-    upgraded = processes.run([sys.executable, "-m", "rome", "db", "upgrade"])
-    assert upgraded.returncode == 0, upgraded.stderr
+    processes = migrated_pipeline(request, env, tmp_path)
     database = db.connect(load_settings(env).database_url)
     empty_tables(database)
     with database.Session.begin() as session:
