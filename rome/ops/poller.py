@@ -30,7 +30,7 @@ from rome.store.db import Database
 from rome.store.tally import RecordResult, record_snapshots, reject_payload
 
 logger = logging.getLogger("rome.poll")
-LEASE_MARGIN = 30.0  # seconds a lease outlives its poll's deadline
+LEASE_MARGIN = 10.0  # seconds a lease outlives its poll's deadline
 
 
 def deadline_of(spec: SourceSpec) -> float:

@@ -3,7 +3,11 @@ through the broker, bodies from the archive, the state equal to the feed's."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import statistics
+import sys
 import threading
 from datetime import UTC, datetime
 
@@ -120,3 +124,43 @@ def test_beat_polls_and_the_pipeline_ends_in_the_feeds_state(polling):
           f"{statistics.median(latency) * 1000:.0f} ms, p99 "
           f"{latency[min(len(latency) - 1, int(0.99 * len(latency)))] * 1000:.0f} ms, max "
           f"{latency[-1] * 1000:.0f} ms")
+
+
+@pytest.mark.parametrize("polling", ["rabbitmq+postgresql"], indirect=True)
+def test_a_worker_killed_mid_poll_loses_nothing_and_counts_nothing_twice(polling):
+    feed, processes, database = polling
+    worker = processes.worker(queues="poll,notekeeper,caesar", concurrency=3)
+    processes.beat()
+
+    def applied_versions():
+        with database.Session() as session:
+            return session.scalar(select(func.count(func.distinct(HistoryRow.version))).where(
+                HistoryRow.source_id == "live"))
+
+    wait_for(lambda: applied_versions() >= 3, 120, what="3 polled versions applied")
+    # Every answer now stalls: wait for a poll to be in one, then kill -9 its worker.
+    feed.server.stall = 60.0
+    asked = len(feed.server.seen)
+    wait_for(lambda: len(feed.server.seen) > asked, 30, what="a poll waiting on the endpoint")
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    feed.server.stall = 0.0
+    before = applied_versions()
+    processes.worker(name="worker2", queues="poll,notekeeper,caesar", concurrency=3)
+    # The dead poll's lease runs out by itself; polls then go on from the stored nextrequest.
+    wait_for(lambda: applied_versions() >= before + 3, 120, what="polls after the restart")
+    processes.stop("beat")
+    want = parse_feed("ap", feed.full(), source="live", max_ahead=None)
+
+    def current():
+        with database.Session() as session:
+            return sorted(r.votes for r in session.scalars(
+                select(CurrentRow).where(CurrentRow.source_id == "live")))
+
+    wait_for(lambda: current() == sorted(n.votes for n in want.counts), 60,
+             what="the current counts to equal one full answer's")
+    audit = processes.run([sys.executable, "-m", "rome", "audit"])
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    with database.Session() as session:
+        state = session.get(PollStateRow, "live")
+        assert json.loads(state.polls).get("skipped", 0) >= 1  # the dead poll's lease held
