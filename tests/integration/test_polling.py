@@ -18,6 +18,7 @@ from rome.feeds.formats import parse_feed
 from rome.settings import load_settings
 from rome.store import db
 from rome.store.models import ArchiveRow, CurrentRow, HistoryRow, PollStateRow, RejectedRow
+from rome.store.tally import wipeout
 from tests.helpers.feeds_http import LoopbackServer, ap_answer, ap_race
 from tests.helpers.support import migrated_pipeline, wait_for
 
@@ -121,9 +122,17 @@ def test_beat_polls_and_the_pipeline_ends_in_the_feeds_state(polling):
     assert len(latency) >= 15
     latency.sort()
     print(f"\npoll-to-visible over {len(latency)} answers: p50 "
-          f"{statistics.median(latency) * 1000:.0f} ms, p99 "
-          f"{latency[min(len(latency) - 1, int(0.99 * len(latency)))] * 1000:.0f} ms, max "
-          f"{latency[-1] * 1000:.0f} ms")
+          f"{statistics.median(latency) * 1000:.0f} ms, max {latency[-1] * 1000:.0f} ms")
+    # The archive alone rebuilds the state: wipe the results, replay what was fetched.
+    with database.Session.begin() as session:
+        wipeout(session)
+    assert current() == []
+    replayed = processes.run([sys.executable, "-m", "rome", "replay", "--archive", "--source",
+                              "live"], timeout=120)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert f"published {len(fetched)} of {len(fetched)} archived fetches" in replayed.stdout
+    wait_for(lambda: current() == sorted(n.votes for n in want.counts), 60,
+             what="the replayed archive to rebuild the same counts")
 
 
 @pytest.mark.parametrize("polling", ["rabbitmq+postgresql"], indirect=True)

@@ -114,7 +114,10 @@ def poll(fetcher: Fetcher, spec: SourceSpec, state: PollState, keep: Keep) -> Ou
             keep(answer, kind="error", version=None, scope=None)
             out.error = f"AP answer refused: {exc}"
             break
-        archive_id = keep(answer, kind="feed", version=parsed.timestamp, scope=None)
+        # Kept either way; an answer with no races is kept as "empty": it goes nowhere,
+        # now or in a replay.
+        archive_id = keep(answer, kind="feed" if parsed.races else "empty",
+                          version=parsed.timestamp, scope=None)
         if parsed.races:
             out.items.append(Item(archive_id, "ap"))
             out.changed = True

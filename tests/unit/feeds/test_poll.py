@@ -82,7 +82,7 @@ def test_ap_asks_the_configured_url_first_then_each_nextrequest_verbatim():
     # Exactly as given: the escaped %2F and the millisecond minDateTime untouched.
     assert handler.urls[1] == NEXT1 and state.next_url == NEXT2
     # No races: archived, and nothing goes downstream.
-    assert second.items == [] and kept[0][2] == "feed" and not second.changed
+    assert second.items == [] and kept[0][2] == "empty" and not second.changed
 
 
 def test_ap_follows_a_truncated_chain_at_once_until_it_ends():
