@@ -9,6 +9,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from rome.feeds.sources_file import load_sources
 from rome.logs import JsonFormatter
 from rome.read.freshness import stale_after
 from rome.read.results_cache import ResultsCache
@@ -91,6 +92,10 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     # One engine per app: its pool is shared by every request the app serves.
     app.extensions["rome_db"] = db.connect(app.config["DATABASE_URL"])
     app.extensions["rome_results"] = ResultsCache()
+    if app.config.get("SOURCES_FILE"):
+        # Read at start, so a bad file stops the web as it stops the workers and beat.
+        path = app.config["SOURCES_FILE"]
+        app.extensions["rome_sources"] = (path, load_sources(path))
 
     from web import api, errors, export, health, metrics, race, registry, wipeout
 

@@ -71,7 +71,8 @@ def save_state(session: Session, source: str, state: PollState, outcome: Outcome
                polled_at: datetime, next_poll_at: datetime) -> None:
     """Store what the poll leaves for the next one, and what it did, for all to see."""
     ensure_row(session, source)
-    row = session.get(PollStateRow, source, populate_existing=True)
+    # Locked: a skipped poll counts itself in the same row meanwhile (count_skip).
+    row = session.get(PollStateRow, source, populate_existing=True, with_for_update=True)
     cutoff = polled_at.timestamp() - WINDOW
     polls = json.loads(row.polls or "{}")
     label = outcome_label(outcome)
@@ -98,7 +99,7 @@ def outcome_label(outcome: Outcome) -> str:
 def count_skip(session: Session, source: str) -> None:
     """Count a poll skipped because the last one still held the lease."""
     ensure_row(session, source)
-    row = session.get(PollStateRow, source, populate_existing=True)
+    row = session.get(PollStateRow, source, populate_existing=True, with_for_update=True)
     polls = json.loads(row.polls or "{}")
     polls["skipped"] = polls.get("skipped", 0) + 1
     row.polls = json.dumps(polls, sort_keys=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
-from rome.feeds.sources_file import load_sources
+from rome.feeds.sources_file import SourcesError, load_sources
 from rome.ops.poller import apply_items, run_cycle
 from rome.store import db
 from rome.store.archive import Archive
@@ -82,3 +83,10 @@ def test_api_sources_metrics_and_the_race_panel_show_the_polling(database_url, t
 
 def test_api_sources_is_empty_on_the_simulated_night(app):
     assert app.test_client().get("/api/sources").get_json() == {"sources": []}
+
+
+def test_a_bad_sources_file_stops_the_web_at_start(database_url, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(SOURCES.replace('format = "nist"', 'format = "csv"'))
+    with pytest.raises(SourcesError, match=r"bad.toml:\d+: key 'format'"):
+        make_app(database_url, tmp_path, SOURCES_FILE=str(path))
