@@ -130,9 +130,20 @@ def _spec(table: dict, text: str, line: int, where: str) -> SourceSpec:
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise fail("url", f"{url!r} must be an http:// or https:// URL")
-    if fmt == "clarity" and not parts.path.endswith("/"):
-        raise fail("url", f"{url!r}: a Clarity url is an election's base folder, ending in '/' "
-                          "(…/GA/105369/ or …/GA/Fulton/105430/)")
+    if re.search(r"(?:^|&)api_?key=", parts.query, re.I):
+        raise fail("url", "carries an API key: URLs are logged, archived and shown; put the "
+                          "key in an environment variable and name it in api_key_env")
+    if fmt == "clarity":
+        from rome.feeds.poll.clarity import election_of  # it reads this module's specs
+
+        try:
+            election_of(url)
+            base = parts.path.endswith("/")
+        except ValueError:
+            base = False
+        if not base:
+            raise fail("url", f"{url!r}: a Clarity url is an election's base folder, ending in "
+                              "'/' (…/GA/105369/ or …/GA/Fulton/105430/)")
     interval = table["interval"]
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not (
             MIN_INTERVAL <= interval <= MAX_INTERVAL):

@@ -50,7 +50,9 @@ def test_a_good_file_reads_into_sources():
     (('id = "ga"', 'id = "ap"'), "x:12: key 'id': 'ap' is already the id of the source on "
                                  "line 2"),
     (("105369/", "105369"), "x:14: key 'url'"),
+    (("/GA/105369/", "/results/105369/"), "x:14: key 'url'"),
     (('"https://api', '"ftp://api'), "x:5: key 'url'"),
+    (("level=state", "level=state&apiKey=abc"), "x:5: key 'url': carries an API key"),
     (("requests_per_minute = 6", "requests_per_minute = 0"), "x:8: key 'requests_per_minute'"),
     (('api_key_env = "AP_API_KEY"', 'api_key_env = "abc-123 key"'), "x:7: key 'api_key_env'"),
     (('name = "Associated Press"', 'nmae = "AP"'), "x:9: key 'nmae': unknown key"),
