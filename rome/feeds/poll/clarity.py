@@ -9,7 +9,8 @@ The configured URL is an election's base folder: a county's
 - A state election: ``<ver>/json/en/electionsettings.json``; its
   ``settings.electiondetails.participatingcounties`` entries read
   ``County|id|version|time|…``; only counties whose version moved are fetched,
-  from ``…/<ST>/<County>/<id>/<version>/reports/detailxml.zip``, each its own
+  from ``…/<ST>/<County>/<id>/<version>/reports/detailxml.zip`` (the county's name as the
+  list writes it, underscores for spaces: ``Ben_Hill``), each its own
   snapshot scope (its race keys carry the county, see ``scoped``).
 - A county whose zip is missing (404) or bad is recorded with its reason and
   retried next cycle; the others go on.
@@ -138,13 +139,14 @@ def scoped(snapshot: Snapshot, county: str) -> Snapshot:
     county, no two counties' races, statuses or versions ever meet.
     """
     prefix = f"{folded(county)}/"
+    shown = county.replace("_", " ")  # Clarity writes "Ben_Hill" in the list and its URLs
 
     def key(race: str) -> str:
         return prefix + race
 
     return replace(
         snapshot,
-        races=tuple(RaceRef(key(r.key), f"{r.name} ({county})", r.state, r.office)
+        races=tuple(RaceRef(key(r.key), f"{r.name} ({shown})", r.state, r.office)
                     for r in snapshot.races),
         candidates=tuple(CandidateRef(key(c.race), c.key, c.first, c.last, c.party)
                          for c in snapshot.candidates),

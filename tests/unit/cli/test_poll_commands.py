@@ -81,3 +81,23 @@ def test_a_slow_answer_past_the_read_timeout_is_an_error_in_time(server):
     with Fetcher(spec, deadline=0.7) as fetcher, pytest.raises(FetchError):
         fetcher.get(spec.url)
     assert time.monotonic() - started < 4.5
+
+
+def test_rome_demo_refuses_a_bad_sources_file_before_starting_anything(env, tmp_path, capsys):
+    (tmp_path / "s.toml").write_text('[[source]]\nid = "live"\nformat = "ap"\n')
+    assert main(["demo"]) == 2
+    assert "s.toml:1: [[source]] has no 'url'" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_demo_runs_a_poll_worker_beside_the_others(tmp_path):
+    from rome.ops.demo import plan
+    from rome.settings import load_settings
+
+    services = {s.name: s.argv for s in plan(load_settings({"ROME_DATA_DIR": str(tmp_path)}),
+                                             web_port=1, flower_port=2, single_worker=False)}
+    poll = services["poll"]
+    assert poll[poll.index("-Q") + 1] == "poll" and poll[poll.index("-c") + 1] == "4"
+    single = plan(load_settings({"ROME_DATA_DIR": str(tmp_path)}), web_port=1, flower_port=2,
+                  single_worker=True)[0].argv
+    assert "poll" in single[single.index("-Q") + 1].split(",")
