@@ -1,0 +1,34 @@
+"""`rome feedserver`: it prints where it serves, serves, and stops cleanly on SIGTERM."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+from tests.helpers.paths import FIXTURES
+
+AP_CO = FIXTURES / "ap" / "20151103_national-co.json"
+
+
+def test_command_prints_its_url_and_serves():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rome", "feedserver", "--port", "0", "--ap", str(AP_CO)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving feeds at http://127.0.0.1:")
+        base = line.split()[-1]
+        assert process.stdout.readline().split() == [
+            "ap", f"{base}/ap/v2/elections/2015-11-03?format=json&level=ru"]
+        with urllib.request.urlopen(f"{base}/ap/v2/elections/2015-11-03?format=json",
+                                    timeout=5) as answer:
+            assert len(json.load(answer)["races"]) == 4
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        assert process.stdout.read().strip() == "stopped"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
