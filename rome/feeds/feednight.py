@@ -9,16 +9,20 @@ until all of them have reported, and then the file's own figure. A unit that
 has not reported shows zeros; precincts reporting grow in proportion and a race
 is called only once complete. The step at which every unit has reported is
 served as the recorded bytes themselves, so the night ends exactly on the file.
+An AP answer keeps every field of the file, its figures replaced (``ap_overlay``).
 A step that changes no figure renders the same bytes as the step before it (its
 time is that of the last change), so a feed changes only when its figures do.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 from dataclasses import replace
 from pathlib import Path
 
-from rome.feeds.formats import parse_feed, render_feed
+from rome.feeds.formats import ap, parse_feed, render_feed
+from rome.feeds.formats._common import iso_text
 from rome.feeds.replay import feed_files
 from rome.feeds.snapshot import Count, RaceStatus, Snapshot
 
@@ -44,10 +48,15 @@ def report_steps(snapshot: Snapshot, steps: int) -> dict[str, int]:
     return {unit: i * steps // len(bottom) + 1 for i, unit in enumerate(bottom)}
 
 
+def reported_by(snapshot: Snapshot, step: int, steps: int) -> set[str]:
+    """Return the bottom units that have reported at step."""
+    return {unit for unit, when in report_steps(snapshot, steps).items() if when <= step}
+
+
 def partial(snapshot: Snapshot, step: int, steps: int) -> Snapshot | None:
     """Return snapshot as it stands at step of steps, or None once every unit has reported."""
     at = report_steps(snapshot, steps)
-    reported = {unit for unit, when in at.items() if when <= step}
+    reported = reported_by(snapshot, step, steps)
     if len(reported) == len(at):
         return None
     parents = {u.key: u.parent for u in snapshot.units}
@@ -100,8 +109,47 @@ def derive_night(format_name: str, body: bytes, steps: int) -> list[bytes]:
     night = []
     for step in range(1, steps + 1):
         shown = partial(snapshot, step, steps)
-        night.append(body if shown is None else render_feed(format_name, shown))
+        if shown is None:
+            night.append(body)
+        elif format_name == "ap":
+            doc = ap_overlay(json.loads(body), shown, reported_by(snapshot, step, steps))
+            night.append(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
+        else:
+            night.append(render_feed(format_name, shown))
     return night
+
+
+def ap_overlay(doc: dict, shown: Snapshot, reported: set[str]) -> dict:
+    """Write shown's figures into a copy of the AP answer doc, keeping every other field.
+
+    AP's answers carry much that Rome does not read (officeID, electTotal, ...);
+    a poller may filter on them, so a derived version keeps them all.
+    """
+    votes = {(n.race, n.unit, n.candidate): n.votes for n in shown.counts}
+    statuses = {s.race: s for s in shown.statuses}
+    out = copy.deepcopy(doc)
+    out["timestamp"] = iso_text(shown.version, 3)
+    for race in out["races"]:
+        rows = race.get("reportingUnits") or []
+        units = [ap._unit(row, race["raceID"]) for row in rows]  # keyed as the parser keys
+        if not units:
+            continue
+        key = ap.race_key(units[0][1], race["raceID"])
+        status = statuses.get(key)
+        for row, (unit, _) in zip(rows, units, strict=True):
+            for entry in row["candidates"]:
+                entry["voteCount"] = votes[key, unit.key, entry["candidateID"]]
+                if status is not None and status.winner != entry["candidateID"]:
+                    entry.pop("winner", None)
+            if unit.level in ("state", "national"):
+                share = None if status is None else status.precincts_reporting
+            else:
+                share = row.get("precinctsReporting") if unit.key in reported else 0
+            if share is not None and "precinctsReporting" in row:
+                row["precinctsReporting"] = share
+                if row.get("precinctsTotal"):
+                    row["precinctsReportingPct"] = round(100 * share / row["precinctsTotal"], 1)
+    return out
 
 
 def recorded_night(format_name: str, bodies: list[bytes], steps: int) -> list[bytes]:

@@ -57,7 +57,10 @@ AP_QUOTA_BODY = (b'<Error xmlns:i="http://www.w3.org/2001/XMLSchema-instance"><C
 AP_KEY_BODY = (b'<Error xmlns:i="http://www.w3.org/2001/XMLSchema-instance"><Code>401</Code>'
                b'<Message>Missing or invalid API key.</Message></Error>')
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed, so one body always zips to the same bytes
-FIRST_CLARITY_VERSION = 250_000
+# Clarity's version numbers count on from the server's clock (ms since this epoch), so a
+# restarted server never numbers a new version below one it served before.
+CLARITY_EPOCH = 1_600_000_000
+CONTROL = "/_feedserver/"  # where advance, faults and the log are reached over HTTP
 CURSORS_KEPT = 256  # pages of truncated AP answers remembered for their continuation
 
 
@@ -115,6 +118,13 @@ def _without_stamps(value: dict) -> dict:
     if isinstance(copy.get("reportingUnits"), list):
         copy["reportingUnits"] = [_without_stamps(row) for row in copy["reportingUnits"]]
     return copy
+
+
+def _asked_for(race: dict, asked: dict[str, str]) -> bool:
+    """Tell whether race passes the statePostal, officeID and raceID filters asked for."""
+    values = {"statepostal": _race_key(race).split("-", 1)[0], "officeid": race.get("officeID"),
+              "raceid": race.get("raceID")}
+    return all(values[name] in asked[name].split(",") for name in values if asked.get(name))
 
 
 class APFeed:
@@ -179,7 +189,7 @@ class ClarityFeed:
         """Publish body as a new version unless it is the current one; say whether it was."""
         if self.version and self.published[self.version] == body and not force:
             return False
-        self.version = FIRST_CLARITY_VERSION + len(self.published)
+        self.version = max(self.version + 1, int((now - CLARITY_EPOCH) * 1000))
         self.published[self.version] = body
         self.published_at[self.version] = now
         return True
@@ -423,6 +433,28 @@ class FeedServer:
         out += [("nist", f"{base}/nist/{name}.json") for name in self.nist]
         return out
 
+    def control(self, method: str, target: str) -> Answer:
+        """Answer the control paths: advance, faults and the request log over HTTP."""
+        split = urlsplit(target)
+        asked = dict(parse_qsl(split.query))
+        action = split.path.removeprefix(CONTROL)
+        if action == "requests" and method in ("GET", "HEAD"):
+            log = [{"method": r.method, "path": r.path, "query": r.query, "headers": r.headers,
+                    "time": r.time} for r in self.requests]
+            return Answer(200, json.dumps(log).encode(), "application/json")
+        if method != "POST" or action not in ("advance", "fault"):
+            return Answer(404, f"control paths: POST {CONTROL}advance, POST {CONTROL}fault"
+                               f"?kind=K[&path=P][&count=N], GET {CONTROL}requests\n".encode())
+        try:
+            if action == "advance":
+                self.advance()
+            else:
+                self.fault(asked.get("kind", ""), asked.get("path", ""),
+                           int(asked.get("count", "1")))
+        except (FeedServerError, ValueError) as exc:
+            return Answer(400, f"{exc}\n".encode())
+        return Answer(200, b"done\n")
+
     # --- time ---
 
     def _change_stamp(self, now: float) -> int:
@@ -505,7 +537,8 @@ class FeedServer:
                 return Answer(400, f"{exc}\n".encode())
             stamp, offset = self._answer_stamp(now), 0
             races = [feed.stamped(r) for r in feed.races
-                     if after is None or feed.race_at[_race_key(r)] > after]
+                     if (after is None or feed.race_at[_race_key(r)] > after)
+                     and _asked_for(r, asked)]
             if self.page_size is not None and len(races) > self.page_size:
                 cursor = f"{stamp}-{len(self._cursors)}"
                 self._cursors[cursor] = (races, stamp, since or "")
@@ -592,10 +625,28 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve(head=False)
 
+    def do_POST(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= 65_536:
+            self.close_connection = True
+            self._send(Answer(400, b"a control request carries no body\n"), None, False)
+            return
+        self.rfile.read(length)  # what a client sent along is not read as the next request
+        self._serve(head=False)
+
     def _serve(self, head: bool) -> None:
         server = self.feeds
         headers = {k.lower(): v for k, v in self.headers.items()}
+        if self.path.startswith(CONTROL):
+            self._send(server.control(self.command, self.path), None, head)
+            return
         request = server.record(self.command, self.path, headers)
+        if self.command not in ("GET", "HEAD"):
+            self._send(Answer(405, b"feeds are read with GET\n"), None, head)
+            return
         kind = server.take_fault(request.path, request.path.endswith(".zip"))
         if kind == "refuse":
             self.close_connection = True
@@ -616,6 +667,9 @@ class _Handler(BaseHTTPRequestHandler):
             answer = Answer(200, answer.body[: len(answer.body) // 2], "application/zip")
         if answer.status == 200:
             answer = _conditional(answer, headers)
+        self._send(answer, kind, head)
+
+    def _send(self, answer: Answer, kind: str | None, head: bool) -> None:
         body = b"" if head or answer.status == 304 else answer.body
         try:
             self.send_response(answer.status)
