@@ -25,6 +25,7 @@ def cmd_feedserver(args) -> int:
             host=args.host, port=args.port, steps=args.steps, api_key=api_key,
             requests_per_minute=args.requests_per_minute, page_size=args.page_size,
             clarity_state=args.clarity_state, interval=args.interval,
+            slow_seconds=args.slow_seconds,
         )
         base = server.start()
     except (FeedServerError, OSError) as exc:
@@ -75,6 +76,8 @@ def register(commands) -> None:
                        help="AP races per answer; more come in isTruncated pages")
     serve.add_argument("--requests-per-minute", type=int, default=None,
                        help="AP's quota: over it, a 403 with an XML body")
+    serve.add_argument("--slow-seconds", type=float, default=5.0,
+                       help="how long a slow fault holds its answer (POST /_feedserver/fault)")
     serve.add_argument("--api-key-env", default=None, metavar="NAME",
                        help="environment variable holding the AP key to require as x-api-key")
     serve.set_defaults(func=cmd_feedserver)

@@ -87,6 +87,7 @@ class Fault:
     kind: str
     path_prefix: str
     remaining: int
+    seconds: float | None = None  # a slow answer's delay, else the server's slow_seconds
 
 
 @dataclass
@@ -409,14 +410,20 @@ class FeedServer:
             feed.settings[feed.version] = json.dumps(
                 {"settings": {"electiondetails": {"participatingcounties": entries}}}).encode()
 
-    def fault(self, kind: str, path_prefix: str = "", count: int = 1) -> None:
-        """Make the next count requests whose path starts with path_prefix fail as kind."""
+    def fault(self, kind: str, path_prefix: str = "", count: int = 1,
+              seconds: float | None = None) -> None:
+        """Make the next count requests whose path starts with path_prefix fail as kind.
+
+        A slow answer waits seconds (default: the server's slow_seconds).
+        """
         if kind not in FAULT_KINDS:
             raise FeedServerError(f"unknown fault {kind!r}: one of {', '.join(FAULT_KINDS)}")
         if count < 1:
             raise FeedServerError(f"a fault is for 1 request or more, got {count}")
+        if seconds is not None and not 0 <= seconds <= 3600:
+            raise FeedServerError(f"a slow answer waits 0 to 3600 s, got {seconds}")
         with self._lock:
-            self._faults.append(Fault(kind, path_prefix, count))
+            self._faults.append(Fault(kind, path_prefix, count, seconds))
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -439,18 +446,25 @@ class FeedServer:
         asked = dict(parse_qsl(split.query))
         action = split.path.removeprefix(CONTROL)
         if action == "requests" and method in ("GET", "HEAD"):
-            log = [{"method": r.method, "path": r.path, "query": r.query, "headers": r.headers,
-                    "time": r.time} for r in self.requests]
+            # Whether a key was sent shows; the key itself is not handed to whoever asks.
+            log = [{"method": r.method, "path": r.path, "time": r.time,
+                    "query": {k: "(sent)" if k.lower() == "apikey" else v
+                              for k, v in r.query.items()},
+                    "headers": {k: "(sent)" if k == "x-api-key" else v
+                                for k, v in r.headers.items()}} for r in self.requests]
             return Answer(200, json.dumps(log).encode(), "application/json")
         if method != "POST" or action not in ("advance", "fault"):
-            return Answer(404, f"control paths: POST {CONTROL}advance, POST {CONTROL}fault"
-                               f"?kind=K[&path=P][&count=N], GET {CONTROL}requests\n".encode())
+            usage = (f"control paths: POST {CONTROL}advance, POST {CONTROL}fault?kind=K[&path=P]"
+                     f"[&count=N][&seconds=S], GET {CONTROL}requests\n")
+            return Answer(404, usage.encode())
         try:
             if action == "advance":
                 self.advance()
             else:
+                seconds = asked.get("seconds")
                 self.fault(asked.get("kind", ""), asked.get("path", ""),
-                           int(asked.get("count", "1")))
+                           int(asked.get("count", "1")),
+                           None if seconds is None else float(seconds))
         except (FeedServerError, ValueError) as exc:
             return Answer(400, f"{exc}\n".encode())
         return Answer(200, b"done\n")
@@ -468,14 +482,14 @@ class FeedServer:
 
     # --- answering ---
 
-    def take_fault(self, path: str, zipped: bool) -> str | None:
+    def take_fault(self, path: str, zipped: bool) -> Fault | None:
         with self._lock:
             for fault in self._faults:
                 if path.startswith(fault.path_prefix) and (fault.kind != "badzip" or zipped):
                     fault.remaining -= 1
                     if fault.remaining == 0:
                         self._faults.remove(fault)
-                    return fault.kind
+                    return fault
         return None
 
     def record(self, method: str, target: str, headers: dict[str, str]) -> RequestRecord:
@@ -647,7 +661,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command not in ("GET", "HEAD"):
             self._send(Answer(405, b"feeds are read with GET\n"), None, head)
             return
-        kind = server.take_fault(request.path, request.path.endswith(".zip"))
+        fault = server.take_fault(request.path, request.path.endswith(".zip"))
+        kind = fault.kind if fault else None
         if kind == "refuse":
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -662,7 +677,7 @@ class _Handler(BaseHTTPRequestHandler):
             answer = server.answer(request, self.path,
                                    self.headers.get("Host") or f"{server.host}:{server.port}")
         if kind == "slow":
-            server._stopping.wait(server.slow_seconds)
+            server._stopping.wait(server.slow_seconds if fault.seconds is None else fault.seconds)
         elif kind == "badzip":
             answer = Answer(200, answer.body[: len(answer.body) // 2], "application/zip")
         if answer.status == 200:

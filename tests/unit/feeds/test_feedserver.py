@@ -315,6 +315,10 @@ def test_fault_slow_answers_after_the_client_timeout(ap_server):
         get(first_url(ap_server), timeout=0.3)
     assert time.monotonic() - started < 1.0
     assert get(first_url(ap_server))[0] == 200  # one request only
+    ap_server.fault("slow", seconds=0.5)  # a delay of its own: a patient client gets the answer
+    started = time.monotonic()
+    assert get(first_url(ap_server), timeout=5)[0] == 200
+    assert 0.5 <= time.monotonic() - started < 1.0
 
 
 def test_fault_500_404_and_count(ap_server):
@@ -446,8 +450,13 @@ def test_control_paths_advance_fault_and_show_the_log_over_http():
         assert [get(url)[0] for _ in range(3)] == [500, 500, 200]
         status, body = post(server.base_url + "/_feedserver/fault?kind=flaky")
         assert status == 400 and b"unknown fault" in body
+        assert post(server.base_url + "/_feedserver/fault?kind=slow&seconds=-1")[0] == 400
+        assert post(server.base_url + "/_feedserver/fault?kind=500&count=x")[0] == 400
+        assert post(server.base_url + "/_feedserver/nothing")[0] == 404
         assert post(url)[0] == 405
+        get(url, {"x-api-key": "secret"})
         log = json.loads(get(server.base_url + "/_feedserver/requests")[2])
+        assert log.pop()["headers"]["x-api-key"] == "(sent)"  # not the key itself
         # The control requests are not in the log: it counts what a poller asked.
         path = "/nist/atkinson-2020-general.json"
         assert [(r["method"], r["path"]) for r in log] == [("GET", path)] * 5 + [("POST", path)]
