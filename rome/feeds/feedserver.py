@@ -264,6 +264,7 @@ class FeedServer:
         self._faults: list[Fault] = []
         self._served: deque[float] = deque()  # AP answers in the quota window
         self._cursors: dict[str, tuple[list[dict], int, str]] = {}
+        self._cursor_count = 0
         self._last_stamp = 0
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -554,7 +555,8 @@ class FeedServer:
                      if (after is None or feed.race_at[_race_key(r)] > after)
                      and _asked_for(r, asked)]
             if self.page_size is not None and len(races) > self.page_size:
-                cursor = f"{stamp}-{len(self._cursors)}"
+                self._cursor_count += 1
+                cursor = f"{stamp}-{self._cursor_count}"
                 self._cursors[cursor] = (races, stamp, since or "")
                 while len(self._cursors) > CURSORS_KEPT:
                     del self._cursors[next(iter(self._cursors))]

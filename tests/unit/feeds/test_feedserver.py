@@ -3,6 +3,7 @@
 import http.client
 import io
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -319,6 +320,22 @@ def test_fault_slow_answers_after_the_client_timeout(ap_server):
     started = time.monotonic()
     assert get(first_url(ap_server), timeout=5)[0] == 200
     assert 0.5 <= time.monotonic() - started < 1.0
+
+
+def test_stop_cuts_a_slow_answer_short():
+    server = FeedServer(ap=[AP_CO], slow_seconds=30.0)
+    server.start()
+    server.fault("slow")
+    outcome = []
+    client = threading.Thread(target=lambda: outcome.append(get(first_url(server), timeout=20)))
+    started = time.monotonic()
+    client.start()
+    while not server.requests:
+        time.sleep(0.01)
+    server.stop()
+    client.join(10)
+    assert not client.is_alive() and time.monotonic() - started < 5
+    assert outcome[0][0] == 200  # answered at once, not after 30 s
 
 
 def test_fault_500_404_and_count(ap_server):
