@@ -25,7 +25,7 @@ def cmd_feedserver(args) -> int:
             host=args.host, port=args.port, steps=args.steps, api_key=api_key,
             requests_per_minute=args.requests_per_minute, page_size=args.page_size,
             clarity_state=args.clarity_state, interval=args.interval,
-            slow_seconds=args.slow_seconds,
+            slow_seconds=args.slow_seconds, refuse_agents=tuple(args.refuse_agent),
         )
         base = server.start()
     except (FeedServerError, OSError) as exc:
@@ -34,6 +34,14 @@ def cmd_feedserver(args) -> int:
     print(f"serving feeds at {base}", flush=True)
     for fmt, url in server.urls():
         print(f"  {fmt:8} {url}", flush=True)
+    if args.write_sources:
+        try:
+            args.write_sources.write_text(server.sources_toml(args.interval, args.api_key_env))
+        except OSError as exc:
+            server.stop()
+            print(f"rome feedserver: cannot write the sources file: {exc}", file=sys.stderr)
+            return 2
+        print(f"sources file (ROME_SOURCES): {args.write_sources}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -67,7 +75,11 @@ def register(commands) -> None:
     serve.add_argument("--simulated", action="store_true",
                        help="serve the simulated night (ap, mc, sos), moving with the clock")
     serve.add_argument("--interval", type=float, default=2.0,
-                       help="seconds per tick of the simulated night")
+                       help="seconds per tick of the simulated night, and the poll interval "
+                            "written by --write-sources")
+    serve.add_argument("--write-sources", type=Path, default=None, metavar="FILE",
+                       help="write a sources file (ROME_SOURCES) naming every feed served, "
+                            "each polled every --interval seconds")
     serve.add_argument("--steps", type=int, default=4,
                        help="versions derived from a single recorded file")
     serve.add_argument("--advance-every", type=float, default=10.0, metavar="SECONDS",
@@ -78,6 +90,9 @@ def register(commands) -> None:
                        help="AP's quota: over it, a 403 with an XML body")
     serve.add_argument("--slow-seconds", type=float, default=5.0,
                        help="how long a slow fault holds its answer (POST /_feedserver/fault)")
+    serve.add_argument("--refuse-agent", action="append", default=[], metavar="TEXT",
+                       help="answer Clarity requests whose User-Agent holds TEXT with a 403, "
+                            "as a site's firewall does (repeatable)")
     serve.add_argument("--api-key-env", default=None, metavar="NAME",
                        help="environment variable holding the AP key to require as x-api-key")
     serve.set_defaults(func=cmd_feedserver)

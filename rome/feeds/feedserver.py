@@ -56,6 +56,7 @@ AP_QUOTA_BODY = (b'<Error xmlns:i="http://www.w3.org/2001/XMLSchema-instance"><C
                  b'<link href="https://developer.ap.org/api-console" rel="help"/></Error>')
 AP_KEY_BODY = (b'<Error xmlns:i="http://www.w3.org/2001/XMLSchema-instance"><Code>401</Code>'
                b'<Message>Missing or invalid API key.</Message></Error>')
+FIREWALL_BODY = b"<html><body><h1>403 Forbidden</h1>Request blocked.</body></html>\n"
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed, so one body always zips to the same bytes
 # Clarity's version numbers count on from the server's clock (ms since this epoch), so a
 # restarted server never numbers a new version below one it served before.
@@ -242,6 +243,7 @@ class FeedServer:
         slow_seconds: float = 5.0,
         clarity_state: str | None = None,
         clarity_election_id: int = 105369,
+        refuse_agents: tuple[str, ...] = (),
         interval: float = 2.0,
         seed: str = "feedserver",
         update_chance: float = 0.3,
@@ -258,6 +260,7 @@ class FeedServer:
         self.api_key = api_key
         self.requests_per_minute, self.quota_window = requests_per_minute, quota_window
         self.page_size, self.slow_seconds = page_size, slow_seconds
+        self.refuse_agents = tuple(agent.lower() for agent in refuse_agents)
         self.clock = clock
         self._lock = threading.RLock()
         self._log: list[RequestRecord] = []
@@ -434,12 +437,46 @@ class FeedServer:
 
     def urls(self) -> list[tuple[str, str]]:
         """Return (format, URL) of every feed served: what a poller is pointed at."""
-        base = self.base_url
-        out = [("ap", f"{base}/ap/v2/elections/{d}?format=json&level=ru") for d in self.ap]
-        out += [("clarity", base + f.path) for f in self.clarity.values()
-                if not (f.county and any(f in cs for cs in self.counties.values()))]
-        out += [("nist", f"{base}/nist/{name}.json") for name in self.nist]
+        return [(feed["format"], feed["url"]) for feed in self.feeds()]
+
+    def feeds(self) -> list[dict[str, str]]:
+        """Describe every feed served: a source id for it, its format, URL and name.
+
+        The simulated night's feeds keep the ids the pipeline's catalog knows
+        them by (ap, mc, sos); a recorded feed's id says its format and what it is.
+        """
+        base, sim = self.base_url, self.simulation
+        out = []
+        for date, feed in self.ap.items():
+            out.append({"id": "ap" if sim and feed is sim.ap else f"ap_{date.replace('-', '')}",
+                        "format": "ap", "name": f"AP, {date}",
+                        "url": f"{base}/ap/v2/elections/{date}?format=json&level=ru"})
+        within = {id(c) for cs in self.counties.values() for c in cs}
+        for feed in self.clarity.values():
+            if id(feed) in within:
+                continue  # a state's poller finds its counties in the state's county list
+            where = feed.county or feed.state
+            out.append({"id": "mc" if sim and feed is sim.mc else _source_id("cl", where),
+                        "format": "clarity", "name": f"Clarity, {where}", "url": base + feed.path})
+        for name, feed in self.nist.items():
+            out.append({"id": "sos" if sim and feed is sim.sos else _source_id("nist", name),
+                        "format": "nist", "name": f"NIST, {name}",
+                        "url": f"{base}/nist/{quote(name)}.json"})
         return out
+
+    def sources_toml(self, interval: float, api_key_env: str | None = None) -> str:
+        """Write a sources file (ROME_SOURCES, issue 19) naming every feed served."""
+        lines = [f"# The feeds of the feed server at {self.base_url}."]
+        for feed in self.feeds():
+            lines += ["", "[[source]]"]
+            lines += [f"{key} = {json.dumps(feed[key])}" for key in ("id", "format", "url",
+                                                                     "name")]
+            lines.append(f"interval = {interval:g}")
+            if feed["format"] == "ap" and api_key_env:
+                lines.append(f"api_key_env = {json.dumps(api_key_env)}")
+            if feed["format"] == "ap" and self.requests_per_minute:
+                lines.append(f"requests_per_minute = {self.requests_per_minute}")
+        return "\n".join(lines) + "\n"
 
     def control(self, method: str, target: str) -> Answer:
         """Answer the control paths: advance, faults and the request log over HTTP."""
@@ -509,6 +546,10 @@ class FeedServer:
             if path.startswith("/ap/v2/elections/"):
                 return self._answer_ap(request, target, host)
             if path.startswith("/clarity/"):
+                agent = (request.header("user-agent") or "").lower()
+                if any(refused in agent for refused in self.refuse_agents):
+                    # A Clarity site's firewall refusing bots by name (elex-clarity#27).
+                    return Answer(403, FIREWALL_BODY, "text/html")
                 return self._answer_clarity(path)
             if path.startswith("/nist/"):
                 return self._answer_nist(path)
@@ -607,6 +648,11 @@ class FeedServer:
             return Answer(404, b"no NIST feed here\n")
         return Answer(200, feed.body, "application/json; charset=utf-8",
                       {"ETag": feed.etag}, last_modified=feed.modified)
+
+
+def _source_id(prefix: str, name: str) -> str:
+    """Make a short lowercase source id (Snapshot's SOURCE_ID) from a prefix and a name."""
+    return f"{prefix}_{re.sub(r'[^a-z0-9]+', '_', name.lower()).strip('_')}"[:16].rstrip("_")
 
 
 def _read(path: Path, body: bytes, format_name: str) -> dict:

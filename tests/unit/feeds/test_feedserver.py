@@ -5,6 +5,7 @@ import io
 import json
 import threading
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import zipfile
@@ -17,6 +18,7 @@ from defusedxml.ElementTree import fromstring
 from rome.feeds.feednight import derive_night
 from rome.feeds.feedserver import FeedServer, FeedServerError
 from rome.feeds.formats import parse_feed
+from rome.feeds.snapshot import SOURCE_ID
 from tests.helpers.paths import FIXTURES
 
 AP_CO = FIXTURES / "ap" / "20151103_national-co.json"  # four Colorado races, 64 counties
@@ -267,6 +269,14 @@ def test_clarity_versions_of_a_restarted_server_count_on_from_the_last():
         assert int(get(server.base_url + STATE + "current_ver.txt")[2]) > last
 
 
+def test_clarity_firewall_refuses_user_agents_by_name():
+    with FeedServer(clarity=CLARITY, ap=[AP_CO], refuse_agents=("Python-urllib",)) as server:
+        url = server.base_url + STATE + "current_ver.txt"
+        assert get(url)[0] == 403  # urllib says Python-urllib/3.11
+        assert get(url, {"User-Agent": "Mozilla/5.0 (Macintosh) Safari/605.1.15"})[0] == 200
+        assert get(first_url(server))[0] == 200  # AP has no such firewall
+
+
 def test_clarity_unknown_paths_are_404():
     with FeedServer(clarity=CLARITY) as server:
         base = server.base_url
@@ -477,3 +487,21 @@ def test_control_paths_advance_fault_and_show_the_log_over_http():
         # The control requests are not in the log: it counts what a poller asked.
         path = "/nist/atkinson-2020-general.json"
         assert [(r["method"], r["path"]) for r in log] == [("GET", path)] * 5 + [("POST", path)]
+
+
+def test_sources_file_names_every_feed_served_and_each_url_answers():
+    with FeedServer(ap=[AP_CO], clarity=CLARITY, nist=[NIST], simulated=True,
+                    requests_per_minute=20) as server:
+        sources = tomllib.loads(server.sources_toml(3.0, "AP_KEY"))["source"]
+        ids = [s["id"] for s in sources]
+        # The simulated night keeps the ids the catalog knows; a state's counties are not
+        # sources of their own: its county list leads to them.
+        assert sorted(ids) == ["ap", "ap_20151103", "cl_ga", "mc", "nist_atkinson_20", "sos"]
+        assert all(SOURCE_ID.fullmatch(i) for i in ids) and len(set(ids)) == len(ids)
+        for source in sources:
+            assert source["interval"] == 3
+            url = source["url"] + ("current_ver.txt" if source["format"] == "clarity" else "")
+            assert get(url)[0] == 200, url
+            if source["format"] == "ap":
+                assert source["api_key_env"] == "AP_KEY"
+                assert source["requests_per_minute"] == 20
