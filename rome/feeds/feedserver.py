@@ -78,6 +78,7 @@ class RequestRecord:
     query: dict[str, str]
     headers: dict[str, str]
     time: float
+    target: str = ""  # the path and query exactly as the client sent them
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -486,6 +487,7 @@ class FeedServer:
         if action == "requests" and method in ("GET", "HEAD"):
             # Whether a key was sent shows; the key itself is not handed to whoever asks.
             log = [{"method": r.method, "path": r.path, "time": r.time,
+                    "target": re.sub(r"(?i)(apikey=)[^&]*", r"\1(sent)", r.target),
                     "query": {k: "(sent)" if k.lower() == "apikey" else v
                               for k, v in r.query.items()},
                     "headers": {k: "(sent)" if k == "x-api-key" else v
@@ -533,7 +535,7 @@ class FeedServer:
     def record(self, method: str, target: str, headers: dict[str, str]) -> RequestRecord:
         split = urlsplit(target)
         entry = RequestRecord(method, unquote(split.path), dict(parse_qsl(split.query, True)),
-                              headers, self.clock())
+                              headers, self.clock(), target)
         with self._lock:
             self._log.append(entry)
         return entry

@@ -85,6 +85,8 @@ def test_ap_answer_with_nothing_changed_has_no_races(ap_server):
     doc = ap_json(first_url(ap_server))
     again = ap_json(doc["nextrequest"])
     assert again["races"] == [] and again["isTruncated"] is False
+    sent = urlsplit(doc["nextrequest"])
+    assert ap_server.requests[-1].target == f"{sent.path}?{sent.query}"  # as it was given
     assert again["nextrequest"] != doc["nextrequest"]  # a newer minDateTime
 
 
@@ -416,6 +418,7 @@ def test_every_request_is_logged(ap_server):
     assert [(r.method, r.path) for r in log] == [
         ("GET", "/ap/v2/elections/2015-11-03"), ("GET", "/nowhere")]
     assert log[0].query == {"format": "json", "level": "ru", "statePostal": "CO"}
+    assert log[0].target == "/ap/v2/elections/2015-11-03?format=json&level=ru&statePostal=CO"
     assert log[0].header("If-None-Match") == '"abc"' and log[0].header("X-API-Key") == "k"
     assert before <= log[0].time <= log[1].time <= time.time()
 
@@ -467,6 +470,10 @@ def post(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+def log_of(server: FeedServer) -> list[dict]:
+    return json.loads(get(server.base_url + "/_feedserver/requests")[2])
+
+
 def test_control_paths_advance_fault_and_show_the_log_over_http():
     with FeedServer(nist=[NIST]) as server:
         url = f"{server.base_url}/nist/atkinson-2020-general.json"
@@ -482,7 +489,9 @@ def test_control_paths_advance_fault_and_show_the_log_over_http():
         assert post(server.base_url + "/_feedserver/nothing")[0] == 404
         assert post(url)[0] == 405
         get(url, {"x-api-key": "secret"})
-        log = json.loads(get(server.base_url + "/_feedserver/requests")[2])
+        get(url + "?apiKey=secret&x=1")
+        assert log_of(server)[-1]["target"] == "/nist/atkinson-2020-general.json?apiKey=(sent)&x=1"
+        log = log_of(server)[:-1]
         assert log.pop()["headers"]["x-api-key"] == "(sent)"  # not the key itself
         # The control requests are not in the log: it counts what a poller asked.
         path = "/nist/atkinson-2020-general.json"
