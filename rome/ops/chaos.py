@@ -90,6 +90,7 @@ class Summary:
     replayed: int = 0
     commits: int = 0
     workdir: str = ""
+    harness_errors: int = 0
 
     @property
     def by_kind(self) -> Counter:
@@ -319,8 +320,11 @@ class Chaos:
             self.pg.launch()
         for name in ("worker1", "worker2"):
             if self.procs[name].poll() is not None:
-                self.say(f"{name} had exited by itself: started again")
+                self.say(f"{name} was not running: started again")
                 self.start_worker(name)
+        if self.procs["beat"].poll() is not None:
+            self.say("beat was not running: started again")
+            self.start_beat()
 
     # -- the end --------------------------------------------------------------
 
@@ -380,7 +384,13 @@ class Chaos:
                 if delay > 0:
                     time.sleep(delay)
                 fault = Fault(kind, time.time() - self.started, "")
-                fault.detail = self.inject(kind)
+                try:
+                    fault.detail = self.inject(kind)
+                except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                    # The harness's own step failed (rabbitmqctl slow on a busy machine, say):
+                    # said, and healed below like any fault; a heal that fails ends the run.
+                    fault.detail = f"{kind} interrupted: {type(exc).__name__}: {exc}"[:300]
+                    summary.harness_errors += 1
                 self.heal()
                 fault.healed = time.time() - self.started
                 summary.faults.append(fault)
@@ -424,6 +434,8 @@ def report(summary: Summary, out) -> None:
               f"doubled {summary.doubled}, differing {len(summary.differing_keys)}\n")
     out.write(f"audit: {'ok' if not summary.audit_problems else summary.audit_problems[:5]}\n")
     out.write(f"dead letters {summary.dead_letters}, rejected rows {summary.rejected}\n")
+    if summary.harness_errors:
+        out.write(f"fault steps interrupted by the harness: {summary.harness_errors}\n")
     out.write(f"logs: {summary.workdir}\n")
     out.write("chaos ok\n" if summary.ok else "chaos FAILED\n")
 

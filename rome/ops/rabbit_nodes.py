@@ -158,7 +158,11 @@ class RabbitCluster:
         while True:
             if not node.running():
                 raise RuntimeError(f"{node.name} exited: {self.log(node)[-2000:]}")
-            done = self.ctl(node, "await_startup", "--timeout", "10", check=False, timeout=30)
+            try:
+                done = self.ctl(node, "await_startup", "--timeout", "10", check=False,
+                                timeout=30)
+            except subprocess.TimeoutExpired as exc:  # rabbitmqctl itself slow, on a busy machine
+                done = subprocess.CompletedProcess(exc.cmd, 1, "", f"timed out: {exc}")
             if done.returncode == 0:
                 return
             if time.monotonic() > deadline:
