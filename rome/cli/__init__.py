@@ -12,11 +12,11 @@ import select
 import signal
 import sys
 
-from rome.cli import bench, broker, feeds, feedserver, store
+from rome.cli import bench, broker, chaos, feeds, feedserver, store
 from rome.cli import run as running
 from rome.settings import SettingsError
 
-GROUPS = (store, feeds, feedserver, broker, running, bench)
+GROUPS = (store, feeds, feedserver, broker, running, bench, chaos)
 
 
 def build_parser() -> argparse.ArgumentParser:
