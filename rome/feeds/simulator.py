@@ -220,17 +220,19 @@ def simulate(
     *,
     units: int = len(AZ_COUNTIES),
     catalog: Catalog | None = None,
+    full: bool = False,
 ) -> Snapshot | None:
     """Return source's snapshot at tick, or None when nothing changed since the tick before.
 
     AP answers like its API: every race on the night's first tick and every
     RESYNC_TICKS ticks after (answers_in_full), in between only the races that
     changed, as its incremental requests do. Clarity and NIST publish a whole
-    new version of the file when anything in it changed.
+    new version of the file when anything in it changed. With full, every
+    race is in the snapshot, changed or not (the feed server's current state).
     """
     catalog = catalog or default_catalog()
     fmt = catalog.sources[source].format
-    full = fmt == "ap" and answers_in_full(night, tick)
+    full = full or (fmt == "ap" and answers_in_full(night, tick))
     parts = []
     for layout in layouts(catalog, source, units):
         now = race_snapshot_counts(night, source, layout, tick)

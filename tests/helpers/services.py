@@ -24,7 +24,8 @@ def fast_first(items) -> None:
     # Fast tests first, then the ones that start processes, the fault tests last: a
     # mistake shows in the first seconds, not after minutes of integration tests.
     def weight(item):
-        return 2 if item.get_closest_marker("faults") else bool(item.get_closest_marker("slow"))
+        last = item.get_closest_marker("faults") or item.get_closest_marker("chaos")
+        return 2 if last else bool(item.get_closest_marker("slow"))
 
     items.sort(key=weight)
 

@@ -26,6 +26,7 @@ from sqlalchemy import func, select, update
 from rome.feeds.catalog import default_catalog
 from rome.feeds.inject import BAD_KINDS, expected_tallies, read_expectation
 from rome.feeds.simulator import Night, simulate
+from rome.ops.supervisor import children_of
 from rome.settings import load_settings
 from rome.store import db
 from rome.store.audit import compare, tallies_by_key
@@ -105,19 +106,6 @@ def stack(tmp_path, pg_url, amqp_url, empty_tables, unique):
     yield Stack(processes, database, amqp_url, tmp_path)
     processes.stop()
     database.engine.dispose()
-
-
-def children_of(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.add(int(entry.name))
-    return found
 
 
 def test_kill_9_of_pool_child_and_of_worker_main_process(stack):
