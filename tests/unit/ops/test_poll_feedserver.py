@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from rome.feeds.feedserver import FeedServer
 from rome.feeds.formats import parse_feed
@@ -17,7 +17,6 @@ from rome.ops.poller import apply_items, run_cycle
 from rome.store import polls
 from rome.store.archive import Archive
 from rome.store.models import (
-    ArchiveRow,
     CandidateRow,
     CurrentRow,
     PollStateRow,
@@ -35,11 +34,8 @@ NIST = FIXTURES / "nist" / "atkinson-2020-general.json"
 
 
 @pytest.fixture
-def db(database):
-    with database.Session.begin() as session:
-        session.execute(delete(ArchiveRow))
-        session.execute(delete(PollStateRow))
-    return database
+def db(poll_db):
+    return poll_db
 
 
 def specs(server, **more):

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from rome.feeds.sources_file import SourceSpec
 from rome.ops.poller import apply_items, run_cycle
 from rome.store import archive as archived
 from rome.store import polls
 from rome.store.archive import Archive
-from rome.store.models import ArchiveRow, CurrentRow, PollStateRow, RaceStatusRow
+from rome.store.models import CurrentRow, PollStateRow, RaceStatusRow
 from tests.helpers.feeds_http import AP_BASE, FakeClock, ap_answer, ap_race
 
 URL = f"{AP_BASE}?format=json&level=state"
@@ -23,11 +23,8 @@ NEXT = [f"{URL}&minDateTime=2024-11-06T03:00:0{i}Z" for i in range(5)]
 
 
 @pytest.fixture
-def db(database):
-    with database.Session.begin() as session:
-        session.execute(delete(ArchiveRow))
-        session.execute(delete(PollStateRow))
-    return database
+def db(poll_db):
+    return poll_db
 
 
 def spec(source="live", url=URL, **more):
