@@ -120,7 +120,8 @@ def poll_metrics(polling: dict[str, dict]):
     """The live sources' polls (ROME_SOURCES): by outcome, requests, age of the last one."""
     polls = CounterMetricFamily(
         "rome_polls", "Polls of a live source, by outcome: the last HTTP status, error (no "
-        "answer) or skipped (the poll before still ran).", labels=["source", "status"])
+        "answer), limited (its requests per minute held every request back) or skipped "
+        "(the poll before still ran).", labels=["source", "status"])
     requests = GaugeMetricFamily(
         "rome_poll_requests_last_minute", "Requests to the source in the last 60 s.",
         labels=["source"])

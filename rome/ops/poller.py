@@ -80,6 +80,7 @@ def run_cycle(database: Database, archive: Archive, spec: SourceSpec, *,
         with Fetcher(spec, deadline=deadline, stamps=state.recent, env=env, transport=transport,
                      clock=clock, sleep=sleep) as fetcher:
             outcome = protocol(spec.format)(fetcher, spec, state, keep)
+            outcome.limited = fetcher.limited
             state.recent = fetcher.limiter.trim(clock())
         if send is not None and outcome.items:
             send(outcome.items)

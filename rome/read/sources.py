@@ -31,8 +31,9 @@ class LiveSourceJson(TypedDict):
     requests_last_minute: Count
     last_error: Annotated[str | None, Meta("Why the last poll stopped short; null: it did not.")]
     polls: Annotated[dict[str, Count], Meta(
-        "Polls by outcome: the last HTTP status, `error` (no answer), `skipped` (the one "
-        "before still ran).")]
+        "Polls by outcome: the last HTTP status, `error` (no answer), `limited` (the "
+        "source's requests_per_minute let no request go before the poll's deadline), "
+        "`skipped` (the one before still ran).")]
     county_errors: Annotated[dict[str, str], Meta(
         "Clarity: each county whose file failed, with why; retried every poll.")]
     polling: Annotated[bool, Meta("A poll of it is running now.")]

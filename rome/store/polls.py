@@ -90,9 +90,10 @@ def save_state(session: Session, source: str, state: PollState, outcome: Outcome
 
 
 def outcome_label(outcome: Outcome) -> str:
-    """A poll's outcome as /metrics counts it: the last HTTP status, or "error"."""
+    """A poll's outcome as /metrics counts it: the last HTTP status, "limited" (the
+    source's requests_per_minute held every request back) or "error" (no answer)."""
     if outcome.status is None:
-        return "error"
+        return "limited" if outcome.limited else "error"
     return str(outcome.status)
 
 

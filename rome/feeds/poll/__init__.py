@@ -48,6 +48,7 @@ class Outcome:
     error: str | None = None  # why the cycle stopped short, if it did
     requests: int = 0
     changed: bool = False  # anything new was fetched
+    limited: bool = False  # stopped by the source's requests_per_minute, not by an error
 
 
 # keep(answer, kind=..., version=..., scope=...) -> archive id

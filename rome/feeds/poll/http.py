@@ -34,6 +34,10 @@ class DeadlineReached(FetchError):
     """The poll's deadline passed; what is left waits for the next cycle."""
 
 
+class RateLimited(DeadlineReached):
+    """The source's requests_per_minute allows no request before the deadline: none sent."""
+
+
 @dataclass(frozen=True)
 class Answer:
     url: str
@@ -81,6 +85,7 @@ class Fetcher:
         self.limiter = Limiter(spec.requests_per_minute, stamps)
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.requests = 0
+        self.limited = False  # a request was held back by the limiter (RateLimited)
         headers = {"User-Agent": spec.user_agent, "Accept-Encoding": "gzip"}
         key = spec.api_key(os.environ if env is None else env)
         if key:
@@ -110,7 +115,13 @@ class Fetcher:
 
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> Answer:
         """One GET, counted against the limiter; raise FetchError when no answer came."""
-        self.pause(self.limiter.wait(self.clock()))
+        wait = self.limiter.wait(self.clock())
+        if wait and wait >= self.left():
+            self.limited = True
+            raise RateLimited(f"the limit of {self.spec.requests_per_minute} requests a minute "
+                              f"is reached: the next request may go in {wait:.1f} s, past this "
+                              "poll's deadline")
+        self.pause(wait)
         left = self.left()
         if left <= 0:
             raise DeadlineReached("poll deadline reached")

@@ -186,3 +186,19 @@ def test_retention_by_age_and_by_size_bounds_the_archive(db, tmp_path):
     with db.Session() as session:
         kept = archived.fetches(session, "live")
     assert len(kept) == 2 and kept[-1].fetched_at.day == 10
+
+
+def test_a_poll_the_limit_holds_back_is_counted_limited_not_an_error(db, tmp_path):
+    clock = FakeClock()
+    tight = SourceSpec(id="live", format="ap", url=URL, interval=5.0, name="Live",
+                       requests_per_minute=1)
+    answer = ap_answer([], "2024-11-06T03:00:00Z", URL)
+    for _ in range(2):
+        run_cycle(db, Archive(tmp_path / "a"), tight, clock=clock, sleep=clock.sleep, env={},
+                  transport=served({URL: answer}), deadline=10)
+        clock.now += 5
+    with db.Session() as session:
+        shown = polls.public_state(session.get(PollStateRow, "live"),
+                                   datetime.fromtimestamp(clock(), UTC))
+    assert shown["polls"] == {"200": 1, "limited": 1}
+    assert "limit of 1 requests a minute is reached" in shown["last_error"]
