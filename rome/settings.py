@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rome.data_files import BROKER, SQLITE
+from rome.data_files import ARCHIVE, BROKER, SQLITE
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 AMQP_SCHEMES = ("amqp://", "pyamqp://", "amqps://")
@@ -69,6 +69,14 @@ class Settings:
     proxy_hops: int = 0
     # Seconds a feed's own time may be ahead of the clock before it is refused.
     max_feed_ahead: float = 86_400.0
+    # ROME_SOURCES: the TOML file of live endpoints to poll; None runs the simulated night.
+    sources_file: Path | None = None
+    # Where every fetched body is kept, content-addressed (ROME_ARCHIVE_DIR).
+    archive_dir: Path | None = None
+    # ROME_ARCHIVE_RETENTION: keep fetches younger than this many days ("30d"), or
+    # the newest within this many bytes ("500MB"); None keeps everything.
+    archive_retention_days: float | None = None
+    archive_retention_bytes: int | None = None
 
     @property
     def development(self) -> bool:
@@ -115,6 +123,27 @@ def _allowed_hosts(raw: str) -> tuple[str, ...] | None:
     if not hosts:
         raise SettingsError("ROME_ALLOWED_HOSTS is empty: name the hosts, or * for any")
     return hosts
+_SIZES = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def _retention(raw: str | None) -> tuple[float | None, int | None]:
+    """Read ROME_ARCHIVE_RETENTION: "30d" (days) or "500MB" / "2000000" (bytes)."""
+    if raw is None or not raw.strip():
+        return None, None
+    text = raw.strip().upper().replace(" ", "")
+    days = re.fullmatch(r"(\d+(?:\.\d+)?)D(?:AYS?)?", text)
+    if days:
+        value = float(days[1])
+        if not 0 < value <= 36_500:
+            raise SettingsError(f"ROME_ARCHIVE_RETENTION={raw!r}: days must be above 0")
+        return value, None
+    size = re.fullmatch(r"(\d+)(B|KB|MB|GB|TB)?", text)
+    if size is None or int(size[1]) == 0:
+        raise SettingsError(f"ROME_ARCHIVE_RETENTION={raw!r} must be days (\"30d\") or a "
+                            "size in bytes (\"500MB\", \"2000000\")")
+    return None, int(size[1]) * _SIZES[size[2] or ""]
+
+
 def _without_password(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")
@@ -197,6 +226,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if log_level not in (None, *LOG_LEVELS):
         raise SettingsError(f"ROME_LOG_LEVEL={log_level!r} must be one of {', '.join(LOG_LEVELS)}")
 
+    sources_file = env.get("ROME_SOURCES") or None
+    retention_days, retention_bytes = _retention(env.get("ROME_ARCHIVE_RETENTION"))
+
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -216,6 +248,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allowed_hosts=allowed_hosts,
         proxy_hops=_number(env, "ROME_PROXY_HOPS", 0, int, 0, 10),
         max_feed_ahead=_number(env, "ROME_MAX_FEED_AHEAD", 86_400.0, float, 0.0, 10**8),
+        sources_file=Path(sources_file).resolve() if sources_file else None,
+        archive_dir=Path(env.get("ROME_ARCHIVE_DIR") or data_dir / ARCHIVE).resolve(),
+        archive_retention_days=retention_days,
+        archive_retention_bytes=retention_bytes,
     )
 
 

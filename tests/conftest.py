@@ -100,6 +100,17 @@ def database(request, tmp_path):
 
 
 @pytest.fixture
+def poll_db(database):
+    """database, with no poll state or archive index an earlier test left (ROME_SOURCES)."""
+    from rome.store.models import ArchiveRow, PollStateRow
+
+    with database.Session.begin() as session:
+        session.query(ArchiveRow).delete()
+        session.query(PollStateRow).delete()
+    return database
+
+
+@pytest.fixture
 def empty_tables():
     """Return the function that empties every result table and rejected."""
     return clear

@@ -9,6 +9,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from rome.feeds.sources_file import load_sources
 from rome.logs import JsonFormatter
 from rome.read.freshness import stale_after
 from rome.read.results_cache import ResultsCache
@@ -67,6 +68,8 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         # header then never points elsewhere (None: any host).
         TRUSTED_HOSTS=list(settings.allowed_hosts) if settings.allowed_hosts else None,
         PROXY_HOPS=settings.proxy_hops,
+        # ROME_SOURCES: the live sources /api/sources shows; None: the simulated night.
+        SOURCES_FILE=str(settings.sources_file) if settings.sources_file else None,
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -89,6 +92,10 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     # One engine per app: its pool is shared by every request the app serves.
     app.extensions["rome_db"] = db.connect(app.config["DATABASE_URL"])
     app.extensions["rome_results"] = ResultsCache()
+    if app.config.get("SOURCES_FILE"):
+        # Read at start, so a bad file stops the web as it stops the workers and beat.
+        path = app.config["SOURCES_FILE"]
+        app.extensions["rome_sources"] = (path, load_sources(path))
 
     from web import api, errors, export, health, metrics, race, registry, wipeout
 

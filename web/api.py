@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from rome.feeds.sources_file import load_sources
 from rome.read.history import race_history
 from rome.read.results import race_ids, recent_rejected, rejected_count
 from rome.read.results_cache import ResultsState
 from rome.read.shapes import RaceListJson, RejectedListJson
+from rome.read.sources import LiveSourceListJson, sources_view
 from web.caching import revalidate
 from web.database import database, results
 from web.errors import error_json
@@ -117,6 +119,25 @@ def rejected():
     with database().Session() as session:
         return jsonify(RejectedListJson(rejected=recent_rejected(session, limit),
                                         count=rejected_count(session)))
+
+
+@bp.get("/sources")
+def sources():
+    """List the live sources of ROME_SOURCES with where each one's polling stands."""
+    with database().Session() as session:
+        views = sources_view(session, live_sources(), datetime.now(UTC))
+    return jsonify(LiveSourceListJson(sources=views))
+
+
+def live_sources() -> list:
+    """ROME_SOURCES as this app read it (once); [] when it is not set."""
+    path = current_app.config.get("SOURCES_FILE")
+    if not path:
+        return []
+    cached = current_app.extensions.get("rome_sources")
+    if cached is None or cached[0] != path:
+        cached = current_app.extensions["rome_sources"] = (path, load_sources(path))
+    return cached[1]
 
 
 @bp.get("/openapi.json")

@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from rome.read.freshness import age_seconds
 from rome.read.results import race_views, rejected_by_source
+from rome.read.sources import polling_by_source
 from rome.store.db import Database
 
 bp = Blueprint("metrics", __name__)
@@ -35,6 +36,7 @@ class RomeCollector:
         with self.database.Session() as session:
             races = race_views(session, now=now, stale_after=self.stale_after)
             rejected = rejected_by_source(session)
+            polling = polling_by_source(session, now)
         # A source reports several races: one sample per source, summed over its races.
         sources = {}
         for race in races:
@@ -111,6 +113,30 @@ class RomeCollector:
                         count,
                     )
         yield votes
+        yield from poll_metrics(polling)
+
+
+def poll_metrics(polling: dict[str, dict]):
+    """The live sources' polls (ROME_SOURCES): by outcome, requests, age of the last one."""
+    polls = CounterMetricFamily(
+        "rome_polls", "Polls of a live source, by outcome: the last HTTP status, error (no "
+        "answer), limited (its requests per minute held every request back) or skipped "
+        "(the poll before still ran).", labels=["source", "status"])
+    requests = GaugeMetricFamily(
+        "rome_poll_requests_last_minute", "Requests to the source in the last 60 s.",
+        labels=["source"])
+    age = GaugeMetricFamily(
+        "rome_last_poll_age_seconds", "Seconds since the source's last poll ended.",
+        labels=["source"])
+    for source, state in sorted(polling.items()):
+        for status, count in sorted(state["polls"].items()):
+            polls.add_metric([source, status], count)
+        requests.add_metric([source], state["requests_last_minute"])
+        if state["last_poll_age"] is not None:
+            age.add_metric([source], state["last_poll_age"])
+    yield polls
+    yield requests
+    yield age
 
 
 def metrics_registry(database: Database, stale_after: float) -> CollectorRegistry:

@@ -20,6 +20,7 @@ from rome.read.shapes import (
     RaceListJson,
     RejectedListJson,
 )
+from rome.read.sources import LiveSourceListJson
 from rome.schema import Schemas
 from rome.store.tally import WipeoutResultJson
 from web.api import DEFAULT_REJECTED, MAX_REJECTED
@@ -126,6 +127,12 @@ def build() -> dict:
                            "default": DEFAULT_REJECTED},
             },),
             errors={"400": error(f"limit is not an integer from 1 to {MAX_REJECTED}.")},
+        ),
+        "/api/sources": revalidated_get(
+            "listSources", "The live sources Rome polls, and where each one's polling stands",
+            "Each source of ROME_SOURCES: last poll, HTTP status, next poll, requests in the "
+            "last minute, last error; empty when Rome runs its simulated night.",
+            json_body(schemas.of(LiveSourceListJson)),
         ),
         "/race": revalidated_get(
             "originalRows",

@@ -10,6 +10,7 @@ from rome.feeds.catalog import default_catalog
 from rome.read.freshness import age_seconds, as_utc
 from rome.read.history import race_history
 from rome.read.results import RaceView, original_rows
+from rome.read.sources import polling_by_source
 from web.caching import revalidate
 from web.chart import line_chart
 from web.database import database, results
@@ -69,11 +70,14 @@ def _one_race(race_id: int) -> RaceView:
 def one_race_page(race_id: int):
     """Render one race with its totals over time."""
     race = _one_race(race_id)
+    now = datetime.now(UTC)
     with database().Session() as session:
         history = race_history(session, race_id)
+        # Live sources (ROME_SOURCES): how their polling stands, for "Reported by".
+        polling = polling_by_source(session, now)
     chart = line_chart(history, race.candidates, *CHART_SIZES["large"])
     return render_template(
-        "race_one.html", race=race, chart=chart, **page_context(datetime.now(UTC))
+        "race_one.html", race=race, chart=chart, polling=polling, **page_context(now)
     )
 
 

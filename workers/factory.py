@@ -13,9 +13,10 @@ from celery import Celery
 from rome.data_files import BEAT_SCHEDULE
 from rome.settings import Settings
 from workers.queues import SOURCE_QUEUES, Topology, classic_topology, quorum_topology
-from workers.schedule import beat_schedule
+from workers.schedule import beat_schedule, poll_schedule
 
-ROUTES = {"rome.notekeeper.normalize": "notekeeper", "rome.caesar.record": "caesar"}
+ROUTES = {"rome.notekeeper.normalize": "notekeeper", "rome.caesar.record": "caesar",
+          "rome.poll.run": "poll", "rome.archive.prune": "poll"}
 # Seconds a publish waits for RabbitMQ's confirm before it counts as failed and
 # is retried on a fresh connection (perhaps to another node). Without it, a
 # publish to a cluster that has lost its majority waits forever. A publish
@@ -103,7 +104,9 @@ def create_app(settings: Settings) -> Celery:
         task_send_sent_event=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options=dict(settings.broker_transport_options),
-        beat_schedule=beat_schedule(settings.source_interval, SOURCE_QUEUES),
+        # With ROME_SOURCES, beat polls those endpoints and simulates nothing.
+        beat_schedule=(poll_schedule(settings) if settings.sources_file
+                       else beat_schedule(settings.source_interval, SOURCE_QUEUES)),
         beat_scheduler="workers.schedule:FolderMakingScheduler",
         beat_schedule_filename=str(settings.data_dir / BEAT_SCHEDULE),
         worker_hijack_root_logger=True,

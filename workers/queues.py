@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from kombu import Exchange, Queue
 
 SOURCE_QUEUES = {source: f"elections_{source}" for source in ("ap", "mc", "sos")}
-QUEUES = [*SOURCE_QUEUES.values(), "notekeeper", "caesar"]
+# "poll": the live sources' polls (ROME_SOURCES), apart from the pipeline, so a slow
+# endpoint never holds notekeeper or caesar back.
+QUEUES = [*SOURCE_QUEUES.values(), "notekeeper", "caesar", "poll"]
 
 QUORUM_SUFFIX = ".quorum"
 # How many times RabbitMQ delivers a message before it dead-letters it instead

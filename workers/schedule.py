@@ -9,6 +9,7 @@ from celery.beat import BeatLazyFunc, PersistentScheduler
 from celery.schedules import schedstate, schedule
 
 from rome.feeds.simulator import current_tick
+from rome.feeds.sources_file import load_sources
 
 
 class TickSchedule(schedule):
@@ -39,6 +40,33 @@ def beat_schedule(interval: float, queues: dict[str, str]) -> dict:
         }
         for source, queue in queues.items()
     }
+
+
+# How often the archive's retention (ROME_ARCHIVE_RETENTION) is applied.
+PRUNE_EVERY = 600.0
+
+
+def poll_schedule(settings) -> dict:
+    """One entry per source of ROME_SOURCES: its poll on the poll queue, every interval.
+
+    A poll message expires after one interval: a worker busy behind a stalled
+    endpoint drops the polls that came due meanwhile instead of running them
+    late, one after another (and the lease skips a poll still running).
+    """
+    entries = {
+        f"poll-{spec.id}": {
+            "task": "rome.poll.run",
+            "schedule": timedelta(seconds=spec.interval),
+            "args": (spec.id,),
+            "options": {"queue": "poll", "expires": spec.interval},
+        }
+        for spec in load_sources(settings.sources_file)
+    }
+    if settings.archive_retention_days or settings.archive_retention_bytes:
+        entries["archive-prune"] = {"task": "rome.archive.prune",
+                                    "schedule": timedelta(seconds=PRUNE_EVERY),
+                                    "options": {"queue": "poll", "expires": PRUNE_EVERY}}
+    return entries
 
 
 class FolderMakingScheduler(PersistentScheduler):

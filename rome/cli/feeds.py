@@ -70,6 +70,12 @@ def cmd_replay(args) -> int:
         print(f"rome replay: --source must be a short lowercase id, got {args.source!r}",
               file=sys.stderr)
         return 2
+    if args.archive:
+        return replay_archive(args)
+    if args.since is not None or not args.paths:
+        print("rome replay: files or folders to replay (or --archive; --since goes with it)",
+              file=sys.stderr)
+        return 2
     recorded = plan_replay(args.paths, args.source, args.format)
     if not recorded:
         print("rome replay: no feed files found", file=sys.stderr)
@@ -84,6 +90,51 @@ def cmd_replay(args) -> int:
     sent = publish_stream([r.message for r in recorded], delays=delays(recorded, args.speed))
     print(f"published {sent} of {len(recorded)} files as source {args.source}")
     return 0 if sent == len(recorded) else 1
+
+
+def replay_archive(args) -> int:
+    """Publish what the archive holds of a source, in fetch order, each as its claim check."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from rome.feeds.inject import Message
+    from rome.feeds.replay import delays
+    from rome.settings import load_settings
+    from rome.store import db
+    from rome.store.archive import fetches
+
+    if args.paths:
+        print("rome replay: --archive replays the archive; give no files", file=sys.stderr)
+        return 2
+    since = None
+    if args.since is not None:
+        try:
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+        except ValueError:
+            print(f"rome replay: --since must be an ISO 8601 time, got {args.since!r}",
+                  file=sys.stderr)
+            return 2
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    database = db.connect(load_settings().database_url)
+    with database.Session() as session:
+        rows = fetches(session, args.source, since)
+    if not rows:
+        print(f"rome replay: the archive holds no feed fetched from {args.source!r}"
+              f"{' since ' + args.since if since else ''}", file=sys.stderr)
+        return 1
+    for row in rows:
+        print(f"{row.fetched_at.isoformat()} #{row.id} {row.url} ({row.kind}, version "
+              f"{row.version or '-'}{', ' + row.scope if row.scope else ''})")
+    if args.dry_run:
+        return 0
+    from rome.ops.seam import publish_stream
+
+    messages = [Message(args.source, str(row.id), "archive", None, row.format) for row in rows]
+    gaps = delays([SimpleNamespace(feed_at=row.fetched_at.timestamp()) for row in rows],
+                  args.speed)
+    sent = publish_stream(messages, delays=gaps)
+    print(f"published {sent} of {len(rows)} archived fetches of {args.source}")
+    return 0 if sent == len(rows) else 1
 
 
 def register(commands) -> None:
@@ -121,7 +172,8 @@ def register(commands) -> None:
     normalize.set_defaults(func=cmd_normalize)
 
     replay = commands.add_parser(
-        "replay", help="publish recorded feed files into the pipeline, in version order"
+        "replay", help="publish recorded feed files (or the archive) into the pipeline, in "
+                       "version (fetch) order"
     )
     replay.add_argument("--source", required=True, help="source id to publish them as")
     replay.add_argument("--format", choices=FORMAT_NAMES, default=None,
@@ -131,5 +183,10 @@ def register(commands) -> None:
                              "(0: as fast as confirmed)")
     replay.add_argument("--dry-run", action="store_true",
                         help="list the files in the order they would be sent, send nothing")
-    replay.add_argument("paths", type=Path, nargs="+", help="files or folders")
+    replay.add_argument("--archive", action="store_true",
+                        help="replay what was fetched from --source, from the archive, in "
+                             "fetch order (ROME_SOURCES polling)")
+    replay.add_argument("--since", default=None,
+                        help="with --archive: only fetches from this ISO 8601 time on")
+    replay.add_argument("paths", type=Path, nargs="*", help="files or folders")
     replay.set_defaults(func=cmd_replay)

@@ -15,6 +15,16 @@ def cmd_demo(args) -> int:
     from rome.ops.demo import run_demo
 
     settings = load_settings()
+    if settings.sources_file is not None:
+        from rome.feeds.sources_file import SourcesError, load_sources
+
+        try:  # checked before anything starts: a bad file is said once, here
+            specs = load_sources(settings.sources_file)
+        except SourcesError as exc:
+            print(f"rome demo: {exc}", file=sys.stderr)
+            return 2
+        print(f"rome demo: polling {', '.join(s.id for s in specs)} from "
+              f"{settings.sources_file}; no simulated sources")
     try:
         # Held until the demo ends: rome reset refuses to delete a folder in use.
         lock = data_folder.hold(settings.data_dir)
@@ -25,7 +35,9 @@ def cmd_demo(args) -> int:
         prepare_data_dir(settings)
         database = db.prepare(settings.database_url)
         with database.Session.begin() as session:
-            if db.begin_night_if_over(session, settings.night_seconds, datetime.now(UTC)):
+            # A live night is never over by the clock: only the simulated one restarts.
+            if settings.sources_file is None and db.begin_night_if_over(
+                    session, settings.night_seconds, datetime.now(UTC)):
                 print("rome demo: the last simulated night was over: a new one begins now")
         database.engine.dispose()
         return run_demo(

@@ -26,7 +26,10 @@ SERVICE_QUEUES = {
     "sos": "elections_sos",
     "notekeeper": "notekeeper",
     "caesar": "caesar",
+    "poll": "poll",  # the live sources of ROME_SOURCES
 }
+# Polls run side by side, so one stalled endpoint never holds the other sources.
+POLL_CONCURRENCY = 4
 
 
 # How Celery's SecurityWarning about superuser privileges begins: every worker prints
@@ -86,7 +89,8 @@ def plan(
         # One worker per original service, as the original ran one container each.
         workers = [
             Service(name, [*celery, "worker", "-Q", queue, "-n", f"{name}@%h",
-                           "-c", "1", "-l", log_level])
+                           "-c", str(POLL_CONCURRENCY if name == "poll" else 1),
+                           "-l", log_level])
             for name, queue in SERVICE_QUEUES.items()
         ]
     schedule = str(settings.data_dir / BEAT_SCHEDULE)
@@ -248,6 +252,9 @@ def run_demo(
         "PYTHONUNBUFFERED": "1",
         "FLOWER_BASIC_AUTH": login.basic_auth,
     }
+    if settings.sources_file is not None:
+        # Resolved once, so every process reads the same file whatever its folder.
+        env["ROME_SOURCES"] = str(settings.sources_file)
     if "ROME_ALLOWED_HOSTS" not in os.environ:
         env["ROME_ALLOWED_HOSTS"] = allowed_hosts(host)
     superuser = superuser_warning()

@@ -194,3 +194,48 @@ class RejectedRow(Base):
 
 
 RESULT_TABLES = (CurrentRow, HistoryRow, TallyRow, SeriesRow, RaceStatusRow)
+
+
+class PollStateRow(Base):
+    """Where each live source's polling stands: what to ask next, what it last got, its lease."""
+
+    __tablename__ = "poll_state"
+
+    source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    next_url: Mapped[str | None] = mapped_column(Text, nullable=True)  # AP's nextrequest
+    version: Mapped[str | None] = mapped_column(String(32), nullable=True)  # Clarity's
+    county_versions: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    pending: Mapped[str] = mapped_column(Text, default="{}")  # JSON: counties to retry
+    county_errors: Mapped[str] = mapped_column(Text, default="{}")  # JSON: county -> reason
+    etag: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_modified: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    recent: Mapped[str] = mapped_column(Text, default="[]")  # JSON: request times, last 60 s
+    polls: Mapped[str] = mapped_column(Text, default="{}")  # JSON: polls by outcome
+    last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A poll holds the lease until it ends or the lease expires; a poll due
+    # meanwhile is skipped, never queued behind it.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ArchiveRow(Base):
+    """One fetch: which body (by its sha256, stored once, gzipped) came from where, when."""
+
+    __tablename__ = "archive"
+    __table_args__ = (Index("archive_source_id", "source_id", "id"),
+                      Index("archive_sha256", "sha256"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source_id: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[int] = mapped_column(Integer)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    version: Mapped[str | None] = mapped_column(String(100), nullable=True)  # the feed's own
+    kind: Mapped[str] = mapped_column(String(16))  # feed | zip | control | error
+    format: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str | None] = mapped_column(String(100), nullable=True)  # Clarity county
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes as fetched

@@ -157,3 +157,18 @@ def rome_processes(tmp_path: Path, database_url: str, broker_url: str) -> Proces
     """Return Processes run with Rome's database, broker and a data folder under tmp_path."""
     return Processes({"ROME_DATABASE_URL": database_url, "ROME_BROKER_URL": broker_url,
                       "ROME_DATA_DIR": str(tmp_path / "data")}, tmp_path)
+
+
+def migrated_pipeline(request, env: dict[str, str], log_dir: Path) -> Processes:
+    """Processes on the embedded broker and database, or (a "rabbitmq+postgresql" param) on
+    the real ones with fresh queues; the database migrated."""
+    import sys
+
+    if request.param != "embedded":
+        env["ROME_DATABASE_URL"] = request.getfixturevalue("pg_url")
+        env["ROME_BROKER_URL"] = request.getfixturevalue("amqp_url")
+        reset_queues(env["ROME_BROKER_URL"])
+    processes = Processes(env, log_dir)
+    upgraded = processes.run([sys.executable, "-m", "rome", "db", "upgrade"])
+    assert upgraded.returncode == 0, upgraded.stderr
+    return processes

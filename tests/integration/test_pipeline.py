@@ -15,7 +15,7 @@ from rome.feeds.snapshot import TOTAL
 from rome.settings import load_settings
 from rome.store import db
 from rome.store.models import RaceStatusRow, SourceRow, TallyRow
-from tests.helpers.support import CELERY, Processes, reset_queues, wait_for
+from tests.helpers.support import CELERY, migrated_pipeline, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +29,7 @@ def pipeline(request, tmp_path, unique, empty_tables):
         "ROME_NIGHT_SECONDS": "300",
         "ROME_SEED": unique,
     }
-    if request.param != "embedded":
-        env["ROME_DATABASE_URL"] = request.getfixturevalue("pg_url")
-        env["ROME_BROKER_URL"] = request.getfixturevalue("amqp_url")
-        reset_queues(env["ROME_BROKER_URL"])
-    processes = Processes(env, tmp_path)
-    upgraded = processes.run([sys.executable, "-m", "rome", "db", "upgrade"])
-    assert upgraded.returncode == 0, upgraded.stderr
+    processes = migrated_pipeline(request, env, tmp_path)
     settings = load_settings(env)
     database = db.connect(settings.database_url)
     empty_tables(database)

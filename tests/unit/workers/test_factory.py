@@ -38,8 +38,8 @@ def test_loading_the_app_makes_no_folder(tmp_path):
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout)
-    assert loaded["tasks"] == ["rome.caesar.record", "rome.notekeeper.normalize",
-                               "rome.source.emit"]
+    assert loaded["tasks"] == ["rome.archive.prune", "rome.caesar.record",
+                               "rome.notekeeper.normalize", "rome.poll.run", "rome.source.emit"]
     assert loaded["same"]
     assert loaded["exists"] is False
     assert not data_dir.exists() and not (tmp_path / "not").exists()
