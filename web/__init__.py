@@ -90,7 +90,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.extensions["rome_db"] = db.connect(app.config["DATABASE_URL"])
     app.extensions["rome_results"] = ResultsCache()
 
-    from web import api, errors, export, health, metrics, race, registry, wipeout
+    from web import api, errors, export, health, metrics, race, registry, states, wipeout
 
     app.extensions["rome_metrics"] = metrics.metrics_registry(
         app.extensions["rome_db"], app.config["STALE_AFTER"]
@@ -102,6 +102,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.register_blueprint(race.bp)
     app.register_blueprint(wipeout.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(states.bp)
     app.register_blueprint(export.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(registry.bp)
