@@ -53,6 +53,7 @@
 
   function render(query, found) {
     box.replaceChildren();
+    box.hidden = !query;
     if (!query) return;
     const count = document.createElement("p");
     count.className = "match-count";
@@ -96,7 +97,7 @@
     window.history.replaceState(null, "", url);
     if (!words.length) { render("", []); return; }
     load().then((data) => { if (input.value.trim() === query) render(query, matches(data, words)); })
-      .catch(() => { box.replaceChildren(Object.assign(document.createElement("p"), {
+      .catch(() => { box.hidden = false; box.replaceChildren(Object.assign(document.createElement("p"), {
         className: "match-count", textContent: "The index could not be loaded; press Search to ask the server." })); });
   }
 
