@@ -51,10 +51,12 @@ class RaceFilter:
     def where(self, query):
         """Narrow a query of RaceRow to the races shown (as race_views shows them) that match."""
         # The races race_views shows: the catalog's, and every race with results.
+        # Race status first: one row per race and source, read once into a hash; the
+        # tallies are probed only for a race no source gave a status for.
         query = query.where(or_(
             RaceRow.id < CATALOG_IDS,
+            RaceRow.id.in_(select(RaceStatusRow.race_id)),
             exists().where(TallyRow.race_id == RaceRow.id),
-            exists().where(RaceStatusRow.race_id == RaceRow.id),
         ))
         if self.states:
             query = query.where(RaceRow.state.in_(self.states))
