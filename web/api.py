@@ -131,7 +131,9 @@ def _listed(key: object, build) -> Response | None:
 @bp.get("/index")
 def index():
     """List every race, small: by state and office, with its leader, reporting and call."""
-    return _listed("index", lambda session, shared: national_index(session))
+    # The same index the page's search without scripts reads: built once for both.
+    return _listed("index", lambda session, shared: shared.answer(
+        "index", lambda: national_index(session)))
 
 
 @bp.get("/states/<state>")

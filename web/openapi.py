@@ -51,9 +51,10 @@ LISTING_PARAMETERS = (
      "example": ["GA", "AZ"]},
     {"name": "office", "in": "query", "required": False, "style": "form", "explode": True,
      "description": "Offices as the feeds name them, the parameter repeated for each (names "
-                    "may hold commas).",
+                    "may hold commas; never a NUL, which no stored name holds).",
      "schema": {"type": "array", "minItems": 1, "maxItems": MAX_VALUES,
-                "items": {"type": "string", "minLength": 1, "maxLength": MAX_OFFICE}},
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_OFFICE,
+                          "pattern": "^[^\u0000]*$"}},
      "example": ["U.S. Senate"]},
     {"name": "race", "in": "query", "required": False, "style": "form", "explode": False,
      "description": "Race ids, comma-separated.",

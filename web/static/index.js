@@ -70,7 +70,8 @@
       link.append(name(race.name, true));
       const where = document.createElement("span");
       where.className = "where";
-      where.append(name(state, false), " · ", name(office, false));
+      where.append(name(state, false));
+      if (office) where.append(" · ", name(office, false));
       const standing = document.createElement("span");
       standing.className = "standing";
       if (race.leader) standing.append(name(race.leader, true), " leads");
