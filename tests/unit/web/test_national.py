@@ -143,6 +143,9 @@ def test_the_index_page_lists_states_and_offices_with_a_search_not_every_race(cl
     assert '<input id="race-search" type="search" name="q"' in html
     assert '<script src="/static/index.js" defer></script>' in html and "live.js" not in html
     assert 'data-api="/api/index"' in html
+    # It does not update itself, so it does not say Live; every page leads to it.
+    assert "data-live" not in html and '<p class="status">as of <time' in html
+    assert '<a href="/index">Races by state</a>' in client.get("/race").get_data(as_text=True)
     # Races are found by the search, not listed: no race's name or table is on the page.
     assert "District" not in html and 'class="race"' not in html
     assert "<script>" not in html  # the CSP allows no inline script
