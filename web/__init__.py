@@ -97,7 +97,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         path = app.config["SOURCES_FILE"]
         app.extensions["rome_sources"] = (path, load_sources(path))
 
-    from web import api, errors, export, health, metrics, race, registry, wipeout
+    from web import api, errors, export, health, metrics, race, registry, states, wipeout
 
     app.extensions["rome_metrics"] = metrics.metrics_registry(
         app.extensions["rome_db"], app.config["STALE_AFTER"]
@@ -109,6 +109,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.register_blueprint(race.bp)
     app.register_blueprint(wipeout.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(states.bp)
     app.register_blueprint(export.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(registry.bp)

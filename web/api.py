@@ -5,22 +5,29 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from rome.feeds.sources_file import load_sources
 from rome.read.history import race_history
+from rome.read.listing import national_index, races_page, state_races
 from rome.read.results import race_ids, recent_rejected, rejected_count
 from rome.read.results_cache import ResultsState
-from rome.read.shapes import RaceListJson, RejectedListJson
+from rome.read.shapes import MAX_PAGE, RaceListJson, RejectedListJson
 from rome.read.sources import LiveSourceListJson, sources_view
 from web.caching import revalidate
-from web.database import database, results
+from web.database import database, listing, results
 from web.errors import error_json
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 bp.after_request(revalidate)
 
 MAX_REJECTED = 500
+LISTING_PARAMETERS = ("state", "office", "race", "limit", "offset")
+MAX_VALUES = 100  # states, offices or race ids in one request, each
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers: a larger one names no race
+# A state as feeds write it: a postal code (AZ), or a few letters, digits and dashes.
+STATE = re.compile(r"[A-Za-z0-9-]{1,16}", re.ASCII)
+MAX_OFFICE = 300  # characters: the longest office the database keeps
 DEFAULT_REJECTED = 50
 # RFC 3339 date-times, which fromisoformat would otherwise read only in part.
 DATE_TIME = re.compile(
@@ -36,13 +43,113 @@ def _json_once(state: ResultsState, key: str, build) -> Response:
     return current_app.response_class(body, mimetype="application/json")
 
 
+class BadParameter(ValueError):
+    """A query parameter that is not what the API documents; its message says what is."""
+
+
+def _values(name: str, *, split: bool) -> list[str]:
+    # Repeated (?state=GA&state=AZ) or, for states and ids, comma-separated (?state=GA,AZ).
+    values = [v for raw in request.args.getlist(name)
+              for v in (raw.split(",") if split else [raw])]
+    if len(values) > MAX_VALUES:
+        raise BadParameter(f"{name} takes at most {MAX_VALUES} values")
+    return values
+
+
+def _whole(name: str, raw: str | None, low: int, high: int) -> int | None:
+    # Plain digits only: int() would also take " 5", "+5" and "1_0".
+    if raw is None:
+        return None
+    if re.fullmatch(r"[0-9]{1,10}", raw, re.ASCII) and low <= int(raw) <= high:
+        return int(raw)
+    raise BadParameter(f"{name} must be a whole number from {low} to {high}, not {raw!r}")
+
+
+def listing_arguments() -> dict:
+    """Read /api/races' filters and paging from the query string; BadParameter if one is wrong."""
+    states = [s.upper() for s in _values("state", split=True)]
+    for state in states:
+        if not STATE.fullmatch(state):
+            raise BadParameter(f"state must be a postal code such as GA (letters, digits and "
+                               f"dashes, at most 16), not {state!r}")
+    offices = _values("office", split=False)
+    for office in offices:
+        if not office or len(office) > MAX_OFFICE or "\x00" in office:
+            raise BadParameter(f"office must be an office's name, 1 to {MAX_OFFICE} characters "
+                               "(and no NUL)")
+    ids = [_whole("race", raw, 0, MAX_ID) for raw in _values("race", split=True)]
+    return {
+        "states": tuple(sorted(set(states))), "offices": tuple(sorted(set(offices))),
+        "race_ids": tuple(sorted(set(ids))),
+        "limit": _whole("limit", request.args.get("limit"), 1, MAX_PAGE),
+        "offset": _whole("offset", request.args.get("offset"), 0, MAX_ID) or 0,
+    }
+
+
+def page_link(arguments: dict, offset: int) -> str:
+    """Say where the page of these filters and limit at offset is."""
+    query = {"state": ",".join(arguments["states"]) or None,
+             "office": list(arguments["offices"]) or None,
+             "race": ",".join(map(str, arguments["race_ids"])) or None,
+             "limit": arguments["limit"], "offset": offset}
+    return url_for("api.races", **{k: v for k, v in query.items() if v is not None})
+
+
 @bp.get("/races")
 def races():
-    """List every race with the total count of rejected payloads."""
-    state = results()
-    return _json_once(state, "races", lambda: RaceListJson(
-        races=[race.to_json() for race in state.races], rejected=state.rejected,
-    ))
+    """List the races, all or by ?state=, ?office= and ?race=, paged by ?limit= and ?offset=."""
+    if not any(name in request.args for name in LISTING_PARAMETERS):
+        # Every race, as the live results page polls it: from the views kept in memory.
+        state = results()
+        return _json_once(state, "races", lambda: RaceListJson(
+            races=[race.to_json() for race in state.races], rejected=state.rejected,
+            total=len(state.races), limit=None, offset=0, next=None, previous=None,
+        ))
+    try:
+        arguments = listing_arguments()
+    except BadParameter as exc:
+        return error_json(400, str(exc))
+    return _listed(("races", tuple(arguments.items())), lambda session, shared: races_page(
+        session, **arguments, now=datetime.now(UTC), stale_after=shared.stale_after,
+        heard=shared.heard, link=lambda offset: page_link(arguments, offset)))
+
+
+def _listed(key: object, build) -> Response | None:
+    """Answer JSON built by build(session, listing state), once per results version and key;
+    None when build found nothing to answer."""
+    shared = listing()
+
+    def body() -> bytes | None:
+        with database().Session() as session:
+            answer = build(session, shared)
+        return None if answer is None else current_app.json.response(answer).get_data()
+
+    data = shared.answer(("json", key), body)
+    if data is None:
+        return None
+    return current_app.response_class(data, mimetype="application/json")
+
+
+@bp.get("/index")
+def index():
+    """List every race, small: by state and office, with its leader, reporting and call."""
+    # The same index the page's search without scripts reads: built once for both.
+    return _listed("index", lambda session, shared: shared.answer(
+        "index", lambda: national_index(session)))
+
+
+@bp.get("/states/<state>")
+def one_state(state: str):
+    """List every race of one state, as /api/races lists them; 404 for a state without races."""
+    code = state.upper()
+    answer = None
+    if STATE.fullmatch(code):
+        answer = _listed(("state", code), lambda session, shared: state_races(
+            session, code, datetime.now(UTC), shared.stale_after, shared.heard))
+    if answer is None:
+        return error_json(404, f"no races in state {state!r}: states are postal codes such as "
+                               "GA, as /api/index lists them")
+    return answer
 
 
 @bp.get("/races/<int:race_id>")

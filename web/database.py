@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from flask import current_app
 
-from rome.read.results_cache import ResultsState
+from rome.read.results_cache import ListingState, ResultsState
 from rome.store.db import Database
 
 
@@ -18,5 +18,12 @@ def database() -> Database:
 def results() -> ResultsState:
     """Return every race as of now, from the app's cache when the database has not changed."""
     return current_app.extensions["rome_results"].get(
+        database(), datetime.now(UTC), current_app.config["STALE_AFTER"]
+    )
+
+
+def listing() -> ListingState:
+    """Return what filtered reads share as of now (a page, a state, the index), per version."""
+    return current_app.extensions["rome_results"].listing(
         database(), datetime.now(UTC), current_app.config["STALE_AFTER"]
     )

@@ -13,22 +13,25 @@ from __future__ import annotations
 import json
 
 from rome.read.shapes import (
+    MAX_PAGE,
     MAX_POINTS,
+    NationalIndexJson,
     OriginalRowJson,
     RaceHistoryJson,
     RaceJson,
     RaceListJson,
     RejectedListJson,
+    StateRacesJson,
 )
 from rome.read.sources import LiveSourceListJson
 from rome.schema import Schemas
 from rome.store.tally import WipeoutResultJson
-from web.api import DEFAULT_REJECTED, MAX_REJECTED
+from web.api import DEFAULT_REJECTED, MAX_ID, MAX_OFFICE, MAX_REJECTED, MAX_VALUES
 from web.errors import ErrorJson
 from web.export import HISTORY_COLUMNS, RESULT_COLUMNS
 from web.wipeout import WIPEOUT_GUESSES, WIPEOUT_WINDOW
 
-VERSION = "2.2.0"  # 2.2: the CSV exports document their ETag, 304 and 503
+VERSION = "2.3.0"  # 2.3: races filtered and paged, the national index, a state's races
 DESCRIPTION = (
     "Live results of the races Rome ingests, straight from its tallies and history. Sources "
     "report cumulative snapshots; per count the newest version wins, and a lower figure in a "
@@ -38,6 +41,34 @@ DESCRIPTION = (
     "are RFC 3339, in UTC."
 )
 TEXT = {"schema": {"type": "string"}}
+
+
+LISTING_PARAMETERS = (
+    {"name": "state", "in": "query", "required": False, "style": "form", "explode": False,
+     "description": f"Postal codes, in any case, comma-separated (or the parameter repeated); "
+                    f"at most {MAX_VALUES}.",
+     "schema": {"type": "array", "minItems": 1, "maxItems": MAX_VALUES,
+                "items": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,16}$"}},
+     "example": ["GA", "AZ"]},
+    {"name": "office", "in": "query", "required": False, "style": "form", "explode": True,
+     "description": "Offices as the feeds name them, the parameter repeated for each (names "
+                    "may hold commas; never a NUL, which no stored name holds).",
+     "schema": {"type": "array", "minItems": 1, "maxItems": MAX_VALUES,
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_OFFICE,
+                          "pattern": "^[^\u0000]*$"}},
+     "example": ["U.S. Senate"]},
+    {"name": "race", "in": "query", "required": False, "style": "form", "explode": False,
+     "description": "Race ids, comma-separated.",
+     "schema": {"type": "array", "minItems": 1, "maxItems": MAX_VALUES,
+                "items": {"type": "integer", "minimum": 0, "maximum": MAX_ID}},
+     "example": [1, 2]},
+    {"name": "limit", "in": "query", "required": False,
+     "description": "Races per page; without it, every match after `offset`.",
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
+    {"name": "offset", "in": "query", "required": False,
+     "description": "Matches to skip, in id order.",
+     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID, "default": 0}},
+)
 
 
 def ref(kind: str, name: str) -> dict:
@@ -90,9 +121,41 @@ def build() -> dict:
     csv_ok = "CSV with a header line (RFC 4180), as a download."
     paths = {
         "/api/races": revalidated_get(
-            "listRaces", "Every race, with its candidates and sources",
-            "Every race, and how many payloads were rejected.",
+            "listRaces", "The races, all or by state, office and id, a page at a time",
+            "The races asked for, how many match, links to the pages around, and how many "
+            "payloads were rejected.",
             json_body(schemas.of(RaceListJson)),
+            description=(
+                "Without parameters, every race (what the live results page polls). With any, "
+                "the races that match every filter given (each filter matches any of its "
+                "values), in id order; `limit` and `offset` page them, and `next` and "
+                "`previous` link the pages around with the same filters. A race new to the "
+                "night gets the next id, so pages already read stay put. At national size "
+                "(thousands of races) ask by state or office, or a page at a time; "
+                "`/api/index` finds races."
+            ),
+            parameters=LISTING_PARAMETERS,
+            errors={"400": error("A filter or paging parameter is malformed or out of range.")},
+        ),
+        "/api/index": revalidated_get(
+            "nationalIndex", "Every race, small: by state and office, to find races",
+            "Every state's races, by office: id, name, leader, percent reporting, called.",
+            json_body(schemas.of(NationalIndexJson)),
+            description=(
+                "What a search box filters in the browser: no candidates, sources or figures "
+                "beyond the leader's name, percent reporting and whether the race is called. "
+                "The race itself is `/api/races/{race_id}`."
+            ),
+        ),
+        "/api/states/{state}": revalidated_get(
+            "getStateRaces", "One state's races, as /api/races lists them",
+            "Every race of the state, in id order.", json_body(schemas.of(StateRacesJson)),
+            parameters=({
+                "name": "state", "in": "path", "required": True,
+                "description": "Postal code, in any case.",
+                "schema": {"type": "string"}, "example": "AZ",
+            },),
+            errors={"404": error("No race is in this state, or it is not a postal code.")},
         ),
         "/api/races/{race_id}": revalidated_get(
             "getRace", "One race", "The race.", json_body(schemas.of(RaceJson)),

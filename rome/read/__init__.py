@@ -1,1 +1,1 @@
-"""What pages and the API read: results, the results cache, history and freshness."""
+"""What pages and the API read: results, listings at national size, cache, history, freshness."""

@@ -10,6 +10,7 @@ has reported figures for the race.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -281,34 +282,64 @@ def source_order(source_ids: set[str]) -> list[str]:
 
 
 def race_views(
-    session: Session, now: datetime | None = None, stale_after: float | None = None
+    session: Session, now: datetime | None = None, stale_after: float | None = None,
+    only: Collection[int] | None = None, heard: dict[str, datetime] | None = None,
 ) -> list[RaceView]:
-    """Build every race with each source's figures, levels, progress and freshness."""
+    """Build every race (or only those ids) with each source's figures, levels, progress and
+    freshness.
+
+    heard: when each source last reported, in any race (heard_by_source); read here when
+    not given. With `only`, every query reads those races' rows alone.
+    """
     # Plain rows, not ORM objects: building tens of thousands of those was most of the time.
-    tallies = session.execute(select(*TallyRow.__table__.c)).all()
-    statuses = session.execute(select(*RaceStatusRow.__table__.c)).all()
-    races, candidates = _races_and_candidates(session, tallies, statuses)
+    tallies_query = select(*TallyRow.__table__.c)
+    statuses_query = select(*RaceStatusRow.__table__.c)
+    if only is not None:
+        tallies_query = tallies_query.where(TallyRow.race_id.in_(only))
+        statuses_query = statuses_query.where(RaceStatusRow.race_id.in_(only))
+    tallies = session.execute(tallies_query).all()
+    statuses = session.execute(statuses_query).all()
+    races, candidates = _races_and_candidates(session, tallies, statuses, only)
     views = _source_views(session, races, tallies, statuses)
-    levels = _read_top_levels(views, tallies)
+    _read_top_levels(views, tallies)
     _count_changes(views, tallies)
     _read_statuses(views, statuses)
-    _units_reporting(session, views, levels)
-    _judge_freshness(session, views, tallies, now or datetime.now(UTC), stale_after)
+    _units_reporting(views, units_reporting(session, only))
+    if heard is None:
+        # Every tally is at hand when every race is read; a few races' are not enough.
+        heard = _newest_by_source(tallies) if only is None else heard_by_source(session)
+    _judge_freshness(session, views, heard, now or datetime.now(UTC), stale_after)
     _candidate_figures(races, candidates, tallies)
     return list(races.values())
 
 
+def heard_by_source(session: Session) -> dict[str, datetime]:
+    """Say when each source last reported anything, in any race: what staleness is judged by."""
+    rows = session.execute(select(TallyRow.source_id, func.max(TallyRow.last_update_at))
+                           .group_by(TallyRow.source_id))
+    return {source: _aware(at) for source, at in rows}
+
+
+def _newest_by_source(tallies: list) -> dict[str, datetime]:
+    newest: dict[str, datetime] = {}
+    for t in tallies:
+        at = _aware(t.last_update_at)
+        if t.source_id not in newest or at > newest[t.source_id]:
+            newest[t.source_id] = at
+    return newest
+
+
 def _races_and_candidates(
-    session: Session, tallies: list, statuses: list
+    session: Session, tallies: list, statuses: list, only: Collection[int] | None = None
 ) -> tuple[dict[int, RaceView], dict[int, CandidateView]]:
     """Return the races to show (the catalog's and any with results), each with its candidates."""
     with_results = {t.race_id for t in tallies} | {s.race_id for s in statuses}
+    shown = select(RaceRow).where(or_(RaceRow.id < CATALOG_IDS, RaceRow.id.in_(with_results)))
+    if only is not None:
+        shown = shown.where(RaceRow.id.in_(only))
     races = {
         r.id: RaceView(r.id, r.name, [], [], r.state, r.office, r.election_date)
-        for r in session.scalars(
-            select(RaceRow).where(or_(RaceRow.id < CATALOG_IDS, RaceRow.id.in_(with_results)))
-            .order_by(RaceRow.id)
-        )
+        for r in session.scalars(shown.order_by(RaceRow.id))
     }
     candidates: dict[int, CandidateView] = {}
     for c in session.scalars(
@@ -391,19 +422,14 @@ def _read_statuses(views: dict, statuses: list) -> None:
             view.winner_id, view.test = s.winner_id, s.test
 
 
-def _judge_freshness(session: Session, views: dict, tallies: list, now: datetime,
+def _judge_freshness(session: Session, views: dict, heard: dict[str, datetime], now: datetime,
                      stale_after: float | None) -> None:
     """Say when each source was last heard from, whether it is stale, and what it had rejected."""
-    newest: dict[str, datetime] = {}
-    for t in tallies:
-        at = _aware(t.last_update_at)
-        if t.source_id not in newest or at > newest[t.source_id]:
-            newest[t.source_id] = at
     rejected = rejected_by_source(session)
     for (_, source_id), view in views.items():
         # A source is live if it reported anything lately, not only this race:
         # AP's answers leave out races that did not change.
-        view.heard_at = newest.get(source_id)
+        view.heard_at = heard.get(source_id)
         view.stale_after = stale_after
         view.stale = is_stale(view.heard_at, now, stale_after)
         view.rejected = rejected.get(source_id, 0)
@@ -433,23 +459,39 @@ def _candidate_figures(races: dict[int, RaceView], candidates: dict[int, Candida
             candidates[t.candidate_id].vote_types[t.vote_type] = t.votes
 
 
-def _units_reporting(session: Session, views: dict, levels: dict) -> None:
-    """Count, per race and source, the units of the breakdown level with any votes, of all."""
-    rows = session.execute(
+def units_reporting(
+    session: Session, only: Collection[int] | None = None
+) -> dict[tuple[int, str], tuple[int, int, int]]:
+    """Count, per race and source, the units of the breakdown level with any votes, of all.
+
+    The breakdown level is the one below the source's top, or the top if it is all there
+    is. Returns {(race, source): (reporting, total, rank)}.
+    """
+    query = (
         select(CurrentRow.race_id, CurrentRow.source_id, CurrentRow.rank,
                func.count(distinct(CurrentRow.unit_id)),
                func.count(distinct(case((CurrentRow.votes > 0, CurrentRow.unit_id)))))
         .where(CurrentRow.vote_type == TOTAL)
         .group_by(CurrentRow.race_id, CurrentRow.source_id, CurrentRow.rank)
     )
-    for race_id, source_id, rank, total, reporting in rows:
-        by_rank = levels.get((race_id, source_id), {})
-        ranks = sorted(by_rank)
-        # The breakdown level: the one below the top, or the top if it is all there is.
-        wanted = ranks[1] if len(ranks) > 1 else (ranks[0] if ranks else None)
-        view = views.get((race_id, source_id))
-        if view is not None and rank == wanted:
-            view.units_total, view.units_reporting = int(total), int(reporting)
+    if only is not None:
+        query = query.where(CurrentRow.race_id.in_(only))
+    by_rank: dict[tuple[int, str], dict[int, tuple[int, int]]] = defaultdict(dict)
+    for race_id, source_id, rank, total, reporting in session.execute(query):
+        by_rank[(race_id, source_id)][rank] = (int(reporting), int(total))
+    found = {}
+    for key, counts in by_rank.items():
+        ranks = sorted(counts)
+        wanted = ranks[1] if len(ranks) > 1 else ranks[0]
+        found[key] = (*counts[wanted], wanted)
+    return found
+
+
+def _units_reporting(views: dict, units: dict[tuple[int, str], tuple[int, int, int]]) -> None:
+    for key, (reporting, total, rank) in units.items():
+        view = views.get(key)
+        if view is not None:
+            view.units_total, view.units_reporting = total, reporting
             view.units_level = LEVELS[rank]
 
 

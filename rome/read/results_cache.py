@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from rome.read.freshness import is_stale
-from rome.read.results import RaceView, race_views, rejected_count, results_version
+from rome.read.results import (
+    RaceView,
+    heard_by_source,
+    race_views,
+    rejected_count,
+    results_version,
+)
 from rome.store.db import Database
 
 
@@ -32,6 +38,36 @@ class ResultsState:
         )
 
 
+@dataclass
+class ListingState:
+    """What the filtered reads (a page of races, a state, the index) share as of one results
+    version: when each source was last heard from, and each answer built since, by its key."""
+
+    version: tuple
+    stale_after: float | None
+    heard: dict[str, datetime]
+    stale: dict[str, bool]
+    memo: dict = field(default_factory=dict, repr=False)
+
+    def current_at(self, version: tuple, now: datetime, stale_after: float | None) -> bool:
+        """Tell whether its answers still hold: same version and no source went stale since."""
+        return (version == self.version and stale_after == self.stale_after and all(
+            stale == is_stale(self.heard[source], now, stale_after)
+            for source, stale in self.stale.items()))
+
+    def answer(self, key: object, build):
+        """Return the answer built for key as of this state, building it on first use."""
+        if key not in self.memo:
+            if len(self.memo) >= MAX_ANSWERS:
+                # Any query string is a key: never let strangers grow it without bound.
+                self.memo.clear()
+            self.memo[key] = build()
+        return self.memo[key]
+
+
+MAX_ANSWERS = 256  # answers kept per results version; past it, the oldest go all at once
+
+
 class ResultsCache:
     """Serve race views from memory while one cheap query says the database has not changed."""
 
@@ -41,6 +77,22 @@ class ResultsCache:
 
     def __init__(self) -> None:
         self.state: ResultsState | None = None
+        self.listing_state: ListingState | None = None
+
+    def listing(self, database: Database, now: datetime,
+                stale_after: float | None) -> ListingState:
+        """Return the state filtered reads share as of now: a new one (and no answer built
+        yet) whenever the results changed or a source went stale; never every race's views."""
+        with database.engine.connect() as connection:
+            version = results_version(connection)
+        state = self.listing_state
+        if state is None or not state.current_at(version, now, stale_after):
+            with database.Session() as session:
+                heard = heard_by_source(session)
+            state = self.listing_state = ListingState(
+                version, stale_after, heard,
+                {source: is_stale(at, now, stale_after) for source, at in heard.items()})
+        return state
 
     def get(self, database: Database, now: datetime, stale_after: float | None) -> ResultsState:
         """Return the views as of now, rebuilt only if the results or a staleness changed."""

@@ -14,6 +14,7 @@ from rome.schema import Count, Meta, Moment
 
 MAX_POINTS = 240  # a history's points at most, whatever its time span
 PAYLOAD_SHOWN = 500  # characters of a rejected payload in a listing
+MAX_PAGE = 500  # races per page of /api/races at most
 
 Level = Annotated[str, Meta(enum=LEVELS)]
 VotesById = dict[str, Count]  # keyed by candidate id: never given by position
@@ -115,8 +116,65 @@ class RaceJson(TypedDict):
 
 
 class RaceListJson(TypedDict):
-    """Every race, and how many payloads were rejected."""
+    """The races asked for (every race unless filtered or paged), and how many payloads were
+    rejected."""
 
+    races: list[RaceJson]
+    rejected: Annotated[Count, Meta("Rejected payloads, all sources.")]
+    total: Annotated[Count, Meta("Races that match the filters, on every page.")]
+    limit: Annotated[int | None, Meta(
+        "Races per page, as asked; null: no limit was asked, every match is listed.",
+        minimum=1, maximum=MAX_PAGE)]
+    offset: Annotated[Count, Meta("Matches skipped before the first race listed.")]
+    next: Annotated[str | None, Meta(
+        "Where the next page is (same filters and limit); null on the last page.")]
+    previous: Annotated[str | None, Meta(
+        "Where the previous page is; null on the first page.")]
+
+
+class IndexRaceJson(TypedDict):
+    """One race in the national index: enough to find it and see where it stands."""
+
+    id: int
+    name: str
+    leader: Annotated[str | None, Meta(
+        "The leading candidate's name (first and last), per the race's primary source; null "
+        "when tied or no votes.")]
+    reporting: Annotated[float | None, Meta(
+        "Percent reporting, per the primary source: its precincts where it gives them, else "
+        "its units of the breakdown level with votes; rounded down to a tenth. Null: no "
+        "figures yet.", minimum=0, maximum=100)]
+    called: Annotated[bool, Meta("A source has called the race.")]
+
+
+class IndexOfficeJson(TypedDict):
+    """One office of a state, with its races in id order."""
+
+    office: Annotated[str, Meta("As the feeds name it; \"\" where none did.")]
+    races: list[IndexRaceJson]
+
+
+class IndexStateJson(TypedDict):
+    """One state's races, by office."""
+
+    state: Annotated[str, Meta("Postal code where the feeds give one; \"\" where none did.")]
+    races: Annotated[Count, Meta("Races in the state.")]
+    called: Annotated[Count, Meta("Of those, called by a source.")]
+    offices: list[IndexOfficeJson]
+
+
+class NationalIndexJson(TypedDict):
+    """Every race, small: by state, then office, for finding races without loading them all."""
+
+    races: Annotated[Count, Meta("Races listed, in every state.")]
+    states: Annotated[list[IndexStateJson], Meta("In order of their postal code.")]
+
+
+class StateRacesJson(TypedDict):
+    """Every race of one state, in id order, as /api/races lists them."""
+
+    state: str
+    offices: Annotated[list[str], Meta("The offices of the state's races, in order.")]
     races: list[RaceJson]
     rejected: Annotated[Count, Meta("Rejected payloads, all sources.")]
 

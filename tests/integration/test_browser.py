@@ -485,3 +485,40 @@ def test_feed_names_cannot_reverse_figures_or_hide_the_votes(chromium, seeded, d
         assert card.locator("[data-disagreements] li").count() == card.locator(
             "[data-disagreements] li bdi").count()
         page.close()
+
+
+def test_the_index_finds_races_as_you_type_and_a_state_page_lists_them(chromium, seeded,
+                                                                         database_url):
+    # The search runs in the browser over /api/index (web/static/index.js), under the
+    # pages' Content-Security-Policy: nothing inline, nothing from elsewhere.
+    from tests.helpers.builders import national_snapshot
+
+    webapp.record(database_url, national_snapshot(300), webapp.hostile())
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    problems = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(f"{seeded}/index")
+    assert page.locator("[data-matches]").is_hidden()
+    assert page.locator(".state-group").count() == 50
+    with page.expect_response(lambda r: r.url.endswith("/api/index") and r.status == 200):
+        page.fill("#race-search", "ga house")
+    matches = page.locator(".match-list li")
+    matches.first.wait_for()
+    names = [n.strip() for n in page.locator(".match-list li a bdi").all_text_contents()]
+    assert names and all(n.startswith("GA ") and "House" in n for n in names)
+    assert text(page, ".match-count").startswith(f"{len(names)} races match")
+    assert page.url.endswith("/index?q=ga+house")  # a reload shows the same search
+    keep(page, "index-search.png")
+    # A name from a feed stays isolated when the script writes it.
+    page.fill("#race-search", "testville")
+    page.locator(".match-list li", has_text="Testville").wait_for()
+    assert page.locator(".match-list li a bdi").first.get_attribute("title") == (
+        webapp.HOSTILE_RACE)
+    page.fill("#race-search", "")
+    page.locator("[data-matches]").wait_for(state="hidden")
+    page.click(".state-group h2 a >> text=GA")
+    page.wait_for_url(f"{seeded}/state/GA")
+    assert page.locator("table.state-races tbody tr").count() == 6
+    keep(page, "state-page.png")
+    assert problems == []

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from rome.read.results_cache import ResultsCache
+from rome.read.results_cache import MAX_ANSWERS, ResultsCache
 from rome.store.models import CurrentRow, TallyRow
 from rome.store.tally import record_snapshots, reject_payload, wipeout
 from tests.helpers.builders import race_snapshot
@@ -86,3 +86,40 @@ def test_a_live_source_with_a_quiet_race_is_served_from_memory(database):
 
 def test_another_threshold_rebuilds(cache, database):
     assert cache.get(database, NOW, 30.0) is not cache.get(database, NOW, 60.0)
+
+
+# The state filtered reads share (a page, a state, the index): answers kept per version.
+
+
+def test_filtered_answers_are_kept_while_nothing_changes(cache, database):
+    first = cache.listing(database, NOW, 60.0)
+    built = []
+    assert first.answer("page", lambda: built.append(1) or "answer") == "answer"
+    again = cache.listing(database, NOW + timedelta(seconds=1), 60.0)
+    assert again is first and again.answer("page", lambda: built.append(1)) == "answer"
+    assert built == [1]
+
+
+def test_filtered_reads_never_build_every_races_views(database):
+    cache = ResultsCache()
+    cache.listing(database, NOW, 60.0)
+    assert cache.state is None
+
+
+def test_a_change_or_a_source_going_stale_forgets_the_answers(cache, database):
+    first = cache.listing(database, NOW, 60.0)
+    first.answer("page", lambda: "old")
+    with database.Session.begin() as session:
+        record_snapshots(session, [race_snapshot("ap", 2, {101: 11})])
+    changed = cache.listing(database, NOW, 60.0)
+    assert changed is not first and changed.answer("page", lambda: "new") == "new"
+    stale = cache.listing(database, NOW + timedelta(hours=1), 60.0)
+    assert stale is not changed and stale.stale == {"ap": True}
+    assert cache.listing(database, NOW, 30.0) is not cache.listing(database, NOW, 60.0)
+
+
+def test_the_answers_kept_are_bounded(cache, database):
+    state = cache.listing(database, NOW, 60.0)
+    for n in range(MAX_ANSWERS + 10):
+        state.answer(("page", n), lambda n=n: n)
+    assert len(state.memo) <= MAX_ANSWERS

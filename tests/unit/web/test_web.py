@@ -227,8 +227,11 @@ def test_api_races(client):
     response = client.get("/api/races")
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"races", "rejected"}
+    assert set(body) == {"races", "rejected", "total", "limit", "offset", "next", "previous"}
     assert body["rejected"] == 2
+    # Unfiltered and unpaged: every race, on one page.
+    assert (body["total"], body["limit"], body["offset"], body["next"], body["previous"]) == (
+        3, None, 0, None, None)
     assert [race["id"] for race in body["races"]] == [1, 2, 3]
     president = body["races"][0]
     assert president["total_votes"] == 1038
