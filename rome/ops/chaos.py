@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from rome.ops.demo import CELERY
 from rome.ops.postgres_node import PostgresNode
 from rome.ops.rabbit_nodes import RabbitCluster
 from rome.ops.supervisor import children_of
@@ -55,7 +56,6 @@ from rome.ops.supervisor import children_of
 KINDS = ("worker_main", "pool_child", "rabbit_kill", "rabbit_stop", "pg_restart", "pg_kill",
          "beat_kill")
 VHOST = "rome"
-CELERY = [sys.executable, "-m", "celery", "-A", "workers"]
 ROME = [sys.executable, "-m", "rome"]
 QUEUES = "elections_ap,elections_mc,elections_sos,notekeeper,caesar"
 STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"

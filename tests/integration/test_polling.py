@@ -85,15 +85,7 @@ def test_beat_polls_and_the_pipeline_ends_in_the_feeds_state(polling):
 
     wait_for(lambda: applied_versions() >= 15, 120, what="15 polled versions applied")
     processes.stop("beat")
-    want = parse_feed("ap", feed.full(), source="live", max_ahead=None)
-
-    def current():
-        with database.Session() as session:
-            return sorted(r.votes for r in session.scalars(
-                select(CurrentRow).where(CurrentRow.source_id == "live")))
-
-    wait_for(lambda: current() == sorted(n.votes for n in want.counts), 60,
-             what="the current counts to equal one full answer's")
+    want = wait_for_full_answer(database, feed)
     with database.Session() as session:
         fetched = session.scalars(select(ArchiveRow).where(
             ArchiveRow.source_id == "live", ArchiveRow.kind == "feed")).all()
@@ -126,12 +118,12 @@ def test_beat_polls_and_the_pipeline_ends_in_the_feeds_state(polling):
     # The archive alone rebuilds the state: wipe the results, replay what was fetched.
     with database.Session.begin() as session:
         wipeout(session)
-    assert current() == []
+    assert live_votes(database) == []
     replayed = processes.run([sys.executable, "-m", "rome", "replay", "--archive", "--source",
                               "live"], timeout=120)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert f"published {len(fetched)} of {len(fetched)} archived fetches" in replayed.stdout
-    wait_for(lambda: current() == sorted(n.votes for n in want.counts), 60,
+    wait_for(lambda: live_votes(database) == want, 60,
              what="the replayed archive to rebuild the same counts")
 
 
@@ -159,17 +151,24 @@ def test_a_worker_killed_mid_poll_loses_nothing_and_counts_nothing_twice(polling
     # The dead poll's lease runs out by itself; polls then go on from the stored nextrequest.
     wait_for(lambda: applied_versions() >= before + 3, 120, what="polls after the restart")
     processes.stop("beat")
-    want = parse_feed("ap", feed.full(), source="live", max_ahead=None)
-
-    def current():
-        with database.Session() as session:
-            return sorted(r.votes for r in session.scalars(
-                select(CurrentRow).where(CurrentRow.source_id == "live")))
-
-    wait_for(lambda: current() == sorted(n.votes for n in want.counts), 60,
-             what="the current counts to equal one full answer's")
+    wait_for_full_answer(database, feed)
     audit = processes.run([sys.executable, "-m", "rome", "audit"])
     assert audit.returncode == 0, audit.stdout + audit.stderr
     with database.Session() as session:
         state = session.get(PollStateRow, "live")
         assert json.loads(state.polls).get("skipped", 0) >= 1  # the dead poll's lease held
+
+def live_votes(database) -> list[int]:
+    """The live source's current counts, sorted."""
+    with database.Session() as session:
+        return sorted(r.votes for r in session.scalars(
+            select(CurrentRow).where(CurrentRow.source_id == "live")))
+
+
+def wait_for_full_answer(database, feed, what: str = "the current counts to equal one full "
+                         "answer's") -> list[int]:
+    """Wait until the live source's counts equal one full answer of the feed now; return them."""
+    want = sorted(n.votes for n in parse_feed("ap", feed.full(), source="live",
+                                              max_ahead=None).counts)
+    wait_for(lambda: live_votes(database) == want, 60, what=what)
+    return want
