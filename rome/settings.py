@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from rome.data_files import ARCHIVE, BROKER, SQLITE
 
@@ -27,23 +28,97 @@ DEVELOPMENT_SECRETS = {
     "ROME_ADMIN_TOKEN": "rome-dev-admin-token",
     "ROME_FLOWER_AUTH": "admin:rome-dev-flower",
 }
-# Where those values would reach Rome: the passwords inside the two URLs, and
-# Flower's login under either of its names.
+# The cluster's Erlang cookie (.env.example, docker-compose.cluster.yml): checked where a
+# Rome process is given it (compose gives it to the one-shot migrate, which every service
+# waits for), so a production .env that kept it stops the stack.
+DEVELOPMENT_COOKIE = {"RABBITMQ_ERLANG_COOKIE": "rome-dev-erlang-cookie"}
+# Where those values would reach Rome: the passwords inside the two URLs, Flower's
+# login under either of its names, and the cookie.
 _SECRET_CARRIERS = ("ROME_DATABASE_URL", "ROME_BROKER_URL", "ROME_ADMIN_TOKEN",
-                    "ROME_FLOWER_AUTH", "FLOWER_BASIC_AUTH", "ROME_SECRET_KEY")
+                    "ROME_FLOWER_AUTH", "FLOWER_BASIC_AUTH", "ROME_SECRET_KEY",
+                    "RABBITMQ_ERLANG_COOKIE")
+_URLS = ("ROME_DATABASE_URL", "ROME_BROKER_URL")
 ENVIRONMENTS = ("development", "production")
+
+# Outside development, a login or token must be at least this long and none of these
+# (compared in lower case): the first guesses of anyone trying.
+MIN_SECRET = 12
+WEAK_SECRETS = frozenset({
+    "password", "password1", "password123", "passw0rd", "changeme", "change-me",
+    "secret", "letmein", "welcome", "qwerty", "admin", "administrator", "root", "guest",
+    "flower", "rabbitmq", "postgres", "rome", "token", "admin-token", "test", "default",
+    "iloveyou", "trustno1", "123456", "12345678", "123456789", "1234567890",
+    "123456789012", "qwertyuiop", "qwertyuiopasdf", "adminadminadmin",
+})
+# A run along one of these (either way) is as weak as a listed value.
+_RUNS = ("0123456789" * 4, "abcdefghijklmnopqrstuvwxyz", "qwertyuiopasdfghjklzxcvbnm")
+
+
+def weakness(secret: str) -> str | None:
+    """Why secret is too weak to guard Rome outside development, or None if it is not."""
+    lowered = secret.lower()
+    if lowered in WEAK_SECRETS:
+        return "is a well-known weak value"
+    if len(secret) < MIN_SECRET:
+        return f"is shorter than {MIN_SECRET} characters"
+    if len(set(lowered)) < 4:
+        return "has fewer than 4 different characters"
+    if any(lowered in run or lowered in run[::-1] for run in _RUNS):
+        return "is a run of keys or digits"
+    return None
+
+
+def _carried(env: Mapping[str, str], name: str) -> str:
+    """The variable's value, and for a URL its percent-decoded form too (as drivers read it)."""
+    value = env.get(name) or ""
+    return f"{value}\n{unquote(value)}" if name in _URLS else value
 
 
 def refuse_development_secrets(env: Mapping[str, str]) -> None:
     """Raise SettingsError naming every variable that carries a development secret."""
-    public = [value.rpartition(":")[2] for value in DEVELOPMENT_SECRETS.values()]
+    development = {**DEVELOPMENT_SECRETS, **DEVELOPMENT_COOKIE}.values()
+    public = [value.rpartition(":")[2] for value in development]
     found = [name for name in _SECRET_CARRIERS
-             if any(secret in (env.get(name) or "") for secret in public)]
+             if any(secret in _carried(env, name) for secret in public)]
     if found:
         raise SettingsError(
             f"{', '.join(found)}: public development secrets from .env.example. Set secrets "
             "of your own, or ROME_ENV=development where nobody else can reach Rome"
         )
+
+
+def refuse_weak_secrets(env: Mapping[str, str]) -> None:
+    """Raise SettingsError if the admin token or a Flower login is short or well known."""
+    token = env.get("ROME_ADMIN_TOKEN")
+    if token and (why := weakness(token)):
+        raise SettingsError(f"ROME_ADMIN_TOKEN {why}: outside development it must be at "
+                            f"least {MIN_SECRET} characters and not a common value")
+    for name in ("ROME_FLOWER_AUTH", "FLOWER_BASIC_AUTH"):
+        user, _, password = (env.get(name) or "").partition(":")
+        if not password:
+            continue  # unset, or refused as malformed below
+        why = "repeats the user name" if password.lower() == user.lower() else weakness(password)
+        if why:
+            raise SettingsError(f"{name}: the password {why}: outside development it must be "
+                                f"at least {MIN_SECRET} characters and not a common value")
+
+
+def refuse_default_broker_login(broker_url: str) -> None:
+    """Raise SettingsError if a RabbitMQ node would be logged into as guest:guest."""
+    for node in broker_url.split(";"):
+        if not node.startswith(AMQP_SCHEMES):
+            continue
+        parts = urlsplit(node)
+        # kombu fills in a missing user or password with RabbitMQ's default, guest.
+        user = unquote(parts.username or "") or "guest"
+        password = unquote(parts.password or "") or "guest"
+        if user == "guest" and password == "guest":
+            raise SettingsError(
+                f"ROME_BROKER_URL: {_without_password(node)!r} logs in as RabbitMQ's default "
+                "guest:guest (a URL without a login means that too). Give Rome a user and "
+                "password of its own, or set ROME_ENV=development where nobody else can "
+                "reach the broker"
+            )
 
 
 @dataclass(frozen=True)
@@ -181,6 +256,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"ROME_ENV={environment!r} must be development or production")
     if environment != "development":
         refuse_development_secrets(env)
+        refuse_weak_secrets(env)
     data_dir = Path(env.get("ROME_DATA_DIR") or "data").resolve()
 
     database_url = env.get("ROME_DATABASE_URL") or f"sqlite:///{data_dir / SQLITE}"
@@ -190,6 +266,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
 
     broker_url = _broker_url(env.get("ROME_BROKER_URL") or "filesystem://localhost/")
+    if environment != "development":
+        refuse_default_broker_login(broker_url)
     transport_options: dict = {}
     if broker_url.startswith("filesystem://"):
         queue_dir = data_dir / BROKER

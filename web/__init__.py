@@ -61,6 +61,9 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         # and waits for a refresh only when the list is older than REGISTRY_MAX_AGE.
         REGISTRY_REFRESH=5.0,
         REGISTRY_MAX_AGE=30.0,
+        # /healthz asks the broker, and reads the workers' queues, at most once per this
+        # many seconds per process; every request in between gets that answer.
+        HEALTH_CHECK_EVERY=5.0,
         SESSION_COOKIE_NAME="rome_session",
         # The session only carries the form token: never sent with other sites' requests.
         SESSION_COOKIE_SAMESITE="Strict",
@@ -106,6 +109,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.extensions["rome_wipeout_attempts"] = wipeout.make_attempt_limiter(app.config)
     errors.register(app)
     registry.install(app)
+    health.install(app)
     app.register_blueprint(race.bp)
     app.register_blueprint(wipeout.bp)
     app.register_blueprint(api.bp)

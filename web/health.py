@@ -1,17 +1,20 @@
-"""Report whether the database and the broker can be reached."""
+"""Report whether the database and the broker can be reached, and every queue is consumed."""
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Flask, current_app, jsonify
 from kombu import Connection
 from sqlalchemy import text
 
 from rome.logs import log
+from rome.ops.shared_check import SharedCheck
 from web.database import database
+from workers.queues import QUEUES, QUORUM_SUFFIX
 
 bp = Blueprint("health", __name__)
 logger = logging.getLogger("rome.web")
@@ -25,6 +28,19 @@ def check_database() -> str:
     except Exception as exc:  # any failure is the answer, not a crash
         return _unavailable("database", _message(exc))
     return "ok"
+
+
+def install(app: Flask) -> None:
+    """Give app its broker and workers checks, shared by its threads: each runs (and logs a
+    failure) at most once per HEALTH_CHECK_EVERY s, however often /healthz is asked."""
+    def in_app(check):
+        def run():
+            with app.app_context():
+                return check()
+        return SharedCheck(run, app.config["HEALTH_CHECK_EVERY"])
+
+    app.extensions["rome_broker_check"] = in_app(check_broker)
+    app.extensions["rome_workers_check"] = in_app(check_consumers)
 
 
 def check_broker() -> str:
@@ -53,6 +69,26 @@ def check_broker() -> str:
     return "ok"
 
 
+def check_consumers() -> str:
+    """Whether every pipeline queue has a consumer, from the registry's list of workers."""
+    cache = current_app.extensions["rome_registry"]
+    known = cache.get()
+    if known.workers is None or known.as_of is None:
+        return _unavailable("workers", f"cannot list the workers: {known.error or 'no answer yet'}")
+    age = time.time() - known.as_of
+    if age > cache.max_age:
+        return _unavailable("workers", f"the list of workers is {age:.0f} s old: {known.error}")
+    # On RabbitMQ a worker consumes the quorum queue `<name>.quorum` (workers/queues.py).
+    consumed = {queue.removesuffix(QUORUM_SUFFIX) for worker in known.workers
+                for queue in worker["queues"]}
+    missing = [queue for queue in QUEUES if queue not in consumed]
+    if missing:
+        idle = [worker["name"] for worker in known.workers if not worker["queues"]]
+        return _unavailable("workers", f"no worker consumes {', '.join(missing)}"
+                            + (f"; consuming nothing: {', '.join(idle)}" if idle else ""))
+    return "ok"
+
+
 def _unavailable(check: str, error: str) -> str:
     # The driver's text names hosts, users and paths: for the log, not for
     # whoever asks /healthz.
@@ -73,7 +109,9 @@ def livez():
 
 @bp.get("/healthz")
 def healthz():
-    """Answer 200 when the database and broker both work, else 503 naming which did not."""
-    checks = {"database": check_database(), "broker": check_broker()}
+    """Answer 200 when the database, broker and workers all work, else 503 naming which did not."""
+    checks = {"database": check_database(),
+              "broker": current_app.extensions["rome_broker_check"].get(),
+              "workers": current_app.extensions["rome_workers_check"].get()}
     healthy = all(value == "ok" for value in checks.values())
     return jsonify(status="ok" if healthy else "error", **checks), 200 if healthy else 503

@@ -104,7 +104,9 @@ class Processes:
     """A set of child processes, each in its own session, logging to files."""
 
     def __init__(self, env: dict[str, str], log_dir: Path):
-        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        # This machine's test broker logs in as guest:guest, which Rome refuses outside
+        # development; a test that wants production says so in env.
+        self.env = {**os.environ, "ROME_ENV": "development", **env, "PYTHONUNBUFFERED": "1"}
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen] = {}
 
@@ -172,3 +174,48 @@ def migrated_pipeline(request, env: dict[str, str], log_dir: Path) -> Processes:
     upgraded = processes.run([sys.executable, "-m", "rome", "db", "upgrade"])
     assert upgraded.returncode == 0, upgraded.stderr
     return processes
+
+
+class CountingProxy:
+    """A TCP relay to (host, port) on a free local port that counts the connections made."""
+
+    def __init__(self, host: str, port: int):
+        import threading
+
+        self.upstream = (host, port)
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            with self._lock:
+                self.connections += 1
+            server = socket.create_connection(self.upstream)
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._listener.close()

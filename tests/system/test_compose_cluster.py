@@ -14,9 +14,10 @@ import shutil
 import subprocess
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
-from rome.settings import load_settings
+from rome.settings import SettingsError, load_settings
 from tests.helpers.compose_file import (
     ENV_EXAMPLE,
     ROOT,
@@ -101,3 +102,26 @@ def test_a_dot_env_replaces_the_development_cookie_and_password(tmp_path):
             "from-dotenv-cookie")
     url = environment_of(config["services"]["caesar"])["ROME_BROKER_URL"]
     assert {urlsplit(node).password for node in url.split(";")} == {"from-dotenv-rabbitmq"}
+
+
+def test_a_production_dot_env_that_kept_the_development_cookie_stops_the_cluster(tmp_path):
+    # .env.example copied and every secret changed but the cookie.
+    mine = {"POSTGRES_PASSWORD": "from-dotenv-postgres", "RABBITMQ_PASSWORD":
+            "from-dotenv-rabbitmq", "ROME_ADMIN_TOKEN": "from-dotenv-admin-token",
+            "ROME_FLOWER_AUTH": "ops:from-dotenv-flower"}
+    example = env_file(ENV_EXAMPLE)
+    services = merged_config(tmp_path, {**example, **mine})["services"]
+    migrate = {k: map_hosts(v) for k, v in environment_of(services["migrate"]).items()}
+    # migrate, which every Rome service waits for, refuses to run, naming the variable.
+    with pytest.raises(SettingsError, match="RABBITMQ_ERLANG_COOKIE"):
+        load_settings(migrate)
+    # Every service that handles votes waits for it (Flower, which only shows, does not).
+    for name in ("elections_ap", "elections_mc", "elections_sos", "notekeeper", "caesar",
+                 "beat", "nero"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == (
+            "service_completed_successfully"), name
+    # With a cookie of its own too, it runs.
+    (tmp_path / "mine").mkdir()
+    services = merged_config(tmp_path / "mine", {
+        **example, **mine, "RABBITMQ_ERLANG_COOKIE": "from-dotenv-cookie"})["services"]
+    load_settings({k: map_hosts(v) for k, v in environment_of(services["migrate"]).items()})

@@ -20,7 +20,7 @@ def test_defaults_are_embedded(tmp_path):
 def test_full_stack_urls():
     settings = load_settings({
         "ROME_DATABASE_URL": "postgresql://root@db/rome",
-        "ROME_BROKER_URL": "amqp://guest:guest@mq:5672//",
+        "ROME_BROKER_URL": "amqp://rome:a-broker-password@mq:5672//",
     })
     assert settings.amqp_broker
     assert settings.broker_transport_options == {}
@@ -98,6 +98,69 @@ def test_each_development_secret_is_refused_alone(name, value):
         load_settings({name: value})
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        # Percent-encoded, as drivers decode it.
+        ("ROME_BROKER_URL", "amqp://rome:rome-dev-%72abbitmq@mq.internal//"),
+        ("ROME_DATABASE_URL", "postgresql://rome:rome%2Ddev%2Dpostgres@db.internal/rome"),
+        # The cluster's cookie, where a process is given it.
+        ("RABBITMQ_ERLANG_COOKIE", "rome-dev-erlang-cookie"),
+    ],
+)
+def test_development_secrets_are_refused_however_written_and_wherever_carried(name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})
+    load_settings({name: value, "ROME_ENV": "development"})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://guest:guest@127.0.0.1:5672//",
+        "amqp://127.0.0.1:5672//",  # no login: kombu logs in as guest:guest
+        "pyamqp://guest@mq//",
+        "amqp://g%75est:g%75est@mq//",
+        "amqp://rome:secret-of-rome@mq1//;amqp://guest:guest@mq2//",
+    ],
+)
+def test_the_default_broker_login_is_refused_outside_development(url):
+    with pytest.raises(SettingsError, match="ROME_BROKER_URL") as refused:
+        load_settings({"ROME_BROKER_URL": url})
+    assert "guest:guest" in str(refused.value)
+    assert load_settings({"ROME_BROKER_URL": url, "ROME_ENV": "development"}).amqp_broker
+    # A user of its own, or guest with a password of its own, is the operator's choice.
+    assert load_settings({"ROME_BROKER_URL": "amqp://guest:Tz7-broker-pw@mq//"}).amqp_broker
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ROME_ADMIN_TOKEN", "12345678"),
+        ("ROME_ADMIN_TOKEN", "Password123"),  # on the list whatever its case
+        ("ROME_ADMIN_TOKEN", "short-token"),  # 11 characters
+        ("ROME_ADMIN_TOKEN", "123456789012345"),
+        ("ROME_ADMIN_TOKEN", "aaaaaaaaaaaaaaaa"),
+        ("ROME_FLOWER_AUTH", "admin:admin"),
+        ("ROME_FLOWER_AUTH", "ops:changeme"),
+        ("ROME_FLOWER_AUTH", "operator:operator"),
+        ("ROME_FLOWER_AUTH", "ops:qwertyuiopasdf"),
+        ("FLOWER_BASIC_AUTH", "admin:password"),
+    ],
+)
+def test_weak_tokens_and_flower_logins_are_refused_outside_development(name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})
+    if len(value.partition(":")[2] or value) >= 8:
+        load_settings({name: value, "ROME_ENV": "development"})
+
+
+def test_strong_tokens_and_logins_pass():
+    settings = load_settings({"ROME_ADMIN_TOKEN": "K3v-9xq_Lw2mPz", "ROME_FLOWER_AUTH":
+                              "admin:Vq8-rT2_zLk4"})
+    assert settings.admin_token == "K3v-9xq_Lw2mPz" and settings.flower_auth == "admin:Vq8-rT2_zLk4"
+
+
 def test_rome_env_must_be_known():
     with pytest.raises(SettingsError, match="ROME_ENV"):
         load_settings({"ROME_ENV": "staging"})
@@ -112,7 +175,8 @@ def test_a_rabbitmq_cluster_is_a_list_of_nodes():
     assert settings.broker_url == CLUSTER  # spaces around the separators are dropped
     assert settings.broker_nodes == tuple(CLUSTER.split(";"))
     assert settings.amqp_broker and not settings.embedded_broker
-    assert load_settings({"ROME_BROKER_URL": "amqp://mq1//"}).broker_nodes == ("amqp://mq1//",)
+    one = load_settings({"ROME_BROKER_URL": "amqp://mq1//", "ROME_ENV": "development"})
+    assert one.broker_nodes == ("amqp://mq1//",)
 
 
 @pytest.mark.parametrize(

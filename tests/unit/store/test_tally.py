@@ -298,3 +298,37 @@ def test_the_election_date_crosses_the_wire_and_older_messages_have_none():
     assert Snapshot.from_wire(dated.to_wire()).election_date == "2016-11-08"
     older = {k: v for k, v in dated.to_wire().items() if k != "election_date"}
     assert Snapshot.from_wire(older).election_date == ""
+
+
+def test_what_a_forged_batch_can_and_cannot_do(database):
+    """What docs/security.md says of the broker login: caesar checks shape, not truth."""
+    from rome.feeds.snapshot import MAX_VERSION, MAX_VOTES, CandidateRef, Count, RaceRef, UnitRef
+    from rome.feeds.snapshot import InvalidPayload as Invalid
+    from rome.store.models import CandidateRow, RaceRow
+
+    forged = Snapshot(
+        source="evil", format="ap", version=MAX_VERSION, feed_at=0.0,
+        races=(RaceRef("r", "A race nobody runs"),), units=(UnitRef("TOP", "Top", "state"),),
+        candidates=(CandidateRef("r", "c", "Fake", "Candidate", "GOP"),),
+        counts=(Count("r", "TOP", "c", MAX_VOTES - 1),),
+    )
+    # Held: every field's type and range, and every reference inside the batch.
+    wire = forged.to_wire()
+    for bad in ({"version": MAX_VERSION + 1}, {"counts": [["r", "TOP", "c", MAX_VOTES + 1,
+                                                           "total"]]},
+                {"counts": [["other race", "TOP", "c", 1, "total"]]}):
+        with pytest.raises(Invalid):
+            Snapshot.from_wire({**wire, **bad})
+    # Not held: a race, a candidate and a source never seen are created on first sight
+    # (that is how replayed feeds work), at the highest version there is.
+    apply(database, Snapshot.from_wire(wire))
+    with database.Session() as s:
+        race = s.scalar(select(RaceRow).where(RaceRow.name == "A race nobody runs"))
+        assert race is not None
+        assert s.scalar(select(CandidateRow).where(CandidateRow.race_id == race.id)) is not None
+        # The audit checks the tables agree with each other, not with the feeds: green.
+        assert audit(s) == []
+    with database.Session.begin() as s:
+        wipeout(s)
+    with database.Session() as s:  # a wipeout deletes results, not races or candidates
+        assert s.scalar(select(RaceRow).where(RaceRow.name == "A race nobody runs")) is not None

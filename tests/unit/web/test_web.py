@@ -8,15 +8,17 @@ import threading
 import time
 from datetime import datetime
 from types import SimpleNamespace
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from kombu.exceptions import OperationalError as BrokerError
 
 from tests.helpers import webapp
 from tests.helpers.builders import race_snapshot
-from tests.helpers.support import wait_for
+from tests.helpers.support import CountingProxy, wait_for
 from web import create_app
 from web.registry import inspect_workers
+from workers.queues import QUEUES
 
 TOKEN, VOTES = webapp.TOKEN, webapp.VOTES
 
@@ -604,15 +606,90 @@ def test_inspect_workers_with_partial_replies():
 
 # /healthz -------------------------------------------------------------------
 
+# One worker per queue, as compose runs them: every pipeline queue has a consumer.
+CONSUMING = [{"name": f"{q}@host", "queues": [q], "tasks": [], "pid": i, "processes": 1}
+             for i, q in enumerate(QUEUES)]
+HEALTHY = {"status": "ok", "database": "ok", "broker": "ok", "workers": "ok"}
 
-def test_healthz_ok(client):
-    response = client.get("/healthz")
+
+def healthz_app(database_url, broker_folders, **overrides):
+    return make_app(database_url, broker_folders,
+                    **{"REGISTRY": lambda: [dict(w) for w in CONSUMING], **overrides})
+
+
+def test_healthz_ok(database_url, broker_folders):
+    app = healthz_app(database_url, broker_folders)
+    response = app.test_client().get("/healthz")
+    webapp.dispose(app)
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert response.get_json() == HEALTHY
+
+
+def test_healthz_503_when_a_pipeline_queue_has_no_consumer(database_url, broker_folders,
+                                                          caplog):
+    # control.cancel_consumer left caesar's worker consuming nothing: ingestion stops.
+    workers = [dict(w) for w in CONSUMING]
+    workers[-1] = {**workers[-1], "queues": []}
+    app = healthz_app(database_url, broker_folders, REGISTRY=lambda: workers)
+    with caplog.at_level(logging.WARNING, logger="rome.web"):
+        for _ in range(20):
+            response = app.test_client().get("/healthz")
+    webapp.dispose(app)
+    assert response.status_code == 503
+    assert response.get_json() == {**HEALTHY, "status": "error", "workers": "unavailable"}
+    # One line per check period, not per request: asking cannot flood the log.
+    [record] = [r for r in caplog.records if "event=health_check_failed" in r.getMessage()]
+    assert "check=workers" in record.getMessage()
+    assert "no worker consumes caesar" in record.getMessage()
+    assert "consuming nothing: caesar@host" in record.getMessage()
+
+
+def test_healthz_503_when_no_worker_answers(database_url, broker_folders, caplog):
+    app = healthz_app(database_url, broker_folders, REGISTRY=lambda: [])
+    with caplog.at_level(logging.WARNING, logger="rome.web"):
+        response = app.test_client().get("/healthz")
+    webapp.dispose(app)
+    assert response.status_code == 503 and response.get_json()["workers"] == "unavailable"
+    assert f"no worker consumes {', '.join(QUEUES)}" in caplog.text
+
+
+def test_concurrent_healthz_make_one_broker_connection_per_period(database_url, broker_folders,
+                                                                   amqp_url):
+    parts = urlsplit(amqp_url)
+    proxy = CountingProxy(parts.hostname, parts.port or 5672)
+    url = parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}")
+    app = healthz_app(database_url, broker_folders, BROKER_URL=urlunsplit(url),
+                      BROKER_TRANSPORT_OPTIONS={}, HEALTH_CHECK_EVERY=2.0)
+    statuses = []
+
+    def ask(times):
+        client = app.test_client()
+        for _ in range(times):
+            statuses.append(client.get("/healthz").status_code)
+
+    def burst(clients=20, times=5):
+        threads = [threading.Thread(target=ask, args=(times,)) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    try:
+        began = time.monotonic()
+        burst()
+        assert time.monotonic() - began < 2.0, "the burst outlasted one period"
+        assert statuses == [200] * 100
+        assert proxy.connections == 1  # 100 requests from 20 threads, one connection
+        time.sleep(2.0)  # the answer is too old now: the next burst checks once more
+        burst()
+        assert proxy.connections == 2
+    finally:
+        proxy.close()
+        webapp.dispose(app)
 
 
 def test_healthz_ok_with_memory_broker(database_url, broker_folders):
-    app = make_app(
+    app = healthz_app(
         database_url, broker_folders, BROKER_URL="memory://", BROKER_TRANSPORT_OPTIONS={}
     )
     response = app.test_client().get("/healthz")
@@ -622,13 +699,13 @@ def test_healthz_ok_with_memory_broker(database_url, broker_folders):
 
 def test_healthz_503_when_database_unreachable(tmp_path, broker_folders, caplog):
     url = f"sqlite:///{tmp_path / 'missing' / 'dir' / 'rome.sqlite3'}"
-    app = make_app(url, broker_folders)
+    app = healthz_app(url, broker_folders)
     with caplog.at_level(logging.WARNING, logger="rome.web"):
         response = app.test_client().get("/healthz")
     app.extensions["rome_db"].engine.dispose()
     assert response.status_code == 503
     # Which check failed, for anyone; the driver's words (paths, hosts) only in the log.
-    assert response.get_json() == {"status": "error", "database": "unavailable", "broker": "ok"}
+    assert response.get_json() == {**HEALTHY, "status": "error", "database": "unavailable"}
     [record] = [r for r in caplog.records if "event=health_check_failed" in r.getMessage()]
     assert "check=database" in record.getMessage()
     assert "unable to open database file" in record.getMessage()
@@ -636,12 +713,12 @@ def test_healthz_503_when_database_unreachable(tmp_path, broker_folders, caplog)
 
 def test_healthz_503_when_broker_folder_missing(database_url, broker_folders, tmp_path, caplog):
     options = dict(broker_folders, control_folder=str(tmp_path / "gone"))
-    app = make_app(database_url, broker_folders, BROKER_TRANSPORT_OPTIONS=options)
+    app = healthz_app(database_url, broker_folders, BROKER_TRANSPORT_OPTIONS=options)
     with caplog.at_level(logging.WARNING, logger="rome.web"):
         response = app.test_client().get("/healthz")
     app.extensions["rome_db"].engine.dispose()
     assert response.status_code == 503
-    assert response.get_json() == {"status": "error", "database": "ok", "broker": "unavailable"}
+    assert response.get_json() == {**HEALTHY, "status": "error", "broker": "unavailable"}
     assert str(tmp_path) not in response.get_data(as_text=True)
     assert f"broker folder {tmp_path / 'gone'} does not exist" in caplog.text
 
@@ -662,7 +739,7 @@ def test_healthz_503_when_amqp_broker_refuses(database_url, broker_folders):
 def test_healthz_200_when_one_node_of_a_cluster_answers(database_url, broker_folders,
                                                         amqp_url):
     dead = "amqp://guest:guest@127.0.0.1:1//;amqp://guest:guest@127.0.0.1:2//"
-    app = make_app(database_url, broker_folders, BROKER_URL=f"{dead};{amqp_url}",
+    app = healthz_app(database_url, broker_folders, BROKER_URL=f"{dead};{amqp_url}",
                    BROKER_TRANSPORT_OPTIONS={})
     response = app.test_client().get("/healthz")
     app.extensions["rome_db"].engine.dispose()

@@ -45,7 +45,7 @@ def test_loading_the_app_makes_no_folder(tmp_path):
     assert not data_dir.exists() and not (tmp_path / "not").exists()
 
 
-@pytest.mark.parametrize("broker", ["filesystem://localhost/", "amqp://guest:guest@host:5672//"])
+@pytest.mark.parametrize("broker", ["filesystem://localhost/", "amqp://rome:a-password@host:5672//"])
 def test_a_worker_without_Q_consumes_every_work_queue_and_not_the_dead_letters(tmp_path, broker):
     settings = load_settings({"ROME_DATA_DIR": str(tmp_path), "ROME_BROKER_URL": broker})
     app = create_app(settings)

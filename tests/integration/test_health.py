@@ -1,0 +1,46 @@
+"""/healthz against real workers: a broker login that cancels a consumer is noticed."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from rome.settings import load_settings
+from tests.helpers import webapp
+from tests.helpers.support import Processes, reset_queues, wait_for
+from web import create_app
+from web.registry import inspect_workers
+from workers.factory import create_app as create_celery_app
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+
+
+def test_healthz_notices_a_worker_whose_consumer_was_cancelled(tmp_path, pg_url, amqp_url,
+                                                              monkeypatch):
+    webapp.clean_env(monkeypatch, tmp_path)
+    reset_queues(amqp_url)
+    env = {"ROME_DATA_DIR": str(tmp_path / "data"), "ROME_DATABASE_URL": pg_url,
+           "ROME_BROKER_URL": amqp_url}
+    processes = Processes(env, tmp_path)
+    upgraded = processes.run([sys.executable, "-m", "rome", "db", "upgrade"])
+    assert upgraded.returncode == 0, upgraded.stderr
+    celery = create_celery_app(load_settings({**env, "ROME_ENV": "development"}))
+    app = create_app({"TESTING": True, "DATABASE_URL": pg_url, "BROKER_URL": amqp_url,
+                      "BROKER_TRANSPORT_OPTIONS": {}, "REGISTRY_REFRESH": 0.5,
+                      "HEALTH_CHECK_EVERY": 1.0,
+                      "REGISTRY": lambda: inspect_workers(celery, timeout=1.0)})
+    client = app.test_client()
+    try:
+        processes.worker()  # every queue
+        wait_for(lambda: client.get("/healthz").status_code == 200, 60,
+                 what="/healthz to say 200 once the worker consumes every queue")
+        # What anyone with the broker's password can do: caesar's queue loses its consumer.
+        celery.control.cancel_consumer("caesar", reply=True, timeout=5)
+        wait_for(lambda: client.get("/healthz").get_json()["workers"] == "unavailable", 30,
+                 what="/healthz to notice caesar's queue has no consumer")
+        assert client.get("/healthz").status_code == 503
+    finally:
+        processes.stop()
+        webapp.dispose(app)
+        celery.close()
