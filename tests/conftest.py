@@ -9,6 +9,7 @@ anyone's machine.
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -23,6 +24,11 @@ from tests.helpers.services import (
     missing_service,
     refuse_unasked_destruction,
 )
+
+# The suite logs into this machine's RabbitMQ as guest, its default login, which Rome
+# accepts only in development (rome/settings.py): so it runs as development, unless the
+# caller says otherwise. Tests of production's refusals pass their own environment.
+os.environ.setdefault("ROME_ENV", "development")
 
 
 def pytest_collection_modifyitems(items):

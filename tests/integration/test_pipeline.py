@@ -28,6 +28,7 @@ def pipeline(request, tmp_path, unique, empty_tables):
         "ROME_UPDATE_CHANCE": "1",
         "ROME_NIGHT_SECONDS": "300",
         "ROME_SEED": unique,
+        "ROME_ENV": "development",  # the test broker's login is guest's
     }
     processes = migrated_pipeline(request, env, tmp_path)
     settings = load_settings(env)
