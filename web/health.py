@@ -14,7 +14,7 @@ from sqlalchemy import text
 from rome.logs import log
 from rome.ops.shared_check import SharedCheck
 from web.database import database
-from workers.queues import QUEUES, QUORUM_SUFFIX
+from workers.queues import POLL_QUEUE, QUEUES, QUORUM_SUFFIX
 
 bp = Blueprint("health", __name__)
 logger = logging.getLogger("rome.web")
@@ -69,6 +69,13 @@ def check_broker() -> str:
     return "ok"
 
 
+def required_queues() -> list[str]:
+    """The queues that must have a consumer: the poll queue only when ROME_SOURCES names
+    live sources (nothing is sent to it otherwise, and compose runs no poll worker)."""
+    polling = bool(current_app.config.get("SOURCES_FILE"))
+    return [queue for queue in QUEUES if queue != POLL_QUEUE or polling]
+
+
 def check_consumers() -> str:
     """Whether every pipeline queue has a consumer, from the registry's list of workers."""
     cache = current_app.extensions["rome_registry"]
@@ -81,7 +88,7 @@ def check_consumers() -> str:
     # On RabbitMQ a worker consumes the quorum queue `<name>.quorum` (workers/queues.py).
     consumed = {queue.removesuffix(QUORUM_SUFFIX) for worker in known.workers
                 for queue in worker["queues"]}
-    missing = [queue for queue in QUEUES if queue not in consumed]
+    missing = [queue for queue in required_queues() if queue not in consumed]
     if missing:
         idle = [worker["name"] for worker in known.workers if not worker["queues"]]
         return _unavailable("workers", f"no worker consumes {', '.join(missing)}"
@@ -105,6 +112,16 @@ def livez():
     """Answer 200 while this process serves requests, touching nothing else."""
     # Liveness, not readiness: a database outage must not get the web restarted.
     return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    """Answer 200 when this process can serve results (database and broker answer), whether
+    or not the workers have started: what compose's healthcheck and start-up waits ask."""
+    checks = {"database": check_database(),
+              "broker": current_app.extensions["rome_broker_check"].get()}
+    ready = all(value == "ok" for value in checks.values())
+    return jsonify(status="ok" if ready else "error", **checks), 200 if ready else 503
 
 
 @bp.get("/healthz")

@@ -145,6 +145,12 @@ def test_every_long_running_service_has_a_healthcheck_and_a_restart_policy():
         assert service.get("restart") == "unless-stopped", name
 
 
+def test_nero_is_healthy_once_it_can_serve_whether_or_not_workers_have_started():
+    # /healthz is 503 until every queue has a consumer: nero's own health is /readyz.
+    [command] = services()["nero"]["healthcheck"]["test"][1:]
+    assert "http://127.0.0.1:8083/readyz" in command and "/healthz" not in command
+
+
 def test_depends_on_waits_for_health_or_completion():
     all_services = services()
     for name, service in all_services.items():

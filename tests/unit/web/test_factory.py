@@ -106,6 +106,7 @@ def test_every_route_is_registered():
         "/metrics",
         "/registry",
         "/healthz",
+        "/readyz",
         "/livez",
     ):
         assert "GET" in rules[path]

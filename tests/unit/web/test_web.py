@@ -18,7 +18,7 @@ from tests.helpers.builders import race_snapshot
 from tests.helpers.support import CountingProxy, wait_for
 from web import create_app
 from web.registry import inspect_workers
-from workers.queues import QUEUES
+from workers.queues import POLL_QUEUE, QUEUES
 
 TOKEN, VOTES = webapp.TOKEN, webapp.VOTES
 
@@ -628,8 +628,8 @@ def test_healthz_ok(database_url, broker_folders):
 def test_healthz_503_when_a_pipeline_queue_has_no_consumer(database_url, broker_folders,
                                                           caplog):
     # control.cancel_consumer left caesar's worker consuming nothing: ingestion stops.
-    workers = [dict(w) for w in CONSUMING]
-    workers[-1] = {**workers[-1], "queues": []}
+    workers = [dict(w) if w["name"] != "caesar@host" else {**w, "queues": []}
+               for w in CONSUMING]
     app = healthz_app(database_url, broker_folders, REGISTRY=lambda: workers)
     with caplog.at_level(logging.WARNING, logger="rome.web"):
         for _ in range(20):
@@ -650,7 +650,64 @@ def test_healthz_503_when_no_worker_answers(database_url, broker_folders, caplog
         response = app.test_client().get("/healthz")
     webapp.dispose(app)
     assert response.status_code == 503 and response.get_json()["workers"] == "unavailable"
-    assert f"no worker consumes {', '.join(QUEUES)}" in caplog.text
+    pipeline = [queue for queue in QUEUES if queue != POLL_QUEUE]
+    assert f"no worker consumes {', '.join(pipeline)}" in caplog.text
+    assert POLL_QUEUE not in caplog.text  # not asked for without ROME_SOURCES
+
+
+# Compose runs no poll worker, and without ROME_SOURCES nothing is sent to the poll queue:
+# /healthz answered 503 for ever there (the CI run that took issue 23's first try out).
+WITHOUT_POLL = [w for w in CONSUMING if w["queues"] != [POLL_QUEUE]]
+
+
+def test_healthz_needs_no_poll_worker_without_live_sources(database_url, broker_folders):
+    app = healthz_app(database_url, broker_folders,
+                      REGISTRY=lambda: [dict(w) for w in WITHOUT_POLL])
+    response = app.test_client().get("/healthz")
+    webapp.dispose(app)
+    assert response.status_code == 200, response.get_json()
+
+
+def test_healthz_needs_a_poll_worker_with_live_sources(database_url, broker_folders, tmp_path,
+                                                       caplog):
+    sources = tmp_path / "sources.toml"
+    sources.write_text('[[source]]\nid = "live"\nformat = "nist"\n'
+                       'url = "https://sos.example/results.json"\ninterval = 30\n')
+    app = healthz_app(database_url, broker_folders, SOURCES_FILE=str(sources),
+                      REGISTRY=lambda: [dict(w) for w in WITHOUT_POLL])
+    with caplog.at_level(logging.WARNING, logger="rome.web"):
+        response = app.test_client().get("/healthz")
+    webapp.dispose(app)
+    assert response.status_code == 503 and response.get_json()["workers"] == "unavailable"
+    assert "no worker consumes poll" in caplog.text
+
+
+def test_readyz_answers_200_before_any_worker_has_started(database_url, broker_folders):
+    # What compose's healthcheck of nero asks: the web can serve, workers or not.
+    app = healthz_app(database_url, broker_folders, REGISTRY=lambda: [])
+    client = app.test_client()
+    ready, health = client.get("/readyz"), client.get("/healthz")
+    webapp.dispose(app)
+    assert ready.status_code == 200
+    assert ready.get_json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert health.status_code == 503
+
+
+def test_readyz_503_when_the_database_or_broker_is_unreachable(tmp_path, database_url,
+                                                               broker_folders):
+    missing = f"sqlite:///{tmp_path / 'missing' / 'dir' / 'rome.sqlite3'}"
+    options = dict(broker_folders, control_folder=str(tmp_path / "gone"))
+    answers = []
+    for overrides in ({"DATABASE_URL": missing}, {"BROKER_TRANSPORT_OPTIONS": options}):
+        app = healthz_app(overrides.get("DATABASE_URL", database_url), broker_folders,
+                          **{k: v for k, v in overrides.items() if k != "DATABASE_URL"})
+        response = app.test_client().get("/readyz")
+        webapp.dispose(app)
+        answers.append((response.status_code, response.get_json()))
+    assert answers == [
+        (503, {"status": "error", "database": "unavailable", "broker": "ok"}),
+        (503, {"status": "error", "database": "ok", "broker": "unavailable"}),
+    ]
 
 
 def test_concurrent_healthz_make_one_broker_connection_per_period(database_url, broker_folders,
