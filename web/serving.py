@@ -4,12 +4,15 @@ Gunicorn's sync workers read each request whole before serving the next, so a
 few clients that send one header line every few seconds hold every worker
 (gunicorn's own advice: a buffering proxy in front, or workers that do not
 block on a client). Rome runs gunicorn's threaded worker, extended so that it
-buffers requests like such a proxy: its poller reads each request, and a thread
-serves it only once it is whole. A client must send its request within
-READ_SECONDS (a body over REQUEST_BUFFER gets READ_SECONDS more, in the thread)
-and take each write of the answer within WRITE_SECONDS, or it is disconnected.
-A body gunicorn's parser refuses (a chunk size that is not hex) is a 400, not
-a 500 with a traceback.
+buffers requests like such a proxy: its poller reads each request, head and
+body (Content-Length or chunked), and a thread serves it only once it is whole
+in memory. A client must send its whole request within READ_SECONDS (one
+deadline for head and body, however it dribbles them) and take each write of
+the answer within WRITE_SECONDS, or it is disconnected. A head over HEAD_LIMIT
+gets 431 and a body over BODY_LIMIT (declared, with any number of digits, or
+sent chunked) 413, at once from the poller: no thread waits for it and nothing
+is spooled. A body gunicorn's parser refuses (a chunk size that is not hex) is
+a 400, not a 500 with a traceback.
 """
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ from werkzeug.exceptions import BadRequest
 
 READ_SECONDS = 10.0
 WRITE_SECONDS = 10.0
-# What the poller reads of a request before a thread takes over: a head and a
-# small body (Rome's whole requests are under 2 KiB).
-REQUEST_BUFFER = 65536
+# What the poller reads of a request before a thread takes over: all of it, or
+# the request is refused. Rome's whole requests are under 2 KiB; gunicorn's own
+# limits (web/gunicorn_conf.py) still apply to each line and field of the head.
+HEAD_LIMIT = 32768
+BODY_LIMIT = 65536
+REQUEST_BUFFER = HEAD_LIMIT + BODY_LIMIT
 # At most one line a minute per worker says how many slow clients it cut.
 REPORT_EVERY = 60.0
 
@@ -65,27 +71,109 @@ def redact_query(text: str) -> str:
     )
 
 
-_CONTENT_LENGTH = re.compile(rb"\r?\ncontent-length[ \t]*:[ \t]*([0-9]{1,9})[ \t]*\r?\n", re.I)
-_EXPECT = re.compile(rb"\r?\nexpect[ \t]*:", re.I)
+_CONTENT_LENGTH = re.compile(rb"\ncontent-length[ \t]*:[ \t]*([0-9]+)[ \t]*\r?(?=\n)", re.I)
+_TRANSFER_ENCODING = re.compile(rb"\ntransfer-encoding[ \t]*:([^\r\n]*)", re.I)
+_EXPECT_CONTINUE = re.compile(rb"\nexpect[ \t]*:[ \t]*100-continue[ \t]*\r?\n", re.I)
+_CHUNK_SIZE = re.compile(rb"[ \t]*([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\n]*)?\r?\n")
+
+# What the poller does with a request it is reading (_request_state).
+WAIT = "wait"                      # read more
+WHOLE = "whole"                    # hand it to a thread: nothing left to wait for
+CONTINUE = "continue"              # answer 100 Continue, then read the body
+HEAD_TOO_LARGE = "head_too_large"  # 431, and close
+TOO_LARGE = "too_large"            # 413, and close
 
 
-def _request_complete(buffer: bytearray) -> bool:
-    """Tell whether buffer holds a whole request head, and the body its Content-Length gives.
-
-    Only a buffering decision: gunicorn's parser still reads and checks every
-    byte. A chunked or malformed body is left to the thread, under its deadline.
-    """
+def _head_end(buffer: bytearray) -> int:
+    """Where the body starts (just after the blank line), or -1 while the head is not in."""
     end = buffer.find(b"\r\n\r\n")
-    size = 4
-    if end < 0:
-        end, size = buffer.find(b"\n\n"), 2
-        if end < 0:
-            return False
-    length = _CONTENT_LENGTH.search(buffer, 0, end + size)
-    # A client that sent Expect: 100-continue waits for gunicorn's answer to send its body.
-    if length is None or _EXPECT.search(buffer, 0, end + size):
-        return True
-    return len(buffer) >= min(end + size + int(length[1]), REQUEST_BUFFER)
+    lf = buffer.find(b"\n\n")
+    ends = [at + size for at, size in ((end, 4), (lf, 2)) if at >= 0]
+    return min(ends) if ends else -1
+
+
+def _chunked_state(buffer: bytearray, at: int) -> str:
+    """Whether a chunked body from `at` is whole (last chunk and trailers in), too large,
+    or still arriving. A framing gunicorn refuses is WHOLE: its parser answers 400."""
+    body_start = at
+    while True:
+        size = _CHUNK_SIZE.match(buffer, at)
+        if size is None:
+            if buffer.find(b"\n", at) < 0 and len(buffer) - at <= 64:
+                break  # the size line is still arriving
+            return WHOLE
+        length = int(size[1], 16)
+        if length > BODY_LIMIT:
+            return TOO_LARGE
+        at = size.end()
+        if length == 0:  # the last chunk: trailer lines, up to an empty one
+            while (line := buffer.find(b"\n", at)) >= 0:
+                if buffer[at:line].rstrip(b"\r") == b"":
+                    return WHOLE
+                at = line + 1
+            break
+        at += length
+        ending = buffer[at:at + 2]
+        if len(buffer) < at + 2 and ending in (b"", b"\r"):
+            break
+        if ending == b"\r\n":
+            at += 2
+        elif ending[:1] == b"\n":
+            at += 1
+        else:
+            return WHOLE
+    return TOO_LARGE if len(buffer) - body_start > BODY_LIMIT else WAIT
+
+
+def _request_state(buffer: bytearray) -> str:
+    """Tell what the poller does with buffer, the start of a request: WAIT for more of it,
+    hand it over WHOLE, answer CONTINUE, or refuse it (HEAD_TOO_LARGE, TOO_LARGE).
+
+    Only a buffering decision: gunicorn's parser still reads and checks every byte.
+    """
+    body = _head_end(buffer)
+    if body < 0:
+        return HEAD_TOO_LARGE if len(buffer) > HEAD_LIMIT else WAIT
+    if body > HEAD_LIMIT:
+        return HEAD_TOO_LARGE
+    codings = [coding.strip().lower() for header in _TRANSFER_ENCODING.finditer(buffer, 0, body)
+               for coding in header[1].split(b",")]
+    expects = _EXPECT_CONTINUE.search(buffer, 0, body) is not None
+    if codings:
+        if b"chunked" not in codings:
+            return WHOLE  # no length at all: gunicorn answers 400 without reading on
+        return CONTINUE if expects else _chunked_state(buffer, body)
+    lengths = [match[1].lstrip(b"0") or b"0" for match in _CONTENT_LENGTH.finditer(buffer, 0, body)]
+    if not lengths:
+        return WHOLE
+    # Any number of digits: compared as text first (int() refuses over 4,300 digits).
+    if any(len(digits) > len(str(BODY_LIMIT)) or int(digits) > BODY_LIMIT
+           for digits in lengths):
+        return TOO_LARGE
+    if expects:
+        return CONTINUE
+    return WHOLE if len(buffer) - body >= int(lengths[0]) else WAIT
+
+
+def _without_expect(buffer: bytearray) -> bytearray:
+    """buffer with its Expect: 100-continue line taken out, once the poller has answered it."""
+    body = _head_end(buffer)
+    match = _EXPECT_CONTINUE.search(buffer, 0, body)
+    return buffer[:match.start() + 1] + buffer[match.end():]
+
+
+def _refusal(status: str, message: str) -> bytes:
+    body = (message + "\n").encode()
+    return (f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+REFUSALS = {
+    HEAD_TOO_LARGE: _refusal("431 Request Header Fields Too Large",
+                             f"The request head is over {HEAD_LIMIT} bytes."),
+    TOO_LARGE: _refusal("413 Content Too Large", f"The request body is over {BODY_LIMIT} bytes."),
+}
+CONTINUE_ANSWER = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class DeadlineSocket:
@@ -198,11 +286,13 @@ def checked_bodies(app):
 class SlowClientWorker(ThreadWorker):
     """Gunicorn's threaded worker that reads requests in its poller, not in threads.
 
-    A thread is taken only once a request has arrived whole, head and
-    Content-Length body (or has filled REQUEST_BUFFER), so clients that dribble
-    their requests cost a socket, not a thread; one that has not sent it
-    within READ_SECONDS is cut. In the thread, DeadlineSocket bounds what is
-    left: a larger or chunked body, and each write of the answer.
+    A thread is taken only once a request has arrived whole, head and body
+    (Content-Length or chunked), so clients that dribble their requests cost a
+    socket and at most REQUEST_BUFFER bytes, not a thread; one that has not sent
+    it within READ_SECONDS is cut, and one whose head or body is over its limit
+    is refused from the poller. An `Expect: 100-continue` is answered by the
+    poller too, which then reads the body. In the thread, DeadlineSocket bounds
+    each write of the answer (and any read gunicorn still makes).
     """
 
     def __init__(self, *args, **kwargs):
@@ -212,6 +302,9 @@ class SlowClientWorker(ThreadWorker):
         self._cut_lock = threading.Lock()
         self._cut_count = 0
         self._reported_at = time.monotonic() - REPORT_EVERY
+        # Requests refused as too large since the last report (the poller's thread only).
+        self._refused_count = 0
+        self._refused_reported_at = time.monotonic() - REPORT_EVERY
 
     def load_wsgi(self):
         super().load_wsgi()
@@ -254,19 +347,64 @@ class SlowClientWorker(ThreadWorker):
     def _read_request(self, conn, _fileobj) -> None:
         raw = conn.sock.raw if isinstance(conn.sock, DeadlineSocket) else conn.sock
         try:
-            data = raw.recv(REQUEST_BUFFER - len(conn.buffered))
+            # One byte past the limit, to tell a request at the limit from one over it.
+            data = raw.recv(REQUEST_BUFFER + 1 - len(conn.buffered))
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             data = b""
-        if not data:  # the client went away
-            self._drop_arriving(conn)
+        if not data:  # the client went away, or closed its side
+            if _head_end(conn.buffered) >= 0:
+                # A head and part of a body: gunicorn's parser answers 400 at once,
+                # reading the end of input, not waiting for more.
+                self._hand_over(conn)
+            else:
+                self._drop_arriving(conn)
             return
         conn.buffered += data
-        if len(conn.buffered) >= REQUEST_BUFFER or _request_complete(conn.buffered):
-            self.poller.unregister(conn.sock)
-            del self._arriving[conn]
-            self.enqueue_req(conn)
+        state = _request_state(conn.buffered)
+        if state == CONTINUE:
+            # Answered here, not by gunicorn in a thread that would then wait for the body.
+            conn.buffered = _without_expect(conn.buffered)
+            try:
+                raw.send(CONTINUE_ANSWER)
+            except OSError:  # a 25-byte answer that does not fit: a client not reading
+                self._drop_arriving(conn)
+                return
+            state = _request_state(conn.buffered)
+        if state == WAIT:
+            return
+        if state in REFUSALS:
+            self._refuse(conn, raw, REFUSALS[state])
+            return
+        self._hand_over(conn)
+
+    def _hand_over(self, conn) -> None:
+        self.poller.unregister(conn.sock)
+        del self._arriving[conn]
+        self.enqueue_req(conn)
+
+    def _refuse(self, conn, raw: socket.socket, answer: bytes) -> None:
+        # Read what has already arrived, so that closing does not reset the connection
+        # before the client reads the answer (more may still come: the answer is a courtesy).
+        try:
+            while raw.recv(65536):
+                pass
+        except OSError:
+            pass
+        try:
+            raw.send(answer)
+            raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self._drop_arriving(conn)
+        # As slow clients are: the first refusal is told at once, then a count a minute.
+        self._refused_count += 1
+        now = time.monotonic()
+        if now - self._refused_reported_at >= REPORT_EVERY:
+            self.log.warning("event=requests_too_large count=%d head_limit=%d body_limit=%d",
+                             self._refused_count, HEAD_LIMIT, BODY_LIMIT)
+            self._refused_count, self._refused_reported_at = 0, now
 
     def _drop_arriving(self, conn) -> None:
         self.poller.unregister(conn.sock)
