@@ -1,4 +1,5 @@
-"""The worker's signal handlers: JSON logs, the dead-letter queue, fresh pool children.
+"""The worker's signal handlers: JSON logs, the dead-letter queue, fresh pool children,
+and remote control limited to what does not change the worker.
 
 workers.factory.create_app imports this module, so each handler connects once a
 process, whatever builds the app.
@@ -14,6 +15,7 @@ from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
     celeryd_after_setup,
+    celeryd_init,
     worker_process_init,
 )
 
@@ -44,6 +46,14 @@ def _json_logs(logger, **_):
         for handler in logger.handlers:
             handler.setFormatter(JsonFormatter())
             handler.addFilter(CurrentTaskFilter())
+
+
+@celeryd_init.connect
+def _obey_no_remote_control_that_changes_the_worker(**_):
+    # Only in `celery worker`: Flower, beat and the web send inspect commands.
+    from workers.remote_control import restrict
+
+    restrict()
 
 
 @celeryd_after_setup.connect
