@@ -177,13 +177,15 @@ def migrated_pipeline(request, env: dict[str, str], log_dir: Path) -> Processes:
 
 
 class CountingProxy:
-    """A TCP relay to (host, port) on a free local port that counts the connections made."""
+    """A TCP relay to (host, port) on a free local port that counts the connections made
+    (`connections`) and those still open (`open`)."""
 
     def __init__(self, host: str, port: int):
         import threading
 
         self.upstream = (host, port)
         self.connections = 0
+        self.open = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -200,12 +202,13 @@ class CountingProxy:
                 return
             with self._lock:
                 self.connections += 1
+                self.open += 1
             server = socket.create_connection(self.upstream)
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, ends in ((client, server, True), (server, client, False)):
+                threading.Thread(target=self._pump, args=(source, sink, ends),
+                                 daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, ends: bool) -> None:
         try:
             while data := source.recv(65536):
                 sink.sendall(data)
@@ -216,6 +219,11 @@ class CountingProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        if ends:  # the client's side: the connection is over
+            with self._lock:
+                self.open -= 1
+            for sock in (source, sink):
+                sock.close()
 
     def close(self) -> None:
         self._listener.close()
