@@ -29,7 +29,7 @@ from rome.store.tally import WipeoutResultJson
 from web.api import DEFAULT_REJECTED, MAX_ID, MAX_OFFICE, MAX_REJECTED, MAX_VALUES
 from web.errors import ErrorJson
 from web.export import HISTORY_COLUMNS, RESULT_COLUMNS
-from web.wipeout import WIPEOUT_GUESSES, WIPEOUT_WINDOW
+from web.wipeout import WIPEOUT_GUESSES, WIPEOUT_LOGGED, WIPEOUT_WINDOW
 
 VERSION = "2.3.0"  # 2.3: races filtered and paged, the national index, a state's races
 DESCRIPTION = (
@@ -282,7 +282,7 @@ def build() -> dict:
 def wipeout(schemas: Schemas) -> dict:
     """Document POST /race/wipeout: by bearer token (JSON) or by the page's form (redirect)."""
     either = {"html": True}
-    guesses, minutes = WIPEOUT_GUESSES, round(WIPEOUT_WINDOW / 60)
+    guesses, logged, minutes = WIPEOUT_GUESSES, WIPEOUT_LOGGED, round(WIPEOUT_WINDOW / 60)
     return {
         "operationId": "wipeout",
         "summary": "Delete every result: current counts, history, tallies, series and race "
@@ -290,10 +290,12 @@ def wipeout(schemas: Schemas) -> dict:
         "description": (
             "With `Authorization: Bearer <admin token>` this answers JSON. The results page "
             "posts a form instead (admin token, confirmation and its CSRF token) and is "
-            "redirected back. Refused (403) when no admin token is configured. A client that "
-            f"sent {guesses} wrong tokens within {minutes} minutes is refused (429) until those "
-            f"{minutes} minutes end. Attempts are logged with their time and origin ({guesses} "
-            f"refusals a client per {minutes} minutes one by one, the rest summed up)."
+            "redirected back. Refused (403) when no admin token is configured. A client has at "
+            f"most {guesses} tokens checked in any {minutes} minutes (a sliding window, shared "
+            "by every web process): past that it is refused (429), its token unchecked, until "
+            f"its oldest wrong token is {minutes} minutes old. Attempts are logged with their "
+            f"time and origin (every wrong token and {logged} other refusals a client per "
+            f"{minutes} minutes one by one, the rest summed up)."
         ),
         "security": [{"adminToken": []}, {}],
         "requestBody": {"required": False, "content": {

@@ -1,12 +1,15 @@
 """Wipe out every tally: by API with a bearer token, or by the page's form, CSRF-protected.
 
-A client that sends WIPEOUT_GUESSES wrong tokens within WIPEOUT_WINDOW seconds
-is refused with a 429, without its token being checked, until that window
-ends. Each refused attempt is logged with the client and the reason, never the
-token: every wrong token, and as many other refusals (no token, a forged form);
-the rest are counted in one line when the window ends (rome/ops/attempts.py).
-The count is kept per gunicorn worker: with two workers a client gets at most
-twice as many.
+A client may have its token checked WIPEOUT_GUESSES times in any
+WIPEOUT_WINDOW seconds (a sliding window); after that it is refused with a
+429, without its token being checked, until its oldest guess in the window is
+WIPEOUT_WINDOW old. The guesses are kept in the database (rome/store/guesses.py),
+so every gunicorn worker counts the same ones, and each takes its place
+before its token is compared: two workers cannot both check a 21st. Each
+refused attempt is logged with the client and the reason, never the token:
+every wrong token, and up to WIPEOUT_LOGGED other refusals (no token, a
+forged form) per client and window in each worker; the rest are counted in
+one line when the window ends (rome/ops/attempts.py).
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, request, url_for
 
 from rome.logs import log
 from rome.ops.attempts import AttemptLimiter, client_key
-from rome.store import tally
+from rome.store import guesses, tally
 from web.csrf import FIELD, csrf_valid
 from web.database import database
 from web.errors import error_json
@@ -30,17 +33,46 @@ bp = Blueprint("wipeout", __name__)
 logger = logging.getLogger("rome.web")
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-WIPEOUT_GUESSES = 10
+WIPEOUT_GUESSES = 20
 WIPEOUT_WINDOW = 900.0
+WIPEOUT_LOGGED = 10
 
 
 def make_attempt_limiter(config) -> AttemptLimiter:
-    """Build the limiter of wipeout attempts from an app's config (tests may set all three)."""
+    """Build the log's limiter of wipeout refusals from an app's config (tests may set it)."""
     return AttemptLimiter(
-        limit=config.get("WIPEOUT_GUESSES", WIPEOUT_GUESSES),
+        limit=config.get("WIPEOUT_LOGGED", WIPEOUT_LOGGED),
         window=config.get("WIPEOUT_WINDOW", WIPEOUT_WINDOW),
-        clock=config.get("WIPEOUT_CLOCK") or time.monotonic,
+        clock=_clock(config),
     )
+
+
+def _clock(config):
+    # Wall-clock seconds: the guesses are compared across processes.
+    return config.get("WIPEOUT_CLOCK") or time.time
+
+
+def _limits() -> tuple[int, float]:
+    config = current_app.config
+    return config.get("WIPEOUT_GUESSES", WIPEOUT_GUESSES), config.get("WIPEOUT_WINDOW",
+                                                                      WIPEOUT_WINDOW)
+
+
+def _wait() -> float | None:
+    """Seconds this client must wait before its token may be checked again, or None."""
+    limit, window = _limits()
+    with database().Session() as session:
+        return guesses.wait_for(session, _client(), _clock(current_app.config)(), limit, window)
+
+
+def _take_guess() -> float | None:
+    """Count this client's guess before its token is checked; return the wait if none is left."""
+    limit, window = _limits()
+    with database().Session.begin() as session:
+        wait, held = guesses.take_slot(session, _client(), _clock(current_app.config)(),
+                                       limit, window)
+    g.wipeout_last_guess = wait is None and held >= limit
+    return wait
 
 
 def attempt_limiter(app) -> AttemptLimiter:
@@ -71,6 +103,7 @@ def _token_matches(given: str, expected: str) -> bool:
 def _wipe(via: str) -> tally.WipeoutResultJson:
     with database().Session.begin() as session:
         counts = tally.wipeout(session)
+        guesses.forget(session, _client())
     attempt_limiter(current_app).granted(_client())
     log(logger, "wipeout", logging.WARNING, **_origin(via), **counts)
     return counts
@@ -79,15 +112,14 @@ def _wipe(via: str) -> tally.WipeoutResultJson:
 def _refuse(via: str, reason: str, *, guess: bool = False) -> None:
     """Count a refused attempt (guess: it carried a wrong token) and log it, within limits."""
     client = _client()
-    log_it, now_blocked = attempt_limiter(current_app).refused(client, guess=guess)
-    if log_it:
+    if attempt_limiter(current_app).refused(client, guess=guess):
         log(logger, "wipeout_refused", logging.WARNING, **_origin(via), client=client,
             reason=reason)
-    if now_blocked:
-        limiter = attempt_limiter(current_app)
-        log(logger, "wipeout_limited", logging.WARNING, client=client, guesses=limiter.limit,
-            seconds=round(limiter.window), detail="later attempts are refused unchecked and "
-            "counted, not logged, until the window ends")
+    if guess and g.get("wipeout_last_guess"):
+        limit, window = _limits()
+        log(logger, "wipeout_limited", logging.WARNING, client=client, guesses=limit,
+            seconds=round(window), detail="later attempts are refused unchecked and "
+            "counted, not logged, until the oldest guess is out of the window")
 
 
 def _log_finished_windows() -> None:
@@ -105,6 +137,11 @@ def _too_many(via: str, wait: float):
         response = current_app.make_response(error_json(429, message))
     response.headers["Retry-After"] = str(round(wait))
     return response
+
+
+def _stopped(via: str, wait: float):
+    attempt_limiter(current_app).stopped(_client())
+    return _too_many(via, wait)
 
 
 def _bearer_token() -> str | None:
@@ -129,6 +166,8 @@ def _by_api():
     given = _bearer_token()
     if given is None:
         return _unauthorized("wipeout needs an Authorization: Bearer token")
+    if (wait := _take_guess()) is not None:
+        return _stopped("api", wait)
     if not _token_matches(given, expected):
         return _unauthorized("the admin token is wrong", guess=True)
     return jsonify(_wipe("api"))
@@ -153,6 +192,8 @@ def _by_form():
     given = request.form.get("token", "")
     if not given:
         return _form_error(401, "Enter the admin token.")
+    if (wait := _take_guess()) is not None:
+        return _stopped("form", wait)
     if not _token_matches(given, expected):
         return _form_error(401, "The admin token is wrong.", guess=True)
     counts = _wipe("form")
@@ -170,7 +211,6 @@ def wipeout():
     # sending one means the bearer route, whatever its body.
     via = "form" if request.authorization is None and request.mimetype in FORM_TYPES else "api"
     _log_finished_windows()
-    wait = attempt_limiter(current_app).blocked_for(_client())
-    if wait is not None:
-        return _too_many(via, wait)
+    if (wait := _wait()) is not None:
+        return _stopped(via, wait)
     return _by_form() if via == "form" else _by_api()

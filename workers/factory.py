@@ -114,6 +114,9 @@ def create_app(settings: Settings) -> Celery:
     if settings.embedded_broker:
         app.conf.broker_transport = "workers.transport:AtomicFilesystemTransport"
     if settings.amqp_broker:
+        from workers.dead_letters import DeadLetterRecorderStep
+
+        app.steps["worker"].add(DeadLetterRecorderStep)
         # Publisher confirms: apply_async returns only once RabbitMQ has the message.
         app.conf.broker_transport_options["confirm_publish"] = True
         # No blocking read on any connection waits for a silent node longer than

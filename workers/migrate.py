@@ -59,12 +59,17 @@ def _move(connection: Connection, source: Queue, target: Queue, moved: Moved) ->
     channel = connection.channel()
     target(channel).declare()
     producer = connection.Producer(channel)
+    # Dead letters go straight into the dead queue, not through its fanout
+    # exchange: the dead-letter recorder's queue would get them too, and
+    # record again what the worker recorded before the move.
+    exchange, key = (("", target.name) if target.exchange.type == "fanout"
+                     else (target.exchange, target.routing_key))
     while (message := channel.basic_get(source.name, no_ack=False)) is not None:
         properties = message.properties
         kept = {key: properties[key] for key in KEPT_PROPERTIES
                 if properties.get(key) is not None}
         # With confirm_publish this returns once RabbitMQ has the copy.
-        producer.publish(message.body, exchange=target.exchange, routing_key=target.routing_key,
+        producer.publish(message.body, exchange=exchange, routing_key=key,
                          headers=message.headers, content_type=properties.get("content_type"),
                          content_encoding=properties.get("content_encoding"), delivery_mode=2,
                          retry=True, **kept)

@@ -35,6 +35,7 @@ QUORUM_SUFFIX = ".quorum"
 # limit, so the limit leaves room for several of those.
 DELIVERY_LIMIT = 10
 DEAD_LETTER_DELIVERY_LIMIT = 1_000_000
+DEAD_RECORD_QUEUE = "rome.dead.record" + QUORUM_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class Topology:
     work: tuple[Queue, ...]
     dead_exchange: Exchange
     dead: Queue
+    # A second queue on the dead-letter exchange, read by the dead-letter
+    # recorder (workers/dead_letters.py): `dead` keeps every dead letter for
+    # operators, this one lets each be recorded and acked.
+    record: Queue | None = None
 
     def by_name(self) -> dict[str, Queue]:
         """Map each logical queue name to its queue."""
@@ -69,9 +74,10 @@ def quorum_topology() -> Topology:
     # 4.x the default limit (20) would drop it, having nowhere to dead-letter
     # it to, and -1 (no limit on 4.x) drops it at once on 3.10. So: a limit
     # no inspection reaches.
-    dead = Queue(dead_name, dead_exchange, durable=True,
-                 queue_arguments={"x-queue-type": "quorum",
-                                  "x-delivery-limit": DEAD_LETTER_DELIVERY_LIMIT})
+    dead_arguments = {"x-queue-type": "quorum", "x-delivery-limit": DEAD_LETTER_DELIVERY_LIMIT}
+    dead = Queue(dead_name, dead_exchange, durable=True, queue_arguments=dead_arguments)
+    record = Queue(DEAD_RECORD_QUEUE, dead_exchange, durable=True,
+                   queue_arguments=dead_arguments)
     arguments = {
         "x-queue-type": "quorum",
         "x-delivery-limit": DELIVERY_LIMIT,
@@ -88,4 +94,4 @@ def quorum_topology() -> Topology:
               routing_key=name, durable=True, alias=name, queue_arguments=arguments)
         for name in QUEUES
     )
-    return Topology(work, dead_exchange, dead)
+    return Topology(work, dead_exchange, dead, record)

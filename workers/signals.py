@@ -62,8 +62,13 @@ def _declare_dead_letter_queue(instance, **_):
     from workers.factory import topology
 
     if settings.amqp_broker:
+        queues = topology(settings)
         with instance.app.connection_for_write() as connection:
-            topology(settings).dead(connection.default_channel).declare()
+            # Both before any task runs: a message dead-lettered while the
+            # recorder's queue is missing would reach rome.dead alone.
+            queues.dead(connection.default_channel).declare()
+            if queues.record is not None:
+                queues.record(connection.default_channel).declare()
 
 
 @worker_process_init.connect

@@ -44,6 +44,7 @@ from rome.ops.poller import run_cycle
 from rome.read.results import level_disagreements
 from rome.store import db
 from rome.store.archive import Archive, prune, snapshot_of
+from rome.store.dead_letters import dead_letter_key, record_dead_letter
 from rome.store.models import SourceRow
 from rome.store.tally import record_snapshots, reject_payload
 from workers import app, settings
@@ -78,6 +79,16 @@ def store_rejected(source: object, body: object, reason: str) -> int | None:
         return None
 
 
+def store_dead_letter(key: str, source: object, body: object, reason: str) -> None:
+    """Record a message the worker dead-letters, keyed by the message: once, with this reason."""
+    try:
+        with database().Session.begin() as session:
+            record_dead_letter(session, key, source, body, reason, overwrite=True)
+    except DatabaseError as exc:
+        # The dead-letter recorder records it when the database is back.
+        log(logger, "reject_not_stored", logging.ERROR, reason=reason, error=str(exc))
+
+
 @task_rejected.connect
 @task_unknown.connect
 @task_failure.connect
@@ -100,7 +111,8 @@ def _record_dead_letter(signal=None, sender=None, **info):
             reason = f"{name} failed: {exc!r}"
         # Only the pipeline's own tasks take a source as their first argument.
         source = args[0] if pipeline and args and isinstance(args[0], str) else None
-        store_rejected(source, repr(args)[:1_000_000], reason)
+        body = repr(args)[:1_000_000]
+        store_dead_letter(dead_letter_key(info.get("task_id"), body), source, body, reason)
         log(logger, "dead_lettered", logging.ERROR, task=name, task_id=info.get("task_id"),
             reason=reason)
         return
@@ -110,7 +122,8 @@ def _record_dead_letter(signal=None, sender=None, **info):
     else:
         reason = f"undecodable message ({message.content_type}): {info.get('exc')}"
     log(logger, "message_rejected", logging.ERROR, reason=reason)
-    store_rejected(None, message.body, reason)
+    key = dead_letter_key((message.headers or {}).get("id"), message.body)
+    store_dead_letter(key, None, message.body, reason)
 
 
 class LastDeliveryRequest(Request):

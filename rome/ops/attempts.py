@@ -1,4 +1,4 @@
-"""Limit wrong guesses at a secret per client, and how many refusals a client gets in the log."""
+"""Name the client behind an address, and limit how many refusals a client gets in the log."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ class Window:
     """What one client did since its first refused attempt of this window."""
 
     started: float
-    guesses: int = 0
     refusals: int = 0
     logged: int = 0
     logged_other: int = 0  # of those logged, refusals that were not a guess
@@ -46,13 +45,14 @@ class Summary:
 
 
 class AttemptLimiter:
-    """Per client and window: up to `limit` wrong guesses, each logged, and `limit` other refusals.
+    """Per client and window: which refusals of a secret to log, and how many went unlogged.
 
-    A client with `limit` wrong guesses in the window is refused without a
-    check until the window (`window` seconds from its first refusal) ends.
-    Every wrong guess is logged in full (there are at most `limit`), and so
-    are the first `limit` other refusals (no token, a forged form): a flood of
-    those cannot hide a guess. The rest, and refusals while blocked, are only
+    How many wrong guesses a client may make is decided elsewhere (for the
+    wipeout, rome.store.guesses, in the database every process shares); each
+    one that is checked is logged in full. So are the first `limit` other
+    refusals of a window (`window` seconds from the client's first refusal):
+    no token, a forged form. A flood of those cannot hide a guess. The rest,
+    and the attempts refused unchecked while a client is stopped, are only
     counted, and `finished` reports their number once the window is over.
     Held in memory, per process; at most `max_clients` windows are kept (the
     oldest go first).
@@ -64,38 +64,29 @@ class AttemptLimiter:
         self._windows: dict[str, Window] = {}
         self._lock = threading.Lock()
 
-    def _current(self, client: str) -> Window | None:
+    def _current(self, client: str) -> Window:
         found = self._windows.get(client)
-        if found is not None and self.clock() - found.started >= self.window:
-            return None
+        if found is None or self.clock() - found.started >= self.window:
+            self._windows.pop(client, None)  # a finished window starts again, last in line
+            while len(self._windows) >= self.max_clients:
+                del self._windows[next(iter(self._windows))]
+            found = self._windows[client] = Window(started=self.clock())
         return found
 
-    def blocked_for(self, client: str) -> float | None:
-        """Return the seconds client must wait before it may try again, or None if it may."""
+    def refused(self, client: str, *, guess: bool) -> bool:
+        """Count a refused attempt (a checked wrong guess if guess); return whether to log it."""
         with self._lock:
             found = self._current(client)
-            if found is None or found.guesses < self.limit:
-                return None
             found.refusals += 1
-            return max(1.0, found.started + self.window - self.clock())
-
-    def refused(self, client: str, *, guess: bool) -> tuple[bool, bool]:
-        """Count a refused attempt (a wrong guess if guess); return (log it, client now blocked)."""
-        with self._lock:
-            found = self._current(client)
-            if found is None:
-                self._windows.pop(client, None)  # a finished window starts again, last in line
-                while len(self._windows) >= self.max_clients:
-                    del self._windows[next(iter(self._windows))]
-                found = self._windows[client] = Window(started=self.clock())
-            found.refusals += 1
-            found.guesses += guess
-            # Guesses are logged all: a client has at most `limit` (threads that
-            # raced past the check in blocked_for are counted, not logged).
-            log_it = (found.guesses <= self.limit) if guess else found.logged_other < self.limit
+            log_it = guess or found.logged_other < self.limit
             found.logged += log_it
             found.logged_other += log_it and not guess
-            return log_it, guess and found.guesses == self.limit
+            return log_it
+
+    def stopped(self, client: str) -> None:
+        """Count an attempt refused unchecked (the client is stopped): never logged alone."""
+        with self._lock:
+            self._current(client).refusals += 1
 
     def granted(self, client: str) -> None:
         """Forget client's window: it has just shown the secret."""

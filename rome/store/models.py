@@ -191,6 +191,23 @@ class RejectedRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The dead letter this row records: its task id, or its body's hash
+    # (rome.store.dead_letters). One row per message, whoever records it first.
+    task_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+    __table_args__ = (Index("rejected_task_id", "task_id", unique=True),)
+
+
+class WipeoutGuessRow(Base):
+    """One wrong admin token: which client sent it and when (seconds, the limiter's clock)."""
+
+    __tablename__ = "wipeout_guesses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (Index("wipeout_guesses_client_at", "client", "at"),)
 
 
 RESULT_TABLES = (CurrentRow, HistoryRow, TallyRow, SeriesRow, RaceStatusRow)

@@ -382,8 +382,8 @@ def sqlite_epoch(column):
     return func.round((func.julianday(column) - 2440587.5) * 86400.0, 3)
 
 
-def reject_payload(session: Session, source: object, body: object, reason: str) -> RejectedRow:
-    """Store a payload that could not be used, with the reason, for people to inspect."""
+def payload_text(body: object) -> str:
+    """Turn a rejected payload into text a column can hold, cut at 1.1 MB."""
     if isinstance(body, bytes):
         text_body = body.decode("utf-8", errors="backslashreplace")
     elif isinstance(body, str):
@@ -391,11 +391,15 @@ def reject_payload(session: Session, source: object, body: object, reason: str) 
     else:
         text_body = repr(body)
     # PostgreSQL text cannot hold NUL; keep it visible instead.
-    text_body = text_body.replace("\x00", "\\x00")
+    return text_body.replace("\x00", "\\x00")[:1_100_000]
+
+
+def reject_payload(session: Session, source: object, body: object, reason: str) -> RejectedRow:
+    """Store a payload that could not be used, with the reason, for people to inspect."""
     row = RejectedRow(
         source_id=str(source)[:64].replace("\x00", "") if source is not None else None,
         reason=reason[:2000].replace("\x00", "\\x00"),
-        payload=text_body[:1_100_000],
+        payload=payload_text(body),
         received_at=datetime.now(UTC),
     )
     session.add(row)

@@ -27,8 +27,9 @@ def reset_queues(url: str) -> None:
     with Connection(url) as conn:
         channel = conn.channel()
         for topology in (quorum_topology(), classic_topology()):
-            for queue in [*topology.work, topology.dead]:
-                channel.queue_delete(queue.name)
+            for queue in [*topology.work, topology.dead, topology.record]:
+                if queue is not None:
+                    channel.queue_delete(queue.name)
 
 
 def queue_depth(url: str, name: str) -> int:

@@ -100,3 +100,43 @@ def test_a_message_that_kills_its_worker_is_dead_lettered_after_the_delivery_lim
     for h in headers:
         assert {"queue": "caesar.quorum", "reason": "rejected"}.items() <= next(
             d for d in h["x-death"] if d["queue"] == "caesar.quorum").items()
+
+
+def test_a_message_that_kills_the_worker_main_process_is_recorded_when_rabbitmq_dead_letters_it(
+        rome_on_rabbitmq, amqp_url):
+    """The worker cannot record it (it dies each time): the dead-letter recorder does."""
+    processes, database = rome_on_rabbitmq
+    processes.env["PYTHONPATH"] = str(ROOT)  # for tests.helpers.killer
+    published = processes.run([sys.executable, "-c", (
+        "from tests.helpers.killer import kill_main_process as k\n"
+        "print(k.apply_async(queue='caesar').id)\n")])
+    assert published.returncode == 0, published.stderr
+    task_id = published.stdout.strip()
+
+    def worker(n: int):
+        # A supervisor's restart: a fresh worker each time.
+        return processes.start(f"worker{n}", [*CELERY[:-1], "tests.helpers.killer", "worker",
+                                              "-Q", "caesar", "-n", f"worker{n}@%h", "-c", "1",
+                                              "-l", "info"])
+
+    # Delivered DELIVERY_LIMIT + 1 times, each delivery killing the main process.
+    for n in range(DELIVERY_LIMIT + 1):
+        killed = worker(n)
+        killed.wait(90)
+        assert killed.returncode == -9, processes.log(f"worker{n}")
+    headers = wait_for(at_least(1, lambda: dead_letters(amqp_url)), 30, interval=1,
+                       what="the message in rome.dead.quorum")
+    assert [h["x-first-death-reason"] for h in headers] == ["delivery_limit"]
+    assert rejected_reasons(database) == []  # no worker lived to record it
+
+    survivor = worker(DELIVERY_LIMIT + 1)
+    reasons = wait_for(at_least(1, lambda: rejected_reasons(database)), 60, interval=1,
+                       what="the dead letter's rejected row")
+    assert len(reasons) == 1
+    assert "delivery_limit in caesar.quorum" in reasons[0], reasons
+    assert "rome.test.kill_main_process" in reasons[0], reasons
+    with database.engine.connect() as conn:
+        assert list(conn.scalars(text("SELECT task_id FROM rejected"))) == [task_id]
+    # Still kept for operators, and the survivor lives on (it never ran the task).
+    assert len(dead_letters(amqp_url)) == 1
+    assert survivor.poll() is None

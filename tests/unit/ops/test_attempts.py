@@ -1,4 +1,4 @@
-"""The per-client limit on wrong guesses and on logged refusals."""
+"""Clients, and the per-client limit on logged refusals."""
 
 from __future__ import annotations
 
@@ -14,41 +14,37 @@ def test_clients_are_addresses_and_ipv6_hosts_their_64():
     assert client_key(None) == "unknown"
 
 
-def test_guesses_block_for_the_rest_of_the_window_and_refusals_are_summed_up():
+def test_attempts_refused_unchecked_are_counted_and_summed_up_when_the_window_ends():
     now = [0.0]
     limiter = AttemptLimiter(limit=3, window=60, clock=lambda: now[0])
-    assert [limiter.refused("a", guess=True) for _ in range(3)] == [
-        (True, False), (True, False), (True, True)]
+    assert [limiter.refused("a", guess=True) for _ in range(3)] == [True] * 3
     now[0] = 20
-    assert limiter.blocked_for("a") == 40
-    assert limiter.blocked_for("b") is None
+    limiter.stopped("a")
     assert limiter.finished() == []
     now[0] = 60
-    assert limiter.blocked_for("a") is None
     assert limiter.finished() == [Summary("a", refusals=4, logged=3, seconds=60)]
+    assert limiter.finished() == []
 
 
-def test_refusals_without_a_guess_are_logged_within_limits_but_never_block():
+def test_refusals_without_a_guess_are_logged_within_limits():
     limiter = AttemptLimiter(limit=2, window=60, clock=lambda: 0.0)
-    assert [limiter.refused("a", guess=False)[0] for _ in range(5)] == [
+    assert [limiter.refused("a", guess=False) for _ in range(5)] == [
         True, True, False, False, False]
-    assert limiter.blocked_for("a") is None
 
 
 def test_every_guess_is_logged_whatever_refusals_came_before():
     limiter = AttemptLimiter(limit=3, window=60, clock=lambda: 0.0)
-    assert [limiter.refused("a", guess=False)[0] for _ in range(40)] == [True] * 3 + [False] * 37
-    assert [limiter.refused("a", guess=True) for _ in range(3)] == [
-        (True, False), (True, False), (True, True)]
-    assert limiter.refused("a", guess=False)[0] is False
+    assert [limiter.refused("a", guess=False) for _ in range(40)] == [True] * 3 + [False] * 37
+    assert [limiter.refused("a", guess=True) for _ in range(5)] == [True] * 5
+    assert limiter.refused("a", guess=False) is False
 
 
 def test_a_granted_attempt_starts_afresh_and_memory_is_bounded():
     limiter = AttemptLimiter(limit=2, window=60, max_clients=3, clock=lambda: 0.0)
-    limiter.refused("a", guess=True)
+    limiter.refused("a", guess=False)
+    limiter.refused("a", guess=False)
     limiter.granted("a")
-    assert limiter.refused("a", guess=True) == (True, False)
+    assert limiter.refused("a", guess=False) is True
     for client in "bcde":
         limiter.refused(client, guess=True)
     assert len(limiter._windows) == 3  # the oldest went first
-    assert limiter.refused("a", guess=True) == (True, False)  # "a" was forgotten

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 import web
 from tests.helpers.webapp import TOKEN, clean_env, dispose, make_app, night, record, seed
 from web.openapi import build, dumps
+from web.wipeout import WIPEOUT_GUESSES
 
 SPEC = Path(web.__file__).with_name("openapi.json")
 # Loaded at import, not from a fixture: schemathesis's fixture loader needs
@@ -58,7 +59,7 @@ def test_every_operation_answers_as_documented(case, app):
 
 def test_a_stopped_guesser_gets_the_documented_429(app):
     client = app.test_client()
-    for i in range(11):
+    for i in range(WIPEOUT_GUESSES + 1):
         response = client.post("/race/wipeout", headers={"Authorization": f"Bearer wrong-{i}"})
     assert response.status_code == 429
     documented = json.loads(SPEC.read_text())["paths"]["/race/wipeout"]["post"]["responses"]

@@ -213,27 +213,27 @@ def test_a_client_that_keeps_guessing_is_stopped_and_the_log_stays_short(
         remaining = total(client)
     finally:
         dispose(app)
-    assert statuses[:10] == [401] * 10 and set(statuses[10:]) == {429}
+    assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}
     assert blocked.status_code == 429 and blocked.get_json()["error"].startswith("Too many")
     assert 880 <= int(blocked.headers["Retry-After"]) <= 900
     assert remaining == 1038 + 450 + 600
     assert elsewhere.status_code == 401  # another client is not held back
     assert after.status_code == 401  # a new window
     lines = [r.getMessage() for r in caplog.records if r.name == "rome.web"]
-    # 10 refusals of the guesser, 1 when it was stopped, 1 summing up the
-    # 1,191 it sent meanwhile, and 1 each for the other client and the new window.
-    assert len(lines) == 14, "\n".join(lines)
-    assert sum("event=wipeout_refused" in line for line in lines) == 12
+    # 20 refusals of the guesser, 1 when it was stopped, 1 summing up the
+    # 1,181 it sent meanwhile, and 1 each for the other client and the new window.
+    assert len(lines) == 24, "\n".join(lines)
+    assert sum("event=wipeout_refused" in line for line in lines) == 22
     [limited] = [line for line in lines if "event=wipeout_limited" in line]
-    assert "client=203.0.113.9" in limited and "guesses=10" in limited
+    assert "client=203.0.113.9" in limited and "guesses=20" in limited
     [summary] = [line for line in lines if "event=wipeout_refusals_summary" in line]
-    assert "client=203.0.113.9 refused=1201 logged=10" in summary
+    assert "client=203.0.113.9 refused=1201 logged=20" in summary
 
 
 def test_each_wrong_token_is_logged_with_the_client_however_many_refusals_came_first(
     database_url, tmp_path, caplog
 ):
-    # The probe of issue 23: 40 POSTs without a token, then 14 wrong tokens.
+    # The probe of issue 23: 40 POSTs without a token, then 24 wrong tokens.
     now = [1000.0]
     app = make_app(database_url, tmp_path, WIPEOUT_CLOCK=lambda: now[0])
     client = app.test_client()
@@ -243,25 +243,73 @@ def test_each_wrong_token_is_logged_with_the_client_however_many_refusals_came_f
             untokened = [client.post("/race/wipeout", environ_base=prober).status_code
                          for _ in range(40)]
             guesses = [client.post("/race/wipeout", headers=bearer(f"guess-{i:04d}"),
-                                   environ_base=prober).status_code for i in range(14)]
+                                   environ_base=prober).status_code for i in range(24)]
             now[0] += 901
             client.post("/race/wipeout", environ_base=prober)
     finally:
         dispose(app)
-    assert set(untokened) == {401} and guesses == [401] * 10 + [429] * 4
+    assert set(untokened) == {401} and guesses == [401] * 20 + [429] * 4
     lines = [r.getMessage() for r in caplog.records if r.name == "rome.web"]
     wrong = [line for line in lines if 'reason="the admin token is wrong"' in line]
-    assert len(wrong) == 10, "\n".join(lines)
+    assert len(wrong) == 20, "\n".join(lines)
     assert all("client=203.0.113.7" in line for line in wrong)
     missing = [line for line in lines if "needs an Authorization" in line]
     assert 1 <= len(missing) <= 11  # the first 10 of a window, and the new window's first
     assert "guess-" not in "\n".join(lines)  # never the token itself
     [summary] = [line for line in lines if "event=wipeout_refusals_summary" in line]
-    assert "client=203.0.113.7 refused=54 logged=20" in summary
+    assert "client=203.0.113.7 refused=64 logged=30" in summary
+
+
+def test_a_burst_on_each_side_of_the_window_edge_gets_20_tokens_checked_not_40(
+    database_url, tmp_path
+):
+    # The probe of issue 22: a fixed window let 20 wrong tokens through just
+    # before its end and 20 more just after (40 in 17 s). A sliding window
+    # checks one more only as each guess leaves it.
+    now = [1000.0]
+    app = make_app(database_url, tmp_path, WIPEOUT_CLOCK=lambda: now[0], WIPEOUT_GUESSES=20)
+    client = app.test_client()
+    prober = {"REMOTE_ADDR": "203.0.113.8"}
+
+    def burst(count: int) -> list[int]:
+        statuses = []
+        for i in range(count):
+            statuses.append(client.post("/race/wipeout", headers=bearer(f"guess-{i}"),
+                                        environ_base=prober).status_code)
+            now[0] += 0.4
+        return statuses
+
+    try:
+        first = burst(1)
+        now[0] = 1000 + 892  # 8 s before the first guess's window ends
+        before = burst(19)
+        now[0] = 1000 + 901  # 9 s after
+        after = burst(20)
+        right = client.post("/race/wipeout", headers=bearer(TOKEN), environ_base=prober)
+    finally:
+        dispose(app)
+    assert first + before == [401] * 20
+    assert after == [401] + [429] * 19  # only the first guess has left the window
+    assert right.status_code == 429  # refused unchecked
+    assert int(right.headers["Retry-After"]) == round(1892 + 900 - now[0])
+
+
+def test_two_web_processes_on_one_database_share_the_limit(database_url, tmp_path):
+    # Two gunicorn workers: each its own app, the database in common.
+    apps = [make_app(database_url, tmp_path / str(i), WIPEOUT_GUESSES=20) for i in range(2)]
+    clients = [app.test_client() for app in apps]
+    guesser = {"REMOTE_ADDR": "203.0.113.10"}
+    try:
+        statuses = [clients[i % 2].post("/race/wipeout", headers=bearer(f"guess-{i}"),
+                                        environ_base=guesser).status_code for i in range(40)]
+    finally:
+        for app in apps:
+            dispose(app)
+    assert statuses == [401] * 20 + [429] * 20
 
 
 def test_the_form_stops_a_guesser_too(client):
-    for _ in range(10):
+    for _ in range(20):
         response = post_form(client, csrf_token=form_token(client), token="wrong-guess",
                              confirm="yes")
         assert response.status_code == 401
