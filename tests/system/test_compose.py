@@ -252,18 +252,12 @@ def test_the_only_secrets_written_are_the_development_defaults_of_env_example():
 
 
 SOURCES_IN_IMAGE = "/app/sources"
-# Who mounts what (docker-compose.yml, x-rome-volumes): poll writes the archive, notekeeper
-# reads the claim-checked bodies back from it; beat, poll and nero read ROME_SOURCES (nero
-# for /api/sources); migrate, the service one-off `rome` commands run in (`rome sources`,
-# `rome replay --archive`), both.
-POLLING_MOUNTS = {"poll", "notekeeper", "beat", "nero", "migrate"}
 
 
 def test_polling_shares_the_archive_and_reads_the_sources_read_only(tmp_path):
     from rome.data_files import ARCHIVE
     from workers.factory import ROUTES
 
-    all_services = services()
     # The poll worker consumes the queue polls are routed to.
     assert {queue for task, queue in ROUTES.items() if task.startswith(("rome.poll.",
                                                                         "rome.archive."))} \
@@ -280,11 +274,12 @@ def test_polling_shares_the_archive_and_reads_the_sources_read_only(tmp_path):
     assert 'mkdir -p "$ROME_DATA_DIR/archive"' in dockerfile
     assert 'chown -R rome:rome "$ROME_DATA_DIR"' in dockerfile
     assert "WORKDIR /app" in dockerfile
-    for name, service in all_services.items():
+    # Every service of Rome's image mounts both: each one builds the Celery app, which reads
+    # ROME_SOURCES (a worker without the file would stop at start); poll writes the archive,
+    # notekeeper reads the claim-checked bodies back, `docker compose run migrate rome ...`
+    # (`rome sources`, `rome replay --archive`) reads both.
+    for name, service in python_services().items():
         mounts = [str(v) for v in service.get("volumes") or []]
-        if name not in POLLING_MOUNTS:
-            assert not any(m.startswith("archive:") for m in mounts), name
-            continue
         assert f"archive:{archive.as_posix()}" in mounts, name
         assert f"${{ROME_SOURCES_DIR:-./sources}}:{SOURCES_IN_IMAGE}:ro" in mounts, name
     assert (ROOT / "sources" / "README.md").is_file(), "a fresh clone has the sources folder"
@@ -304,10 +299,9 @@ def test_polling_shares_the_archive_and_reads_the_sources_read_only(tmp_path):
     for name in python_services():
         service = config["services"][name]
         assert environment_of(service)["ROME_SOURCES"] == "sources/live.toml", name
-        if name in POLLING_MOUNTS:
-            binds = [v if isinstance(v, str) else f"{v['source']}:{v['target']}"
-                     f"{':ro' if v.get('read_only') else ''}" for v in service["volumes"]]
-            assert f"/srv/rome-sources:{SOURCES_IN_IMAGE}:ro" in binds, (name, binds)
+        binds = [v if isinstance(v, str) else f"{v['source']}:{v['target']}"
+                 f"{':ro' if v.get('read_only') else ''}" for v in service["volumes"]]
+        assert f"/srv/rome-sources:{SOURCES_IN_IMAGE}:ro" in binds, (name, binds)
     assert (PurePosixPath("/app") / "sources/live.toml").parent.as_posix() == SOURCES_IN_IMAGE
 
 
