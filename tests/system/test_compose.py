@@ -305,6 +305,34 @@ def test_polling_shares_the_archive_and_reads_the_sources_read_only(tmp_path):
     assert (PurePosixPath("/app") / "sources/live.toml").parent.as_posix() == SOURCES_IN_IMAGE
 
 
+def test_the_feed_server_override_serves_what_its_sources_file_names():
+    """docker-compose.feedserver.yml's feed server and sources/feedserver.toml agree."""
+    from rome.cli import build_parser
+    from rome.feeds.feedserver import FeedServer
+    from rome.feeds.sources_file import load_sources
+
+    override = yaml.safe_load((ROOT / "docker-compose.feedserver.yml").read_text())
+    (name,) = override["services"]
+    service = override["services"][name]
+    assert service["volumes"] == ["./tests/fixtures:/fixtures:ro"]
+    assert "ports" not in service, "its control paths answer anyone: keep it unpublished"
+    argv = argv_of(service)
+    assert argv[0] == "rome"
+    args = build_parser().parse_args(argv[1:])
+    assert args.host == "0.0.0.0"
+
+    def here(paths):
+        return [ROOT / "tests" / "fixtures" / Path(p).relative_to("/fixtures") for p in paths]
+
+    with FeedServer(ap=here(args.ap), clarity=here(args.clarity), nist=here(args.nist)) as server:
+        served = [(feed["id"], feed["format"],
+                   feed["url"].replace(server.base_url, f"http://{name}:{args.port}"))
+                  for feed in server.feeds()]
+    named = [(spec.id, spec.format, spec.url)
+             for spec in load_sources(ROOT / "sources" / "feedserver.toml")]
+    assert named == served
+
+
 def test_env_file_is_ignored_and_example_is_not():
     def ignored(path: str) -> int:
         return subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode

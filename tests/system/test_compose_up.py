@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import uuid
 from contextlib import contextmanager
@@ -371,11 +372,13 @@ def test_restart_caesar_mid_stream_loses_nothing(stack, tmp_path):
         stack.compose.run("start", "beat", timeout=120, check=False)
 
 
-# The polling step: the AP fixture served by `rome feedserver` in a container of its own,
-# through its night of versions (--steps 4, one every 5 s), polled every 2 s.
-FEED_PORT = 8090
+# The polling step: docker-compose.feedserver.yml and sources/feedserver.toml, as the README
+# runs them: the recorded AP, Clarity and NIST fixtures, each through its night of versions.
+FEEDSERVER_FILE = "docker-compose.feedserver.yml"
+SOURCES_FILE = "sources/feedserver.toml"
 AP_FIXTURE = ROOT / "tests" / "fixtures" / "ap" / "20151103_national-co.json"
-LIVE_ID = "live_ap"
+AP_ID = "ap_20151103"
+POLLED = {AP_ID, "cl_ga", "nist_atkinson_20"}
 
 
 def fixture_totals() -> list[int]:
@@ -386,54 +389,47 @@ def fixture_totals() -> list[int]:
                   if unit["level"] == "state")
 
 
-def live_totals() -> list[int] | None:
+def polled_totals(source: str) -> list[int] | None:
     status, body = get(f"{NERO}/api/races", timeout=30)
     if status != 200:
         return None
     return sorted(race["total_votes"] for race in json.loads(body)["races"]
-                  if LIVE_ID in {source["id"] for source in race["sources"]})
+                  if source in {s["id"] for s in race["sources"]})
 
 
-def test_rome_sources_polls_a_feed_server_through_the_shared_archive(stack):
+def test_rome_sources_polls_the_feed_server_through_the_shared_archive(stack):
     """ROME_SOURCES set: beat polls, the poll worker fetches, notekeeper reads the archive.
 
     The poll worker sends notekeeper only the archive row's id (claim check); notekeeper
     reads the body from the archive volume. Without that volume in both, no polled race
     would ever be counted.
     """
-    override = stack.work / "docker-compose.poll.yml"
-    override.write_text(yaml.safe_dump({"services": {"feedserver": {
-        "image": "rome:local",
-        "command": ["rome", "feedserver", "--host", "0.0.0.0", "--port", str(FEED_PORT),
-                    "--ap", f"/fixtures/{AP_FIXTURE.name}", "--steps", "4",
-                    "--advance-every", "5"],
-        "volumes": [f"{AP_FIXTURE.parent}:/fixtures:ro"],
-    }}}))
-    (stack.work / "sources" / "live.toml").write_text(
-        f'[[source]]\nid = "{LIVE_ID}"\nformat = "ap"\n'
-        f'url = "http://feedserver:{FEED_PORT}/ap/v2/elections/2015-11-03?format=json&level=ru"\n'
-        'interval = 2\nrequests_per_minute = 60\n'
-    )
+    for name in (FEEDSERVER_FILE, SOURCES_FILE):
+        (stack.work / name).write_bytes((ROOT / name).read_bytes())
+    shutil.copytree(ROOT / "tests" / "fixtures", stack.work / "tests" / "fixtures")
     polling = podman_stack.Compose(stack.project, stack.compose.compose_file,
                                    stack.compose.env["DOCKER_HOST"], stack.compose.log,
                                    drop=SECRET_VARS)
-    polling.argv += ["-f", str(override)]
-    polling.env["ROME_SOURCES"] = "sources/live.toml"
+    polling.argv += ["-f", str(stack.work / FEEDSERVER_FILE)]
+    polling.env["ROME_SOURCES"] = SOURCES_FILE
     want = fixture_totals()
     with stack.phase("up with ROME_SOURCES and the feed server, until the polled night ends"):
         polling.run("up", "-d", "--no-build", timeout=UP_LIMIT)
         stack.wait_healthy("every service healthy again, polling")
-        wait_for(lambda: live_totals() == want, 180, interval=3,
-                 what=f"the polled races at /api/races to reach the file's totals {want}")
-    # Every Python service took the setting; the feed server is the only service added.
+        wait_for(lambda: polled_totals(AP_ID) == want, 180, interval=3,
+                 what=f"the polled AP races at /api/races to reach the file's totals {want}")
+    # Every Python service took the setting; the simulated night stopped (beat polls).
     for container in stack.containers():
         service = podman_stack.service_of(container)
-        if service in (*WORKERS, "beat", "nero"):
-            assert "ROME_SOURCES=sources/live.toml" in container["Config"]["Env"], service
+        if service in (*WORKERS, "beat", "nero", "flower"):
+            assert f"ROME_SOURCES={SOURCES_FILE}" in container["Config"]["Env"], service
     status, body = get(f"{NERO}/api/sources", timeout=30)
     assert status == 200, body
     sources = {s["id"]: s for s in json.loads(body)["sources"]}
-    assert set(sources) == {LIVE_ID}, sources
+    assert set(sources) == POLLED, sources
+    for source in POLLED:
+        wait_for(lambda source=source: polled_totals(source), 60, interval=3,
+                 what=f"races of {source} at /api/races")
     # One archive for both: what poll wrote, notekeeper sees under the same names.
     listings = []
     for service in ("poll", "notekeeper"):
