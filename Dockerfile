@@ -29,11 +29,12 @@ RUN pip install --no-deps . \
     && rm -rf build ./*.egg-info
 
 # Run as an unprivileged user that owns only the data folder (beat's schedule,
-# the embedded broker and database when those are used).
+# the embedded broker and database when those are used, and the archive of polled
+# bodies: made here, owned by rome, so that the volume compose mounts on it is too).
 RUN groupadd --system rome \
     && useradd --system --gid rome --home-dir /app --no-create-home --shell /usr/sbin/nologin rome \
-    && mkdir -p "$ROME_DATA_DIR" \
-    && chown rome:rome "$ROME_DATA_DIR"
+    && mkdir -p "$ROME_DATA_DIR/archive" \
+    && chown -R rome:rome "$ROME_DATA_DIR"
 USER rome
 
 # 8083: nero (the Flask app under gunicorn); 5555: Flower.

@@ -1,4 +1,4 @@
-"""`rome bench [ingest|growth|scale|web|slow-clients|probe]`: its arguments, and dispatch."""
+"""`rome bench [ingest|growth|scale|web|slow-clients|polling|probe]`: arguments, dispatch."""
 
 from __future__ import annotations
 
@@ -76,6 +76,17 @@ def _slow_clients(args) -> dict:
     return run_slow_clients(args)
 
 
+def _polling(args) -> dict:
+    from rome.bench.common import bench_env
+    from rome.bench.polling import run_polling
+
+    return run_polling(
+        _settings(), minutes=args.minutes, tick=args.tick, poll_interval=args.poll_interval,
+        ap_rpm=args.ap_requests_per_minute, wipe=args.wipe, env=bench_env(), ap=args.ap,
+        clarity=args.clarity, nist=args.nist, steps=args.steps,
+    )
+
+
 def _probe(args) -> dict:
     from rome.bench.probes import run_probe
 
@@ -99,7 +110,7 @@ def cmd_bench(args) -> int:
 
             return run_web(args)
         run = {"ingest": _ingest, "growth": _growth, "scale": _scale,
-               "slow-clients": _slow_clients, "probe": _probe}[command]
+               "slow-clients": _slow_clients, "probe": _probe, "polling": _polling}[command]
         result = run(args)
     except BenchError as exc:
         print(f"rome bench {command}: {exc}", file=sys.stderr)
@@ -134,7 +145,8 @@ def _add_output_arguments(parser: argparse.ArgumentParser, plots: str) -> None:
 def register(commands) -> None:
     """Add `rome bench` and its subcommands to the top-level subparsers."""
     bench = commands.add_parser(
-        "bench", help="measure Rome: ingest (the default), growth, scale, web, slow-clients",
+        "bench", help="measure Rome: ingest (the default), growth, scale, web, slow-clients, "
+                      "polling",
         description="Measure Rome. Without a subcommand: `rome bench ingest`, with its options.",
     )
     _add_ingest_arguments(bench)
@@ -195,6 +207,29 @@ def register(commands) -> None:
     slow.add_argument("--timeout", type=float, default=120.0, help="per fetch")
     slow.add_argument("gunicorn", nargs=argparse.REMAINDER,
                       help="-- then gunicorn's own arguments")
+
+    polling = benches.add_parser(
+        "polling", help="a whole night polled from the feed server through the pipeline: "
+                        "requests per minute, no-change answers, poll-to-visible latency",
+        description="Without files: the simulated night (AP, a Clarity county, NIST), "
+                    "--minutes long. With --ap/--clarity/--nist: those recorded files "
+                    "through --steps versions, one every --tick seconds.")
+    polling.add_argument("--minutes", type=float, default=10.0,
+                         help="length of the simulated night (default 10)")
+    polling.add_argument("--tick", type=float, default=2.0,
+                         help="seconds per tick of the simulated night, or per version of "
+                              "recorded files (default 2)")
+    polling.add_argument("--poll-interval", type=float, default=5.0,
+                         help="each source's interval in the sources file (default 5)")
+    polling.add_argument("--ap-requests-per-minute", type=int, default=None,
+                         help="AP's requests_per_minute (default: the sources file's, 12)")
+    polling.add_argument("--ap", type=Path, nargs="+", default=[], metavar="FILE")
+    polling.add_argument("--clarity", type=Path, nargs="+", default=[], metavar="PATH")
+    polling.add_argument("--nist", type=Path, nargs="+", default=[], metavar="FILE")
+    polling.add_argument("--steps", type=int, default=4,
+                         help="versions of each recorded file (default 4)")
+    polling.add_argument("--wipe", action="store_true",
+                         help="allow bench to erase the results it finds")
 
     probe = benches.add_parser(
         "probe", help="what ingest and history reads cost on a database `rome bench growth` "

@@ -248,6 +248,7 @@ class FeedServer:
         interval: float = 2.0,
         seed: str = "feedserver",
         update_chance: float = 0.3,
+        night_length: float = 10_800.0,
         clock=time.time,
     ):
         if steps < 1:
@@ -285,7 +286,8 @@ class FeedServer:
             from rome.feeds.feedsim import Simulation
 
             self.simulation = Simulation(self, seed=seed, chance=update_chance,
-                                         interval=interval, started_at=clock())
+                                         interval=interval, started_at=clock(),
+                                         length=night_length)
         if not (self.ap or self.clarity or self.nist):
             raise FeedServerError("nothing to serve: give AP, Clarity or NIST files, or simulated")
         self.advance()

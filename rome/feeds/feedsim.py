@@ -25,10 +25,11 @@ class Simulation:
     """The simulated night's three feeds, kept at the clock's tick."""
 
     def __init__(self, server: FeedServer, *, seed: str, chance: float, interval: float,
-                 started_at: float):
+                 started_at: float, length: float = 10_800.0):
         self.server = server
         self.catalog = default_catalog()
-        self.night = Night(seed, chance, interval, started_at=started_at)
+        # length: seconds until every unit has counted (the simulator's night is 3 hours).
+        self.night = Night(seed, chance, interval, started_at=started_at, length=length)
         self.interval = interval
         self.tick: int | None = None
         self.date = time.strftime("%Y-%m-%d", time.gmtime(started_at))

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from rome.feeds.poll import Outcome, PollState
-from rome.feeds.poll.http import WINDOW
+from rome.feeds.poll.http import LIMITER_WINDOW, WINDOW
 from rome.store.models import PollStateRow
 
 
@@ -73,7 +73,7 @@ def save_state(session: Session, source: str, state: PollState, outcome: Outcome
     ensure_row(session, source)
     # Locked: a skipped poll counts itself in the same row meanwhile (count_skip).
     row = session.get(PollStateRow, source, populate_existing=True, with_for_update=True)
-    cutoff = polled_at.timestamp() - WINDOW
+    cutoff = polled_at.timestamp() - LIMITER_WINDOW  # what the next poll's limiter needs
     polls = json.loads(row.polls or "{}")
     label = outcome_label(outcome)
     polls[label] = polls.get(label, 0) + 1

@@ -99,3 +99,32 @@ def test_bench_slow_clients_measures_the_web_under_slow_clients(tmp_path):
     assert figures["slow_clients"] == 3
     assert figures["answered"] > 0 and figures["failed"] == 0
     assert 0 < figures["quiet_median_ms"] and 0 < figures["attacked_median_ms"]
+
+
+def test_bench_polling_polls_a_short_night_and_reports_every_source(tmp_path, pg_url, amqp_url):
+    """`rome bench polling` on RabbitMQ and PostgreSQL: a 40 s simulated night, polled."""
+    reset_queues(amqp_url)
+    processes = Processes({
+        "ROME_DATABASE_URL": pg_url,
+        "ROME_BROKER_URL": amqp_url,
+        "ROME_DATA_DIR": str(tmp_path / "data"),
+    }, tmp_path)
+    result = processes.run(
+        [sys.executable, "-m", "rome", "bench", "polling", "--minutes", "0.67",
+         "--poll-interval", "2", "--wipe"],
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["pipeline"] == "rabbitmq+postgresql"
+    assert set(figures["sources"]) == {"ap", "mc", "sos"}
+    for sid, source in figures["sources"].items():
+        # Every 2 s asked; the limiter holds AP (12 a minute) and Clarity (60) to theirs.
+        assert 0 < source["requests_max_in_60s"] <= source["requests_per_minute_limit"], sid
+        assert source["requests"] >= source["requests_max_in_60s"], sid
+        assert sum(n for k, n in source["polls"].items() if k != "skipped") > 0, sid
+        latency = source["poll_to_visible"]
+        assert 0 < latency["n"] <= source["answers_sent_on"], sid
+        assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"], sid
+    # AP asks more often than its limit allows: some polls are held back.
+    assert figures["sources"]["ap"]["polls"].get("limited", 0) > 0

@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 import pytest
@@ -46,6 +46,7 @@ from tests.helpers.compose_file import (
     python_services,
     resolve,
     resolved_config,
+    run_compose,
     seconds,
     secrets_in,
     services,
@@ -254,6 +255,88 @@ def test_the_only_secrets_written_are_the_development_defaults_of_env_example():
                 assert reference.match(password), f"{name}: password in {value!r}"
             for flag in re.findall(r"--basic_auth=(\$\{[^}]*\}|\S+)", value):
                 assert reference.match(flag), f"{name}: --basic_auth={flag}"
+
+
+SOURCES_IN_IMAGE = "/app/sources"
+
+
+def test_polling_shares_the_archive_and_reads_the_sources_read_only(tmp_path):
+    from rome.data_files import ARCHIVE
+    from workers.factory import ROUTES
+
+    # The poll worker consumes the queue polls are routed to.
+    assert {queue for task, queue in ROUTES.items() if task.startswith(("rome.poll.",
+                                                                        "rome.archive."))} \
+        == {"poll"}
+    assert "poll" in WORKERS
+    # The archive where Rome looks for it in the image (ROME_DATA_DIR's default archive),
+    # one named volume for every service that reads or writes it.
+    archive = load_settings({**DEVELOPMENT_SECRETS, "ROME_ENV": "development",
+                             "ROME_DATA_DIR": DATA_DIR_IN_IMAGE}).archive_dir
+    assert archive.as_posix() == f"{DATA_DIR_IN_IMAGE}/{ARCHIVE}"
+    assert "archive" in load_compose()["volumes"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    # Made and owned by rome in the image, so the volume mounted on it is rome's too.
+    assert 'mkdir -p "$ROME_DATA_DIR/archive"' in dockerfile
+    assert 'chown -R rome:rome "$ROME_DATA_DIR"' in dockerfile
+    assert "WORKDIR /app" in dockerfile
+    # Every service of Rome's image mounts both: each one builds the Celery app, which reads
+    # ROME_SOURCES (a worker without the file would stop at start); poll writes the archive,
+    # notekeeper reads the claim-checked bodies back, `docker compose run migrate rome ...`
+    # (`rome sources`, `rome replay --archive`) reads both.
+    for name, service in python_services().items():
+        mounts = [str(v) for v in service.get("volumes") or []]
+        assert f"archive:{archive.as_posix()}" in mounts, name
+        assert f"${{ROME_SOURCES_DIR:-./sources}}:{SOURCES_IN_IMAGE}:ro" in mounts, name
+    assert (ROOT / "sources" / "README.md").is_file(), "a fresh clone has the sources folder"
+
+    # Without ROME_SOURCES: the simulated night, as before (an empty value is unset).
+    config = resolved_config(tmp_path)
+    for name in python_services():
+        env = {k: map_hosts(v) for k, v in environment_of(config["services"][name]).items()}
+        assert env["ROME_SOURCES"] == "", name
+        assert load_settings(env).sources_file is None, name
+    # With it, every Python service gets it, and the name, relative to the image's
+    # WORKDIR, lands in the mounted folder; ROME_SOURCES_DIR moves that folder.
+    result = run_compose(tmp_path, "config", extra_env={
+        "ROME_SOURCES": "sources/live.toml", "ROME_SOURCES_DIR": "/srv/rome-sources"})
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    for name in python_services():
+        service = config["services"][name]
+        assert environment_of(service)["ROME_SOURCES"] == "sources/live.toml", name
+        binds = [v if isinstance(v, str) else f"{v['source']}:{v['target']}"
+                 f"{':ro' if v.get('read_only') else ''}" for v in service["volumes"]]
+        assert f"/srv/rome-sources:{SOURCES_IN_IMAGE}:ro" in binds, (name, binds)
+    assert (PurePosixPath("/app") / "sources/live.toml").parent.as_posix() == SOURCES_IN_IMAGE
+
+
+def test_the_feed_server_override_serves_what_its_sources_file_names():
+    """docker-compose.feedserver.yml's feed server and sources/feedserver.toml agree."""
+    from rome.cli import build_parser
+    from rome.feeds.feedserver import FeedServer
+    from rome.feeds.sources_file import load_sources
+
+    override = yaml.safe_load((ROOT / "docker-compose.feedserver.yml").read_text())
+    (name,) = override["services"]
+    service = override["services"][name]
+    assert service["volumes"] == ["./tests/fixtures:/fixtures:ro"]
+    assert "ports" not in service, "its control paths answer anyone: keep it unpublished"
+    argv = argv_of(service)
+    assert argv[0] == "rome"
+    args = build_parser().parse_args(argv[1:])
+    assert args.host == "0.0.0.0"
+
+    def here(paths):
+        return [ROOT / "tests" / "fixtures" / Path(p).relative_to("/fixtures") for p in paths]
+
+    with FeedServer(ap=here(args.ap), clarity=here(args.clarity), nist=here(args.nist)) as server:
+        served = [(feed["id"], feed["format"],
+                   feed["url"].replace(server.base_url, f"http://{name}:{args.port}"))
+                  for feed in server.feeds()]
+    named = [(spec.id, spec.format, spec.url)
+             for spec in load_sources(ROOT / "sources" / "feedserver.toml")]
+    assert named == served
 
 
 def test_env_file_is_ignored_and_example_is_not():

@@ -3,9 +3,11 @@
 Debian's `docker-compose` drives podman's Docker API (tests/helpers/compose_stack/stack.py), with
 test stand-ins for the three images we cannot pull (tests/helpers/compose_stack/standins.py). In
 order: every service turns healthy and migrate completes; votes grow at /race through the
-published port; Flower wants its login and lists the five workers; /registry lists them
+published port; Flower wants its login and lists the six workers; /registry lists them
 too; `--scale caesar=2` gives two caesar workers and totals `rome audit` finds exact;
-`restart caesar` in the middle of a known stream loses none of it; `down -v` leaves no
+`restart caesar` in the middle of a known stream loses none of it; with `ROME_SOURCES` set
+and a feed server added (an override file of the test's own), the poll worker polls it and
+the polled races reach /api/races through the shared archive; `down -v` leaves no
 container, network or volume. The stack is removed even when a step fails.
 
 It needs root, podman, docker-compose and debootstrap: it skips without them, and fails
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import uuid
 from contextlib import contextmanager
@@ -36,7 +39,7 @@ from tests.helpers.support import get, http, port_is_free, wait_for
 pytestmark = [pytest.mark.compose, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 IN_CI = bool(os.environ.get("CI"))
-WORKERS = ["elections_ap", "elections_mc", "elections_sos", "notekeeper", "caesar"]
+WORKERS = ["elections_ap", "elections_mc", "elections_sos", "notekeeper", "caesar", "poll"]
 LONG_RUNNING = ["rabbitmq", "postgresdb", *WORKERS, "beat", "nero", "flower"]
 PORTS = [8083, 5555, 15672]
 SECRET_VARS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "ROME_ADMIN_TOKEN", "ROME_FLOWER_AUTH")
@@ -199,6 +202,9 @@ def stack(request, tmp_path_factory):
     work = tmp_path_factory.mktemp("compose")
     compose_file = work / "docker-compose.yml"
     compose_file.write_bytes((ROOT / "docker-compose.yml").read_bytes())
+    # The sources folder a clone has beside the compose file (mounted at /app/sources).
+    (work / "sources").mkdir()
+    (work / "sources" / "README.md").write_bytes((ROOT / "sources" / "README.md").read_bytes())
     service = podman_stack.PodmanService(work)
     project = f"rometest{uuid.uuid4().hex[:8]}"
     compose = podman_stack.Compose(project, compose_file, service.docker_host,
@@ -280,7 +286,7 @@ def test_flower_wants_its_login_and_lists_every_worker(stack):
         nodes = sorted(n.partition("@")[0] for n in workers)
         return workers if nodes == sorted(WORKERS) else None
 
-    workers = wait_for(one_of_each, 90, interval=3, what="Flower to list the five workers")
+    workers = wait_for(one_of_each, 90, interval=3, what="Flower to list the six workers")
     # Each is named after its container's hostname, as `-n NAME@%h` in the compose file says.
     hostnames = {c["Config"]["Hostname"] for c in stack.containers()}
     assert {name.partition("@")[2] for name in workers} <= hostnames
@@ -291,7 +297,7 @@ def test_registry_lists_every_worker(stack):
         nodes = registry_nodes() or []
         return nodes if sorted(n.partition("@")[0] for n in nodes) == sorted(WORKERS) else None
 
-    wait_for(one_of_each, 60, interval=2, what="/registry to list the five workers")
+    wait_for(one_of_each, 60, interval=2, what="/registry to list the six workers")
     status, body = get(f"{NERO}/registry?service=caesar", timeout=30)
     assert status == 200
     # On RabbitMQ the work queues are quorum queues, named <queue>.quorum (workers/queues.py).
@@ -364,6 +370,74 @@ def test_restart_caesar_mid_stream_loses_nothing(stack, tmp_path):
             assert audit.returncode == 0 and "audit ok" in audit.stdout, audit.stdout
     finally:
         stack.compose.run("start", "beat", timeout=120, check=False)
+
+
+# The polling step: docker-compose.feedserver.yml and sources/feedserver.toml, as the README
+# runs them: the recorded AP, Clarity and NIST fixtures, each through its night of versions.
+FEEDSERVER_FILE = "docker-compose.feedserver.yml"
+SOURCES_FILE = "sources/feedserver.toml"
+AP_FIXTURE = ROOT / "tests" / "fixtures" / "ap" / "20151103_national-co.json"
+AP_ID = "ap_20151103"
+POLLED = {AP_ID, "cl_ga", "nist_atkinson_20"}
+
+
+def fixture_totals() -> list[int]:
+    """Each race's statewide total in the AP file: where the feed's night ends."""
+    races = json.loads(AP_FIXTURE.read_text())["races"]
+    return sorted(sum(c["voteCount"] for c in unit["candidates"])
+                  for race in races for unit in race["reportingUnits"]
+                  if unit["level"] == "state")
+
+
+def polled_totals(source: str) -> list[int] | None:
+    status, body = get(f"{NERO}/api/races", timeout=30)
+    if status != 200:
+        return None
+    return sorted(race["total_votes"] for race in json.loads(body)["races"]
+                  if source in {s["id"] for s in race["sources"]})
+
+
+def test_rome_sources_polls_the_feed_server_through_the_shared_archive(stack):
+    """ROME_SOURCES set: beat polls, the poll worker fetches, notekeeper reads the archive.
+
+    The poll worker sends notekeeper only the archive row's id (claim check); notekeeper
+    reads the body from the archive volume. Without that volume in both, no polled race
+    would ever be counted.
+    """
+    for name in (FEEDSERVER_FILE, SOURCES_FILE):
+        (stack.work / name).write_bytes((ROOT / name).read_bytes())
+    shutil.copytree(ROOT / "tests" / "fixtures", stack.work / "tests" / "fixtures")
+    polling = podman_stack.Compose(stack.project, stack.compose.compose_file,
+                                   stack.compose.env["DOCKER_HOST"], stack.compose.log,
+                                   drop=SECRET_VARS)
+    polling.argv += ["-f", str(stack.work / FEEDSERVER_FILE)]
+    polling.env["ROME_SOURCES"] = SOURCES_FILE
+    want = fixture_totals()
+    with stack.phase("up with ROME_SOURCES and the feed server, until the polled night ends"):
+        polling.run("up", "-d", "--no-build", timeout=UP_LIMIT)
+        stack.wait_healthy("every service healthy again, polling")
+        wait_for(lambda: polled_totals(AP_ID) == want, 180, interval=3,
+                 what=f"the polled AP races at /api/races to reach the file's totals {want}")
+    # Every Python service took the setting; the simulated night stopped (beat polls).
+    for container in stack.containers():
+        service = podman_stack.service_of(container)
+        if service in (*WORKERS, "beat", "nero", "flower"):
+            assert f"ROME_SOURCES={SOURCES_FILE}" in container["Config"]["Env"], service
+    status, body = get(f"{NERO}/api/sources", timeout=30)
+    assert status == 200, body
+    sources = {s["id"]: s for s in json.loads(body)["sources"]}
+    assert set(sources) == POLLED, sources
+    for source in POLLED:
+        wait_for(lambda source=source: polled_totals(source), 60, interval=3,
+                 what=f"races of {source} at /api/races")
+    # One archive for both: what poll wrote, notekeeper sees under the same names.
+    listings = []
+    for service in ("poll", "notekeeper"):
+        (container,) = [c for c in stack.containers(service) if c["State"]["Running"]]
+        found = podman_stack.podman("exec", container["Id"], "find", "/app/data/archive",
+                                    "-name", "*.gz")
+        listings.append(sorted(found.stdout.split()))
+    assert listings[0] and listings[0] == listings[1], listings
 
 
 def test_down_v_leaves_no_container_network_or_volume(stack):

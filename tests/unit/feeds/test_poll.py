@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import httpx
@@ -144,9 +145,28 @@ def test_ap_limiter_is_never_exceeded_in_any_60_s_retries_included():
 
 
 def test_the_limiter_window_slides():
+    # 61 s: the provider's 60 and a second's margin for the delay before a request arrives.
     limiter = Limiter(2, [100.0, 130.0])
-    assert limiter.wait(150.0) == pytest.approx(10.0, abs=0.01)
-    assert limiter.wait(160.01) == 0.0
+    assert limiter.wait(150.0) == pytest.approx(11.0, abs=0.01)
+    assert limiter.wait(160.5) > 0
+    assert limiter.wait(161.01) == 0.0
+
+
+def test_requests_arriving_late_by_varying_delays_stay_within_the_limit_as_received():
+    """What `rome bench polling` found: stamped 60 s apart, arrived under 60 s apart."""
+    rng = random.Random(19)
+    limiter, now, arrivals = Limiter(12), 1000.0, []
+    while now < 1600.0:
+        wait = limiter.wait(now)
+        if wait > 0:
+            now += wait
+            continue
+        limiter.take(now)
+        arrivals.append(now + rng.uniform(0.0, 0.9))  # the provider's clock of receipt
+        now += 5.0  # a poll every 5 s: exactly 12 a minute, at the limit
+    assert len(arrivals) > 100
+    for t in arrivals:
+        assert sum(1 for u in arrivals if t <= u < t + 60.0) <= 12
 
 
 def test_ap_key_is_sent_as_x_api_key_with_the_sources_user_agent():
