@@ -39,8 +39,10 @@ def prepared_copy(path: Path) -> str:
 
 
 def sqlite_path(url: str) -> Path | None:
-    """Return the file of a sqlite:/// URL, None for any other URL (or an in-memory one)."""
+    """Return the file of a plain sqlite:/// URL; None for any other URL, an in-memory one,
+    or one with a query string (left to db.prepare)."""
     prefix = "sqlite:///"
-    if not url.startswith(prefix) or url == prefix or url.startswith(prefix + ":memory:"):
+    if (not url.startswith(prefix) or url == prefix or url.startswith(prefix + ":memory:")
+            or "?" in url):
         return None
     return Path(url[len(prefix):])
