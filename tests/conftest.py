@@ -24,6 +24,7 @@ from tests.helpers.services import (
     missing_service,
     refuse_unasked_destruction,
 )
+from tests.helpers.template_db import prepared_copy
 
 # The suite logs into this machine's RabbitMQ as guest, its default login, which Rome
 # accepts only in development (rome/settings.py): so it runs as development, unless the
@@ -96,7 +97,7 @@ def _pg_database(pg_url):
 def database(request, tmp_path):
     """A migrated, seeded, empty database: SQLite, then PostgreSQL."""
     if request.param == "sqlite":
-        database = db.prepare(f"sqlite:///{tmp_path / 'rome.sqlite3'}")
+        database = db.prepare(prepared_copy(tmp_path / "rome.sqlite3"))
         yield database
         database.engine.dispose()
     else:

@@ -11,6 +11,7 @@ from flask import Flask
 from rome.feeds.snapshot import Snapshot
 from rome.store import db, tally
 from tests.helpers.builders import race_snapshot
+from tests.helpers.template_db import prepared_copy, sqlite_path
 from web import create_app
 
 TOKEN = "s3cret-admin-token"
@@ -38,6 +39,9 @@ NIGHT_AT = 1478665800.0  # the feeds' own time of those reports: 2016-11-09T04:3
 
 def seed(url: str) -> None:
     """Migrate the database at url and record VOTES and two rejected payloads in it."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        prepared_copy(path)  # what db.prepare makes, without running the migrations again
     database = db.prepare(url)
     now = time.time()
     snapshots = [

@@ -19,21 +19,39 @@ from rome.read.listing import (
     state_races,
 )
 from rome.read.results import heard_by_source, race_views
+from rome.store import db
 from rome.store.tally import record_snapshots
+from tests.conftest import clear
 from tests.helpers.builders import OFFICES, STATES, national_snapshot, race_snapshot
+from tests.helpers.template_db import prepared_copy
 
 NOW = datetime.now(UTC)
 RACES = 260  # over 50 states and 5 offices: every state has 5 or 6 races, one per office and more
 
 
-@pytest.fixture
-def night(database):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def night_database(request, tmp_path_factory):
+    """conftest's `database`, with the night recorded once per module and dialect: every
+    test here only reads it, and recording 260 races is what costs."""
+    if request.param == "sqlite":
+        database = db.prepare(prepared_copy(tmp_path_factory.mktemp("night") / "rome.sqlite3"))
+    else:
+        database = request.getfixturevalue("_pg_database")
+        clear(database)
     with database.Session.begin() as session:
         record_snapshots(session, [
             national_snapshot(RACES, counties=2, feed_at=NOW.timestamp()),
             race_snapshot("ap", 1, {101: 5, 102: 7}, feed_at=NOW.timestamp()),
         ])
-    with database.Session() as session:
+    yield database
+    if request.param == "sqlite":
+        database.engine.dispose()
+
+
+@pytest.fixture
+def night(night_database):
+    # A session of its own per test, closed (rolled back) after it: the tests only read.
+    with night_database.Session() as session:
         yield session
 
 

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import re
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.helpers.builders import OFFICES, STATES, national_snapshot
-from tests.helpers.webapp import HOSTILE_LAST, HOSTILE_RACE, hostile, record
+from tests.helpers.webapp import HOSTILE_LAST, HOSTILE_RACE, clean_env, hostile, record, seed
 from web.api import MAX_VALUES
 from web.states import anchor
 
@@ -21,9 +23,32 @@ def iso(name: str) -> str:
     return f"\u2068{name}\u2069"
 
 
+@pytest.fixture(scope="module")
+def national_night(tmp_path_factory) -> Path:
+    """The seeded database with a national night and a hostile race, recorded once per module:
+    recording 260 races costs 0.7 s of CPU, which every test paid when it recorded its own."""
+    path = tmp_path_factory.mktemp("national") / "rome.sqlite3"
+    seed(f"sqlite:///{path}")
+    record(f"sqlite:///{path}", national_snapshot(RACES, counties=1), hostile())
+    return path
+
+
+@pytest.fixture
+def database_url(request, tmp_path, monkeypatch):
+    """conftest's seeded database; for a test that takes `national`, its own copy of
+    national_night (a copy: test_answers_follow_new_results writes to it)."""
+    clean_env(monkeypatch, tmp_path)
+    path = tmp_path / "rome.sqlite3"
+    if "national" in request.fixturenames:
+        shutil.copyfile(request.getfixturevalue("national_night"), path)
+    else:
+        seed(f"sqlite:///{path}")
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
 def national(database_url):
-    record(database_url, national_snapshot(RACES, counties=1), hostile())
+    """The seeded database with the national night: database_url copies it for this test."""
     return database_url
 
 

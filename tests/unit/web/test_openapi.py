@@ -47,13 +47,24 @@ def test_the_app_serves_this_document(app):
     assert response.get_json() == json.loads(SPEC.read_text())
 
 
+# Every test run asks each operation a few cases; the slow group (CI) asks 60.
+QUICK, THOROUGH = 15, 60
+GENERATION = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+
+
 @schema.parametrize()
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(max_examples=QUICK, **GENERATION)
 def test_every_operation_answers_as_documented(case, app):
+    case.call_and_validate(app=app)
+
+
+@pytest.mark.slow
+@schema.parametrize()
+@settings(max_examples=THOROUGH, **GENERATION)
+def test_every_operation_answers_as_documented_thoroughly(case, app):
     case.call_and_validate(app=app)
 
 
