@@ -32,8 +32,8 @@ RUN pip install --no-deps . \
 # the embedded broker and database when those are used).
 RUN groupadd --system rome \
     && useradd --system --gid rome --home-dir /app --no-create-home --shell /usr/sbin/nologin rome \
-    && mkdir -p "$ROME_DATA_DIR" \
-    && chown rome:rome "$ROME_DATA_DIR"
+    && mkdir -p "$ROME_DATA_DIR/public" \
+    && chown rome:rome "$ROME_DATA_DIR" "$ROME_DATA_DIR/public"
 USER rome
 
 # 8083: nero (the Flask app under gunicorn); 5555: Flower.

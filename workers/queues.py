@@ -22,7 +22,9 @@ from kombu import Exchange, Queue
 SOURCE_QUEUES = {source: f"elections_{source}" for source in ("ap", "mc", "sos")}
 # "poll": the live sources' polls (ROME_SOURCES), apart from the pipeline, so a slow
 # endpoint never holds notekeeper or caesar back.
-QUEUES = [*SOURCE_QUEUES.values(), "notekeeper", "caesar", "poll"]
+# "publish": baking the static files readers read (rome/publish/), apart, so a slow disk
+# never holds caesar back.
+QUEUES = [*SOURCE_QUEUES.values(), "notekeeper", "caesar", "poll", "publish"]
 
 QUORUM_SUFFIX = ".quorum"
 # How many times RabbitMQ delivers a message before it dead-letters it instead

@@ -8,14 +8,17 @@ to disk, then renamed over the old (a rename within one file system is atomic).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 # Temporary files start with this: never served (nginx denies dot files), swept by
 # sweep_temporary after a publisher died between writing one and renaming it.
 TEMPORARY_PREFIX = ".tmp-"
+LOCK = ".publish.lock"
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -73,3 +76,16 @@ def sweep_temporary(folder: Path) -> int:
             temporary.unlink()
             gone += 1
     return gone
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold the folder's publish lock: publishes from any process (publish workers, the
+    wipeout, `rome publish --all`) never overlap, so an older one never lands last."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

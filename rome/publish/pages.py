@@ -11,7 +11,7 @@ import html
 
 ASSETS = {
     "assets/race.js": """\
-// Poll the race's JSON beside this page; a 304 (nothing changed) costs no body.
+// Poll the race's JSON beside this page; re-render only when its ETag changes.
 (function () {
   "use strict";
   const page = document.querySelector("[data-race-json]");
@@ -38,11 +38,13 @@ ASSETS = {
   }
   async function poll() {
     try {
-      const headers = tag ? {"If-None-Match": tag} : {};
-      const response = await fetch(page.dataset.raceJson, {headers: headers, cache: "no-cache"});
-      if (response.status === 200) {
-        tag = response.headers.get("ETag");
+      // "no-cache": the browser revalidates its copy with If-None-Match; an unchanged
+      // file costs a 304 and no body, and comes back here with the same ETag.
+      const response = await fetch(page.dataset.raceJson, {cache: "no-cache"});
+      const etag = response.headers.get("ETag");
+      if (response.ok && (etag === null || etag !== tag)) {
         render(await response.json());
+        tag = etag;
       }
     } catch (error) {
       // The next poll tries again.

@@ -19,15 +19,16 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rome.publish.files import publish_file, sweep_temporary, unpublish_file
+from rome.publish.files import folder_lock, publish_file, sweep_temporary, unpublish_file
 from rome.publish.pages import ASSETS, race_page
 from rome.read.listing import national_index, state_races
+from rome.store.db import Database
 from rome.store.models import RaceRow
 
 INDEX = "index.json"
@@ -110,3 +111,10 @@ class Publisher:
             self._drop(f"{RACES}/{race_id}.json", done)
             self._drop(f"{RACES}/{race_id}.html", done)
         return done
+
+    def publish_from(self, database: Database,
+                     race_ids: Collection[int] | None = None) -> Published:
+        """Publish under the folder's lock, read in a session of its own: what is read
+        after another publish finished is written after it too."""
+        with folder_lock(self.root), database.Session() as session:
+            return self.publish(session, race_ids, datetime.now(UTC))

@@ -27,7 +27,7 @@ from rome.ops.flower_login import FlowerLogin
 from rome.settings import load_settings
 from tests.helpers.support import session_members, wait_for
 
-WORKERS = {"ap", "mc", "sos", "notekeeper", "caesar", "poll"}
+WORKERS = {"ap", "mc", "sos", "notekeeper", "caesar", "poll", "publish"}
 # Lines Celery, beat and gunicorn write per task or request, at info.
 PER_TASK = ("] received", "] succeeded in", "Sending due task", "event=recorded", '"GET /')
 
