@@ -15,7 +15,7 @@ DATA_MAX_AGE = 5  # seconds, as nginx's Cache-Control on the JSON and the pages
 ASSET_MAX_AGE = 3600
 
 
-@bp.get("/live/")
+@bp.get("/live/", strict_slashes=False)
 def live_index():
     return redirect(url_for("live.live_file", name="index.json"))
 

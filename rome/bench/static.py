@@ -34,19 +34,23 @@ from rome.bench.web import machine, parse_wrk, wait_until
 from rome.feeds.snapshot import CandidateRef, Count, RaceRef, Snapshot, UnitRef
 from rome.publish.lag import read_lags
 from rome.publish.publisher import Publisher
+from rome.read.freshness import stale_after
 from rome.store import db
 from rome.store.tally import record_snapshots
 
 STATES = ("AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE "
           "NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY").split()
+# As the web judges staleness at the default settings, so the two answer the same bytes.
+STALE_AFTER = stale_after(2.0, 0.3)
 NGINX_CONF = Path(__file__).resolve().parents[2] / "docker" / "nginx.conf"
 
 
 def national(races: int, version: int = 1, bump: int | None = None) -> Snapshot:
-    """AP's report of `races` races, 3 candidates each, over 50 states; race `bump` gets
-    1,000 more votes for its first candidate."""
+    """AP's report of `races` races, 3 candidates each, over 50 states; with `bump`, only
+    race `bump`, with 1,000 more votes for its first candidate (as AP's updates since the
+    last request report only the races that changed)."""
     refs, candidates, counts = [], [], []
-    for i in range(races):
+    for i in range(races) if bump is None else [bump]:
         state, key = STATES[i % len(STATES)], f"R{i}"
         refs.append(RaceRef(key, f"{state} District {i // len(STATES) + 1}", state, "U.S. House"))
         for n, last in enumerate(("Adams", "Baker", "Chavez")):
@@ -59,6 +63,7 @@ def national(races: int, version: int = 1, bump: int | None = None) -> Snapshot:
 
 
 def _database(folder: Path) -> db.Database:
+    folder.mkdir(parents=True, exist_ok=True)
     return db.prepare(f"sqlite:///{folder / 'rome.sqlite3'}")
 
 
@@ -67,7 +72,7 @@ def files_one_race_rewrites(folder: Path, races: int) -> dict:
     database = _database(folder)
     with database.Session.begin() as session:
         record_snapshots(session, [national(races)])
-    publisher = Publisher(folder / "public")
+    publisher = Publisher(folder / "public", STALE_AFTER)
     started = time.monotonic()
     everything = publisher.publish_from(database)
     full_seconds = time.monotonic() - started
@@ -145,7 +150,7 @@ def serving(folder: Path, args) -> dict:
     with database.Session.begin() as session:
         record_snapshots(session, [national(args.races)])
     root = folder / "data" / "public"
-    Publisher(root).publish_from(database)
+    Publisher(root, STALE_AFTER).publish_from(database)
     database.engine.dispose()
     os.chmod(folder, 0o755)
     env = {**os.environ, "ROME_DATA_DIR": str(folder / "data"), "PYTHONUNBUFFERED": "1",
@@ -239,9 +244,10 @@ def run_static(args) -> int:
     print(f"publish lag (caesar's commit to the file), ROME_PUBLISH_INTERVAL={args.interval}: "
           f"p50 {lagged['p50']:.2f} s, p99 {lagged['p99']:.2f} s, max {lagged['max']:.2f} s "
           f"over {lagged['kept']} asks ({lagged['asks']} in all), ingest offered "
-          f"{lagged['offered']:,.0f} counts/s in batches of {args.batch}")
+          f"{lagged['offered']:,.0f} counts/s in batches of {args.batch} "
+          f"({lagged['updates']:,} counts)")
     print(f"at {files['races']} races: a full publish wrote {files['full_written']} files in "
-          f"{files['full_seconds']:.1f} s; after race(s) {files['changed_races']} changed, the "
+          f"{files['full_seconds']:.1f} s; after race {files['changed_races']} changed, the "
           f"publish wrote {len(files['written'])} files ({', '.join(files['written'])}) in "
           f"{files['one_seconds']:.2f} s (each with its .gz)")
     dead = served["dead"] + lagged["dead"]
