@@ -62,13 +62,13 @@ def served(tmp_path):
 
     wait_for(answers, 10, what="nginx to serve")
     assert nginx.poll() is None, "nginx exited"
-    yield root, get
+    yield root, get, tmp_path / "nginx-error.log"
     os.killpg(nginx.pid, signal.SIGQUIT)
     nginx.wait(10)
 
 
 def test_nginx_serves_the_published_race_gzipped_with_its_etag_and_cache_control(served):
-    root, get = served
+    root, get, error_log = served
     status, headers, body = get("/races/1.json", {"Accept-Encoding": "gzip"})
     assert status == 200 and headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(body) == (root / "races/1.json").read_bytes()
@@ -83,3 +83,7 @@ def test_nginx_serves_the_published_race_gzipped_with_its_etag_and_cache_control
     assert get("/assets/race.js")[1]["Cache-Control"] == "public, max-age=3600"
     assert get("/.publish.lock")[0] == 404  # dot files: the lock, temporaries, the lag
     assert get("/")[1]["Location"].endswith("/index.json")
+    # A race not published yet is a 404 readers may well ask for: no error logged (compose's
+    # test fails on any error line).
+    assert get("/races/999999.json")[0] == 404
+    assert "[error]" not in error_log.read_text()
