@@ -183,8 +183,10 @@ def serving(folder: Path, args) -> dict:
 
 def lag(folder: Path, args) -> dict:
     """The publish lag while `rome inject` offers args.rate counts per second."""
+    # The embedded default, or PostgreSQL and RabbitMQ when ROME_DATABASE_URL and
+    # ROME_BROKER_URL name them (its updates are added to that database).
     env = {**os.environ, "ROME_DATA_DIR": str(folder / "data"), "PYTHONUNBUFFERED": "1",
-           "ROME_DATABASE_URL": "", "ROME_BROKER_URL": "",
+           "ROME_PUBLISH_DIR": str(folder / "data" / "public"),
            "ROME_PUBLISH_INTERVAL": str(args.interval)}
     subprocess.run([sys.executable, "-m", "rome", "db", "upgrade"], env=env, check=True,
                    capture_output=True)
@@ -205,7 +207,10 @@ def lag(folder: Path, args) -> dict:
         wait_until(lambda: read_lags(root)["count"] > 0, 60, "a publish")
         time.sleep(args.interval * 2 + 2)  # the last asks published
         samples = read_lags(root)
-        return {"offered": offered, "updates": updates, "asks": samples["count"],
+        database = ("PostgreSQL" if env.get("ROME_DATABASE_URL", "").startswith("postgresql")
+                    else "SQLite")
+        return {"database": database, "offered": offered, "updates": updates,
+                "asks": samples["count"],
                 "p50": percentile(samples["samples"], 50),
                 "p99": percentile(samples["samples"], 99), "max": max(samples["samples"]),
                 "kept": len(samples["samples"]), "dead": procs.dead()}
@@ -218,18 +223,44 @@ def run_static(args) -> int:
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} is not installed (apt-get install nginx-light wrk)")
     base = Path(tempfile.mkdtemp(prefix="rome-bench-static-"))
+    parts = set(args.parts.split(","))
+    served = lagged = files = None
     try:
-        (base / "serve").mkdir()
-        served = serving(base / "serve", args)
-        (base / "lag").mkdir()
-        lagged = lag(base / "lag", args)
-        (base / "files").mkdir()
-        files = files_one_race_rewrites(base / "files", args.scale_races)
+        for part in ("serve", "lag", "files"):
+            (base / part).mkdir()
+        if "serve" in parts:
+            served = serving(base / "serve", args)
+        if "lag" in parts:
+            lagged = lag(base / "lag", args)
+        if "files" in parts:
+            files = files_one_race_rewrites(base / "files", args.scale_races)
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
-    nginx, flask = served["nginx"], served["flask"]
     print(f"machine: {machine()}")
+    dead = (served or {}).get("dead", []) + (lagged or {}).get("dead", [])
+    if served:
+        print_serving(served, args)
+    if lagged:
+        print(f"publish lag (caesar's commit to the file), ROME_PUBLISH_INTERVAL={args.interval}"
+              f", {lagged['database']}: p50 {lagged['p50']:.2f} s, p99 {lagged['p99']:.2f} s, "
+              f"max {lagged['max']:.2f} s over {lagged['kept']} asks ({lagged['asks']} in all), "
+              f"ingest offered {lagged['offered']:,.0f} counts/s in batches of {args.batch} "
+              f"({lagged['updates']:,} counts)")
+    if files:
+        print(f"at {files['races']} races: a full publish wrote {files['full_written']} files "
+              f"in {files['full_seconds']:.1f} s; after race {files['changed_races']} changed, "
+              f"the publish wrote {len(files['written'])} files "
+              f"({', '.join(files['written'])}) in {files['one_seconds']:.2f} s "
+              "(each with its .gz)")
+    if dead:
+        print(f"INVALID RUN: {', '.join(dead)} died during the run")
+        return 1
+    return 0
+
+
+def print_serving(served: dict, args) -> None:
+    nginx, flask = served["nginx"], served["flask"]
     print(f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s --latency, one run "
           f"each, {args.races} races published; the same bytes: {served['same_bytes']}")
     print()
@@ -241,17 +272,3 @@ def run_static(args) -> int:
               f"{r['non_2xx']} | {r['socket_errors']} |")
     print()
     print(f"nginx / Flask: {nginx['rps'] / flask['rps']:.0f}x the requests per second")
-    print(f"publish lag (caesar's commit to the file), ROME_PUBLISH_INTERVAL={args.interval}: "
-          f"p50 {lagged['p50']:.2f} s, p99 {lagged['p99']:.2f} s, max {lagged['max']:.2f} s "
-          f"over {lagged['kept']} asks ({lagged['asks']} in all), ingest offered "
-          f"{lagged['offered']:,.0f} counts/s in batches of {args.batch} "
-          f"({lagged['updates']:,} counts)")
-    print(f"at {files['races']} races: a full publish wrote {files['full_written']} files in "
-          f"{files['full_seconds']:.1f} s; after race {files['changed_races']} changed, the "
-          f"publish wrote {len(files['written'])} files ({', '.join(files['written'])}) in "
-          f"{files['one_seconds']:.2f} s (each with its .gz)")
-    dead = served["dead"] + lagged["dead"]
-    if dead:
-        print(f"INVALID RUN: {', '.join(dead)} died during the run")
-        return 1
-    return 0

@@ -206,6 +206,8 @@ def register(commands) -> None:
     static.add_argument("--interval", type=float, default=2.0, help="ROME_PUBLISH_INTERVAL")
     static.add_argument("--scale-races", type=int, default=5000,
                         help="races for the files-written count (5000)")
+    static.add_argument("--parts", default="serve,lag,files",
+                        help="which parts to run, comma-separated (default all three)")
     static.add_argument("--keep", action="store_true", help="keep the temporary folder")
 
     slow = benches.add_parser(
