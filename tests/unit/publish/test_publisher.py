@@ -174,3 +174,14 @@ def test_the_publisher_reads_postgresql_too(database, tmp_path):
     with database.Session() as session:
         done = Publisher(tmp_path).publish(session)
     assert done.races == json.loads((tmp_path / INDEX).read_bytes())["races"] >= 30
+
+
+def test_the_benchmarks_one_changed_race_rewrites_its_file_and_its_states_only(tmp_path):
+    from rome.bench.static import files_one_race_rewrites
+
+    done = files_one_race_rewrites(tmp_path, 120)
+    assert done["races"] == 123  # and the catalog's three
+    assert done["full_written"] == 2 * 123 + 50 + 1 + 2  # JSON and page, states, index, assets
+    [race] = done["changed_races"]
+    state = json.loads((tmp_path / "public" / "races" / f"{race}.json").read_bytes())["state"]
+    assert sorted(done["written"]) == [f"races/{race}.json", f"states/{state}.json"]
