@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-from http.client import HTTPConnection
 
 import pytest
 
@@ -19,7 +18,7 @@ from rome.publish.publisher import Publisher
 from rome.store import db
 from tests.helpers.builders import national_snapshot
 from tests.helpers.services import missing_service
-from tests.helpers.support import wait_for
+from tests.helpers.support import get_raw, wait_for
 from tests.helpers.webapp import record
 
 
@@ -46,13 +45,7 @@ def served(tmp_path):
                               "-g", "daemon off;"], start_new_session=True)
 
     def get(path: str, headers: dict | None = None):
-        connection = HTTPConnection("127.0.0.1", port, timeout=5)
-        try:
-            connection.request("GET", path, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, response.headers, response.read()
-        finally:
-            connection.close()
+        return get_raw(port, path, headers)
 
     def answers() -> bool:
         try:

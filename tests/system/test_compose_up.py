@@ -22,7 +22,6 @@ import os
 import time
 import uuid
 from contextlib import contextmanager
-from http.client import HTTPConnection
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ from tests.helpers.compose_stack import stack as podman_stack
 from tests.helpers.compose_stack.logs import error_lines
 from tests.helpers.compose_stack.standins import build_rome_image, ensure_standins
 from tests.helpers.paths import ROOT
-from tests.helpers.support import get, http, port_is_free, wait_for
+from tests.helpers.support import get, get_raw, http, port_is_free, wait_for
 
 # The first test's time includes bringing the stack up: on a new machine that means
 # debootstrapping the stand-ins (about 4 minutes here) before the rest.
@@ -273,14 +272,8 @@ def test_votes_grow_at_race_through_the_published_port(stack):
 
 
 def nginx_get(path: str, headers: dict[str, str] | None = None):
-    """(status, headers, body) of one request to nginx; urllib would raise at a 304."""
-    connection = HTTPConnection("127.0.0.1", 8084, timeout=10)
-    try:
-        connection.request("GET", path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.headers, response.read()
-    finally:
-        connection.close()
+    """(status, headers, body) of one request to nginx, a 304 included."""
+    return get_raw(8084, path, headers)
 
 
 def test_nginx_serves_a_published_race_with_gzip_its_etag_and_cache_control(stack):
