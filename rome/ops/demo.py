@@ -187,6 +187,8 @@ def banner(
         f"  results   {web}/race",
         f"  workers   {web}/registry"
         + (f"  (still starting: {', '.join(missing)})" if missing else ""),
+        # The published files (rome/publish/), which compose serves with nginx.
+        f"  static    {web}/live/races/1.html   (its JSON: /live/races/1.json)",
         f"  Flower    {browse_address(host, flower_port)}   user {login.user}"
         f"   password {password}{where}",
         # Flower's Broker tab reads queues from RabbitMQ or Redis only; on kombu's
