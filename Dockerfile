@@ -33,7 +33,7 @@ RUN pip install --no-deps . \
 # bodies: made here, owned by rome, so that the volume compose mounts on it is too).
 RUN groupadd --system rome \
     && useradd --system --gid rome --home-dir /app --no-create-home --shell /usr/sbin/nologin rome \
-    && mkdir -p "$ROME_DATA_DIR/archive" \
+    && mkdir -p "$ROME_DATA_DIR/archive" "$ROME_DATA_DIR/public" \
     && chown -R rome:rome "$ROME_DATA_DIR"
 USER rome
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from rome.data_files import ARCHIVE, BROKER, SQLITE
+from rome.data_files import ARCHIVE, BROKER, PUBLIC, SQLITE
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 AMQP_SCHEMES = ("amqp://", "pyamqp://", "amqps://")
@@ -152,6 +152,10 @@ class Settings:
     # the newest within this many bytes ("500MB"); None keeps everything.
     archive_retention_days: float | None = None
     archive_retention_bytes: int | None = None
+    # ROME_PUBLISH_DIR: the static files readers read (rome/publish/); ROME_PUBLISH_INTERVAL:
+    # the fewest seconds between two publishes of a race.
+    publish_dir: Path | None = None
+    publish_interval: float = 2.0
 
     @property
     def development(self) -> bool:
@@ -330,6 +334,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         archive_dir=Path(env.get("ROME_ARCHIVE_DIR") or data_dir / ARCHIVE).resolve(),
         archive_retention_days=retention_days,
         archive_retention_bytes=retention_bytes,
+        publish_dir=Path(env.get("ROME_PUBLISH_DIR") or data_dir / PUBLIC).resolve(),
+        publish_interval=_number(env, "ROME_PUBLISH_INTERVAL", 2.0, float, 0.0, 3600.0),
     )
 
 

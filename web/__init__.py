@@ -73,6 +73,8 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         PROXY_HOPS=settings.proxy_hops,
         # ROME_SOURCES: the live sources /api/sources shows; None: the simulated night.
         SOURCES_FILE=str(settings.sources_file) if settings.sources_file else None,
+        # The static files readers read (rome/publish/), served at /live/ without nginx.
+        PUBLISH_DIR=str(settings.publish_dir),
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -100,10 +102,21 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         path = app.config["SOURCES_FILE"]
         app.extensions["rome_sources"] = (path, load_sources(path))
 
-    from web import api, errors, export, health, metrics, race, registry, states, wipeout
+    from web import (
+        api,
+        errors,
+        export,
+        health,
+        live,
+        metrics,
+        race,
+        registry,
+        states,
+        wipeout,
+    )
 
     app.extensions["rome_metrics"] = metrics.metrics_registry(
-        app.extensions["rome_db"], app.config["STALE_AFTER"]
+        app.extensions["rome_db"], app.config["STALE_AFTER"], Path(app.config["PUBLISH_DIR"])
     )
     # One per process, shared by its threads: see web/wipeout.py for what the limit means.
     app.extensions["rome_wipeout_attempts"] = wipeout.make_attempt_limiter(app.config)
@@ -118,6 +131,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.register_blueprint(metrics.bp)
     app.register_blueprint(registry.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(live.bp)
 
     @app.after_request
     def _protect_pages(response):

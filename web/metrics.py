@@ -1,17 +1,20 @@
 """Serve Prometheus metrics read from the database at scrape time.
 
 Every number comes from the database, not from process memory, so whichever
-gunicorn worker answers a scrape reports the same values.
+gunicorn worker answers a scrape reports the same values; the publish lag from the
+record the publish worker keeps beside the published files.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from rome.publish.lag import quantile, read_lags
 from rome.read.freshness import age_seconds
 from rome.read.results import race_views, rejected_by_source
 from rome.read.sources import polling_by_source
@@ -23,9 +26,10 @@ bp = Blueprint("metrics", __name__)
 class RomeCollector:
     """Collect changes, corrections, level checks, rejections, freshness and tallies."""
 
-    def __init__(self, database: Database, stale_after: float):
+    def __init__(self, database: Database, stale_after: float, publish_dir: Path | None = None):
         self.database = database
         self.stale_after = stale_after
+        self.publish_dir = publish_dir
 
     def describe(self):
         # Nothing to declare up front: registering must not query the database.
@@ -114,6 +118,22 @@ class RomeCollector:
                     )
         yield votes
         yield from poll_metrics(polling)
+        if self.publish_dir is not None:
+            yield from publish_metrics(read_lags(self.publish_dir))
+
+
+def publish_metrics(lags: dict):
+    """The publish lag, from caesar's commit to the file in ROME_PUBLISH_DIR."""
+    quantiles = GaugeMetricFamily(
+        "rome_publish_lag_seconds", "Seconds from caesar's commit to the published file, over "
+        "the newest publishes (rome/publish/lag.py), by quantile.", labels=["quantile"])
+    for q in (0.5, 0.99):
+        value = quantile(lags["samples"], q)
+        if value is not None:
+            quantiles.add_metric([str(q)], value)
+    yield quantiles
+    yield CounterMetricFamily("rome_publish_asks", "Caesar's commits published.",
+                              value=lags["count"])
 
 
 def poll_metrics(polling: dict[str, dict]):
@@ -139,10 +159,11 @@ def poll_metrics(polling: dict[str, dict]):
     yield age
 
 
-def metrics_registry(database: Database, stale_after: float) -> CollectorRegistry:
+def metrics_registry(database: Database, stale_after: float,
+                     publish_dir: Path | None = None) -> CollectorRegistry:
     """Build a registry holding only Rome's collector, not this process's own metrics."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RomeCollector(database, stale_after))
+    registry.register(RomeCollector(database, stale_after, publish_dir))
     return registry
 
 

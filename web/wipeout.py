@@ -18,11 +18,13 @@ import hmac
 import logging
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, request, url_for
 
 from rome.logs import log
 from rome.ops.attempts import AttemptLimiter, client_key
+from rome.publish.publisher import Publisher
 from rome.store import guesses, tally
 from web.csrf import FIELD, csrf_valid
 from web.database import database
@@ -106,7 +108,20 @@ def _wipe(via: str) -> tally.WipeoutResultJson:
         guesses.forget(session, _client())
     attempt_limiter(current_app).granted(_client())
     log(logger, "wipeout", logging.WARNING, **_origin(via), **counts)
+    _unpublish()
     return counts
+
+
+def _unpublish() -> None:
+    """Publish the wiped results at once: no reader keeps reading the old figures."""
+    try:
+        done = Publisher(Path(current_app.config["PUBLISH_DIR"]),
+                         current_app.config["STALE_AFTER"]).publish_from(database())
+    except OSError as exc:
+        log(logger, "unpublish_failed", logging.ERROR, error=str(exc))
+        return
+    log(logger, "unpublished", logging.WARNING, written=len(done.written),
+        removed=len(done.removed))
 
 
 def _refuse(via: str, reason: str, *, guess: bool = False) -> None:

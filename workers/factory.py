@@ -16,7 +16,8 @@ from workers.queues import SOURCE_QUEUES, Topology, classic_topology, quorum_top
 from workers.schedule import beat_schedule, poll_schedule
 
 ROUTES = {"rome.notekeeper.normalize": "notekeeper", "rome.caesar.record": "caesar",
-          "rome.poll.run": "poll", "rome.archive.prune": "poll"}
+          "rome.poll.run": "poll", "rome.archive.prune": "poll",
+          "rome.publish.races": "publish"}
 # Seconds a publish waits for RabbitMQ's confirm before it counts as failed and
 # is retried on a fresh connection (perhaps to another node). Without it, a
 # publish to a cluster that has lost its majority waits forever. A publish

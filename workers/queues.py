@@ -23,7 +23,9 @@ SOURCE_QUEUES = {source: f"elections_{source}" for source in ("ap", "mc", "sos")
 # "poll": the live sources' polls (ROME_SOURCES), apart from the pipeline, so a slow
 # endpoint never holds notekeeper or caesar back.
 POLL_QUEUE = "poll"
-QUEUES = [*SOURCE_QUEUES.values(), "notekeeper", "caesar", POLL_QUEUE]
+# "publish": baking the static files readers read (rome/publish/), apart, so a slow disk
+# never holds caesar back.
+QUEUES = [*SOURCE_QUEUES.values(), "notekeeper", "caesar", POLL_QUEUE, "publish"]
 
 QUORUM_SUFFIX = ".quorum"
 # How many times RabbitMQ delivers a message before it dead-letters it instead

@@ -41,6 +41,10 @@ from rome.feeds.snapshot import InvalidPayload, Snapshot
 from rome.feeds.sources_file import load_sources
 from rome.logs import log
 from rome.ops.poller import run_cycle
+from rome.publish.coalesce import Coalescer, Flush
+from rome.publish.lag import record_lags
+from rome.publish.publisher import Publisher
+from rome.read.freshness import stale_after
 from rome.read.results import level_disagreements
 from rome.store import db
 from rome.store.archive import Archive, prune, snapshot_of
@@ -344,6 +348,9 @@ def record(self, snapshots: list[dict]) -> int:
                 reject_payload(session, source, repr(wire), str(exc))
         result = record_snapshots(session, parsed)
         flags = level_disagreements(session, result.races)
+    if result.races:
+        # Committed: the static files follow (rome/publish/), coalesced there.
+        publish_races.apply_async((sorted({race for race, _ in result.races}), time.time()))
     for flag in flags:
         log(logger, "level_disagreement", logging.WARNING, task_id=self.request.id,
             race_id=flag["race_id"], source=flag["source"], candidate_id=flag["candidate_id"],
@@ -353,3 +360,41 @@ def record(self, snapshots: list[dict]) -> int:
         corrections=result.corrections, stale=result.stale,
         versions=",".join(f"{s.source}@{s.version}" for s in parsed[:5]), task_id=self.request.id)
     return result.applied
+
+
+@cache
+def coalescer() -> Coalescer:
+    """This process's coalescer: one publish per ROME_PUBLISH_INTERVAL, whatever the asks."""
+    return Coalescer(settings.publish_interval)
+
+
+@cache
+def publisher() -> Publisher:
+    return Publisher(settings.publish_dir,
+                     stale_after(settings.source_interval, settings.update_chance))
+
+
+def _publish(flush: Flush) -> None:
+    done = publisher().publish_from(database(), flush.race_ids)
+    visible = time.time()
+    record_lags(settings.publish_dir, [visible - committed for committed in flush.committed])
+    log(logger, "published", races="all" if flush.race_ids is None else len(flush.race_ids),
+        read=done.races, written=len(done.written), removed=len(done.removed),
+        asks=len(flush.committed))
+
+
+@app.task(name="rome.publish.races", bind=True, base=PipelineTask)
+def publish_races(self, race_ids: list[int], committed_at: float) -> int:
+    """Publish these races (committed by caesar at committed_at, time.time()) with every
+    other ask pending, at most once per ROME_PUBLISH_INTERVAL; the number of races this ask
+    published itself, 0 when another ask publishes them.
+
+    The publish worker runs a threads pool: an ask that waits for the interval holds one
+    thread, and the asks that arrive meanwhile join its publish and return."""
+    if (not isinstance(race_ids, list)
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in race_ids)
+            or isinstance(committed_at, bool) or not isinstance(committed_at, int | float)):
+        raise Reject(f"publish takes race ids and a time, got {race_ids!r:.80}, "
+                     f"{committed_at!r:.40}", requeue=False)
+    flush = coalescer().submit(race_ids, committed_at, _publish)
+    return 0 if flush is None else len(flush.race_ids or ())

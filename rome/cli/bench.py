@@ -1,4 +1,4 @@
-"""`rome bench [ingest|growth|scale|web|slow-clients|polling|probe]`: arguments, dispatch."""
+"""`rome bench [ingest|growth|scale|web|static|slow-clients|polling|probe]`: arguments, dispatch."""
 
 from __future__ import annotations
 
@@ -109,6 +109,10 @@ def cmd_bench(args) -> int:
             from rome.bench.web import run_web
 
             return run_web(args)
+        if command == "static":
+            from rome.bench.static import run_static
+
+            return run_static(args)
         run = {"ingest": _ingest, "growth": _growth, "scale": _scale,
                "slow-clients": _slow_clients, "probe": _probe, "polling": _polling}[command]
         result = run(args)
@@ -145,8 +149,8 @@ def _add_output_arguments(parser: argparse.ArgumentParser, plots: str) -> None:
 def register(commands) -> None:
     """Add `rome bench` and its subcommands to the top-level subparsers."""
     bench = commands.add_parser(
-        "bench", help="measure Rome: ingest (the default), growth, scale, web, slow-clients, "
-                      "polling",
+        "bench", help="measure Rome: ingest (the default), growth, scale, web, static, "
+                      "slow-clients, polling",
         description="Measure Rome. Without a subcommand: `rome bench ingest`, with its options.",
     )
     _add_ingest_arguments(bench)
@@ -195,6 +199,27 @@ def register(commands) -> None:
     web.add_argument("--rate", type=float, default=1000.0, help="updates/s to ingest")
     web.add_argument("--batch", type=int, default=50, help="updates per feed message")
     web.add_argument("--json", type=Path, help="also write the raw results here")
+
+    static = benches.add_parser(
+        "static", help="the published race JSON through nginx against the same JSON from "
+                       "Flask, the publish lag under ingest, the files one race rewrites "
+                       "(needs nginx and wrk)")
+    static.add_argument("--races", type=int, default=550, help="races published (550)")
+    static.add_argument("--connections", type=int, default=256, help="wrk connections")
+    static.add_argument("--threads", type=int, default=2, help="wrk threads")
+    static.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
+    static.add_argument("--port", type=int, default=20700,
+                        help="nginx's port; gunicorn takes the next (default 20700)")
+    static.add_argument("--rate", type=float, default=1000.0,
+                        help="counts/s offered while measuring the lag")
+    static.add_argument("--batch", type=int, default=50, help="counts per feed message")
+    static.add_argument("--lag-seconds", type=int, default=30, help="how long to ingest")
+    static.add_argument("--interval", type=float, default=2.0, help="ROME_PUBLISH_INTERVAL")
+    static.add_argument("--scale-races", type=int, default=5000,
+                        help="races for the files-written count (5000)")
+    static.add_argument("--parts", default="serve,lag,files",
+                        help="which parts to run, comma-separated (default all three)")
+    static.add_argument("--keep", action="store_true", help="keep the temporary folder")
 
     slow = benches.add_parser(
         "slow-clients", help="/api/races under gunicorn while slow clients dribble headers",

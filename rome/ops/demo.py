@@ -30,6 +30,10 @@ SERVICE_QUEUES = {
 }
 # Polls run side by side, so one stalled endpoint never holds the other sources.
 POLL_CONCURRENCY = 4
+# The publish worker (rome/publish/) in every mode, on a threads pool: an ask waiting out
+# ROME_PUBLISH_INTERVAL holds one thread while the others join its publish and return.
+PUBLISH = "publish"
+PUBLISH_THREADS = 4
 
 
 # How Celery's SecurityWarning about superuser privileges begins: every worker prints
@@ -60,7 +64,7 @@ def demo_log_level(configured: str | None, verbose: bool) -> str:
 
 def worker_nodes(single_worker: bool) -> list[str]:
     """Name the worker nodes plan() starts, as they appear before the @ of their hostnames."""
-    return ["rome"] if single_worker else list(SERVICE_QUEUES)
+    return ["rome", PUBLISH] if single_worker else [*SERVICE_QUEUES, PUBLISH]
 
 
 def plan(
@@ -93,6 +97,9 @@ def plan(
                            "-l", log_level])
             for name, queue in SERVICE_QUEUES.items()
         ]
+    workers.append(Service(PUBLISH, [*celery, "worker", "-Q", PUBLISH, "-n", f"{PUBLISH}@%h",
+                                     "-P", "threads", "-c", str(PUBLISH_THREADS),
+                                     "-l", log_level]))
     schedule = str(settings.data_dir / BEAT_SCHEDULE)
     # web/gunicorn_conf.py logs every request; the quiet demo does not.
     access_log = ["--access-logfile", "-" if verbose else "/dev/null"]
@@ -180,6 +187,8 @@ def banner(
         f"  results   {web}/race",
         f"  workers   {web}/registry"
         + (f"  (still starting: {', '.join(missing)})" if missing else ""),
+        # The published files (rome/publish/), which compose serves with nginx.
+        f"  static    {web}/live/races/1.html   (its JSON: /live/races/1.json)",
         f"  Flower    {browse_address(host, flower_port)}   user {login.user}"
         f"   password {password}{where}",
         # Flower's Broker tab reads queues from RabbitMQ or Redis only; on kombu's

@@ -20,7 +20,8 @@ ENV_EXAMPLE = ROOT / ".env.example"
 IN_CI = bool(os.environ.get("CI"))
 
 INFRA = {"rabbitmq", "postgresdb"}
-WORKERS = ["elections_ap", "elections_mc", "elections_sos", "notekeeper", "caesar", "poll"]
+WORKERS = ["elections_ap", "elections_mc", "elections_sos", "notekeeper", "caesar", "poll",
+           "publish"]
 ONE_SHOT = {"migrate"}
 HOSTS = {"postgresdb": "127.0.0.1", "rabbitmq": "127.0.0.1"}
 SECRET_VARS = ["POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "ROME_ADMIN_TOKEN", "ROME_FLOWER_AUTH"]

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from http.client import HTTPConnection
 from pathlib import Path
 
 CELERY = [sys.executable, "-m", "celery", "-A", "workers"]
@@ -99,6 +100,18 @@ def http(url: str, method: str = "GET", auth: str | None = None, accept: str | N
 
 def get(url: str, auth: str | None = None, accept: str | None = None, timeout: float = 10):
     return http(url, auth=auth, accept=accept, timeout=timeout)
+
+
+def get_raw(port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 10):
+    """(status, headers, body) of one GET to 127.0.0.1:port, a 304 included (urllib raises
+    at one), the body as sent (gzip not undone)."""
+    connection = HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
 
 
 class Processes:

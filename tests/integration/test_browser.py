@@ -522,3 +522,29 @@ def test_the_index_finds_races_as_you_type_and_a_state_page_lists_them(chromium,
     assert page.locator("table.state-races tbody tr").count() == 6
     keep(page, "state-page.png")
     assert problems == []
+
+
+def test_the_static_race_page_polls_its_published_json_and_sees_a_number_change(chromium,
+                                                                                 site):
+    from rome.publish.publisher import Publisher
+    from rome.store import db
+
+    base, url, _ = site
+    folder = Path(site[2].env["ROME_DATA_DIR"]) / "public"
+    database = db.connect(url)
+    Publisher(folder).publish_from(database)
+    page = chromium.new_page()
+    page.goto(f"{base}/live/races/1.html")
+    page.wait_for_function("() => document.querySelector('[data-total]').textContent !== '…'",
+                           timeout=10_000)
+    before = text(page, "[data-total]")
+    assert before == f"{get_json(f'{base}/api/races/1')['total_votes']:,}"
+    webapp.record(url, race_snapshot("ap", 7, {101: 9_000, 102: 8_000}))
+    Publisher(folder).publish_from(database, {1})
+    database.engine.dispose()
+    page.wait_for_function(
+        "([before]) => document.querySelector('[data-total]').textContent !== before",
+        arg=[before], timeout=10_000)
+    assert text(page, "[data-total]") == f"{get_json(f'{base}/api/races/1')['total_votes']:,}"
+    assert text(page, '[data-candidate="101"] .votes') == "9,000"
+    keep(page, "static-race-page.png")

@@ -27,7 +27,7 @@ from rome.ops.flower_login import FlowerLogin
 from rome.settings import load_settings
 from tests.helpers.support import session_members, wait_for
 
-WORKERS = {"ap", "mc", "sos", "notekeeper", "caesar", "poll"}
+WORKERS = {"ap", "mc", "sos", "notekeeper", "caesar", "poll", "publish"}
 # Lines Celery, beat and gunicorn write per task or request, at info.
 PER_TASK = ("] received", "] succeeded in", "Sending due task", "event=recorded", '"GET /')
 
@@ -109,6 +109,7 @@ def test_the_banner_says_where_everything_is_and_the_login():
     assert len(lines) <= 12  # short enough to find, with every note it can carry
     assert "  results   http://127.0.0.1:8083/race" in text  # a wildcard is not browsable
     assert "  workers   http://127.0.0.1:8083/registry\n" in text
+    assert "  static    http://127.0.0.1:8083/live/races/1.html" in text
     assert ("  Flower    http://127.0.0.1:5555   user admin   password pw-123"
             " (kept in /srv/data/flower-login)") in text
     assert "`rome demo --verbose` shows every task" in text
@@ -221,6 +222,15 @@ def test_demo_runs_the_pipeline_says_where_and_stops_without_orphans(tmp_path):
 
         first = wait_for(lambda: total_votes(web), 60, interval=0.5, what="votes on /race")
         wait_for(lambda: total_votes(web) > first, 30, interval=0.5, what="/race to change")
+
+        # The publish worker bakes the races into the data folder; the web serves them at /live/.
+        def live_votes() -> int:
+            response = requests.get(f"{web}/live/races/1.json", timeout=5)
+            return response.json()["total_votes"] if response.status_code == 200 else 0
+
+        published = wait_for(live_votes, 30, interval=0.5, what="race 1 published at /live/")
+        wait_for(lambda: live_votes() > published, 30, interval=0.5, what="/live/ to change")
+        assert (data / "public" / "races" / "1.json.gz").exists()
 
         # The banner again, on Enter and on SIGUSR1.
         demo.stdin.write(b"\n")

@@ -134,7 +134,8 @@ def test_every_variable_has_a_default_and_the_environment_is_one_rome_accepts():
 
 
 def test_every_long_running_service_has_a_healthcheck_and_a_restart_policy():
-    expected = {"rabbitmq", "postgresdb", "migrate", "beat", "nero", "flower", *WORKERS}
+    expected = {"rabbitmq", "postgresdb", "migrate", "beat", "nero", "flower", "nginx",
+                *WORKERS}
     assert set(services()) == expected
     for name, service in services().items():
         if name in ONE_SHOT:
@@ -495,6 +496,14 @@ def test_compose_commands_run_the_pipeline(
 
         races = wait_for(every_race_counted, 120, interval=1, what="votes in every race")
         assert {s["id"] for race in races for s in race["sources"]} == {"ap", "mc", "sos"}
+
+        # The publish worker bakes them into the data folder's public/ (nginx's root).
+        def published():
+            all_alive()
+            path = data_dir / "public" / "races" / f"{races[0]['id']}.json"
+            return path.exists() and json.loads(path.read_bytes())["total_votes"] > 0
+
+        wait_for(published, 60, interval=0.5, what="the publish worker to publish a race")
 
         # /race itself: the page, and the original's rows as JSON.
         status, page = get(f"{base}/race", accept="text/html")

@@ -1,22 +1,24 @@
 """`docker compose up`, for real: the unchanged docker-compose.yml and Dockerfile on podman.
 
 Debian's `docker-compose` drives podman's Docker API (tests/helpers/compose_stack/stack.py), with
-test stand-ins for the three images we cannot pull (tests/helpers/compose_stack/standins.py). In
+test stand-ins for the four images we cannot pull (tests/helpers/compose_stack/standins.py). In
 order: every service turns healthy and migrate completes; votes grow at /race through the
-published port; Flower wants its login and lists the six workers; /registry lists them
-too; `--scale caesar=2` gives two caesar workers and totals `rome audit` finds exact;
-`restart caesar` in the middle of a known stream loses none of it; with `ROME_SOURCES` set
+published port; nginx serves a published race with gzip, its ETag and Cache-Control;
+Flower wants its login and lists the seven workers; /registry lists them too; `--scale
+caesar=2` gives two caesar workers and totals `rome audit` finds exact; `restart caesar` in
+the middle of a known stream loses none of it; with `ROME_SOURCES` set
 and a feed server added (an override file of the test's own), the poll worker polls it and
 the polled races reach /api/races through the shared archive; `down -v` leaves no
 container, network or volume. The stack is removed even when a step fails.
 
 It needs root, podman, docker-compose and debootstrap: it skips without them, and fails
-instead when CI is set. The compose file publishes fixed ports (8083, 5555, 15672 on
+instead when CI is set. The compose file publishes fixed ports (8083, 8084, 5555, 15672 on
 127.0.0.1) that Compose v1 cannot move, so the test fails at once if one is taken.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -32,18 +34,20 @@ from tests.helpers.compose_stack import stack as podman_stack
 from tests.helpers.compose_stack.logs import error_lines
 from tests.helpers.compose_stack.standins import build_rome_image, ensure_standins
 from tests.helpers.paths import ROOT
-from tests.helpers.support import get, http, port_is_free, wait_for
+from tests.helpers.support import get, get_raw, http, port_is_free, wait_for
 
 # The first test's time includes bringing the stack up: on a new machine that means
 # debootstrapping the stand-ins (about 4 minutes here) before the rest.
 pytestmark = [pytest.mark.compose, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 IN_CI = bool(os.environ.get("CI"))
-WORKERS = ["elections_ap", "elections_mc", "elections_sos", "notekeeper", "caesar", "poll"]
-LONG_RUNNING = ["rabbitmq", "postgresdb", *WORKERS, "beat", "nero", "flower"]
-PORTS = [8083, 5555, 15672]
+WORKERS = ["elections_ap", "elections_mc", "elections_sos", "notekeeper", "caesar", "poll",
+           "publish"]
+LONG_RUNNING = ["rabbitmq", "postgresdb", *WORKERS, "beat", "nero", "flower", "nginx"]
+PORTS = [8083, 8084, 5555, 15672]
 SECRET_VARS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "ROME_ADMIN_TOKEN", "ROME_FLOWER_AUTH")
 NERO = "http://127.0.0.1:8083"
+NGINX = "http://127.0.0.1:8084"
 FLOWER = "http://127.0.0.1:5555"
 RABBITMQ_API = "http://127.0.0.1:15672/api"
 # Time limits, each well above what a run on our 2-core machines takes (README).
@@ -205,6 +209,9 @@ def stack(request, tmp_path_factory):
     # The sources folder a clone has beside the compose file (mounted at /app/sources).
     (work / "sources").mkdir()
     (work / "sources" / "README.md").write_bytes((ROOT / "sources" / "README.md").read_bytes())
+    # What the compose file mounts from beside itself.
+    (work / "docker").mkdir()
+    (work / "docker" / "nginx.conf").write_bytes((ROOT / "docker" / "nginx.conf").read_bytes())
     service = podman_stack.PodmanService(work)
     project = f"rometest{uuid.uuid4().hex[:8]}"
     compose = podman_stack.Compose(project, compose_file, service.docker_host,
@@ -248,7 +255,7 @@ def test_every_service_turns_healthy_and_migrate_completes(stack):
     for name in LONG_RUNNING:
         assert states[name] == [("running", "healthy", 0)], (name, states[name])
     assert stack.checker.runs > 0, "no healthcheck ran: podman cannot schedule them here"
-    # Published only on 127.0.0.1, and only nero, Flower and RabbitMQ's management UI.
+    # Published only on 127.0.0.1: nero, nginx, Flower and RabbitMQ's management UI.
     published = {}
     for container in stack.containers():
         for port, bindings in (container["NetworkSettings"].get("Ports") or {}).items():
@@ -256,6 +263,7 @@ def test_every_service_turns_healthy_and_migrate_completes(stack):
                 published[(podman_stack.service_of(container), port)] = binding["HostIp"]
     assert published == {
         ("nero", "8083/tcp"): "127.0.0.1",
+        ("nginx", "80/tcp"): "127.0.0.1",
         ("flower", "5555/tcp"): "127.0.0.1",
         ("rabbitmq", "15672/tcp"): "127.0.0.1",
     }
@@ -268,6 +276,38 @@ def test_votes_grow_at_race_through_the_published_port(stack):
                  what=f"the votes at /race to grow past {first}")
     status, page = get(f"{NERO}/race", accept="text/html")
     assert status == 200 and b"<html" in page.lower()
+
+
+def nginx_get(path: str, headers: dict[str, str] | None = None):
+    """(status, headers, body) of one request to nginx, a 304 included."""
+    return get_raw(8084, path, headers)
+
+
+def test_nginx_serves_a_published_race_with_gzip_its_etag_and_cache_control(stack):
+    def published() -> dict | None:
+        status, _, body = nginx_get("/races/1.json")
+        race = json.loads(body) if status == 200 else None
+        return race if race and race["total_votes"] > 0 else None
+
+    race = wait_for(published, 120, interval=2, what="race 1 published with votes, via nginx")
+    status, api = get(f"{NERO}/api/races/1")
+    assert status == 200 and json.loads(api)["id"] == race["id"] == 1
+    status, headers, body = nginx_get("/races/1.json", {"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"  # the .gz beside it
+    assert json.loads(gzip.decompress(body))["id"] == 1
+    assert headers["Content-Type"].startswith("application/json")
+    assert headers["Cache-Control"] == "public, max-age=5"
+    tag = headers["ETag"]
+    status, again, body = nginx_get("/races/1.json",
+                                    {"Accept-Encoding": "gzip", "If-None-Match": tag})
+    assert (status, body) in ((304, b""),) or again["ETag"] != tag  # unless it just changed
+    status, headers, _ = nginx_get("/assets/race.js")
+    assert status == 200 and headers["Cache-Control"] == "public, max-age=3600"
+    status, _, page = nginx_get("/races/1.html")
+    assert status == 200 and b'data-race-json="1.json"' in page
+    assert nginx_get("/.publish-lag.json")[0] == 404
+    status, index = get(f"{NERO}/api/index")
+    assert json.loads(nginx_get("/index.json")[2])["races"] == json.loads(index)["races"]
 
 
 def test_no_service_logged_an_error_while_starting(stack):
@@ -286,7 +326,7 @@ def test_flower_wants_its_login_and_lists_every_worker(stack):
         nodes = sorted(n.partition("@")[0] for n in workers)
         return workers if nodes == sorted(WORKERS) else None
 
-    workers = wait_for(one_of_each, 90, interval=3, what="Flower to list the six workers")
+    workers = wait_for(one_of_each, 90, interval=3, what="Flower to list the seven workers")
     # Each is named after its container's hostname, as `-n NAME@%h` in the compose file says.
     hostnames = {c["Config"]["Hostname"] for c in stack.containers()}
     assert {name.partition("@")[2] for name in workers} <= hostnames
@@ -297,7 +337,7 @@ def test_registry_lists_every_worker(stack):
         nodes = registry_nodes() or []
         return nodes if sorted(n.partition("@")[0] for n in nodes) == sorted(WORKERS) else None
 
-    wait_for(one_of_each, 60, interval=2, what="/registry to list the six workers")
+    wait_for(one_of_each, 60, interval=2, what="/registry to list the seven workers")
     status, body = get(f"{NERO}/registry?service=caesar", timeout=30)
     assert status == 200
     # On RabbitMQ the work queues are quorum queues, named <queue>.quorum (workers/queues.py).

@@ -1,12 +1,12 @@
 """Build the test stand-ins for the images docker-compose.yml names, and Rome's own image.
 
-No image registry is reachable from our machines, so `python:3.11-slim`, `postgres:16` and
-`rabbitmq:3.13-management` are made here from a Debian bookworm root filesystem
-(debootstrap, then `podman import`) under those exact names. They are TEST STAND-INS: they
-honour only what the compose file relies on, run Debian's versions (Python 3.11,
-PostgreSQL 15, RabbitMQ 3.10), and are never the images users get. Each carries a label
-with the hash of its recipe (this file and images/), so a machine builds them once per
-recipe.
+No image registry is reachable from our machines, so `python:3.11-slim`, `postgres:16`,
+`rabbitmq:3.13-management` and `nginx:1.27` are made here from a Debian bookworm root
+filesystem (debootstrap, then `podman import`) under those exact names. They are TEST
+STAND-INS: they honour only what the compose file relies on, run Debian's versions (Python
+3.11, PostgreSQL 15, RabbitMQ 3.10, nginx-light 1.22), and are never the images users get.
+Each carries a label with the hash of its own recipe (its entry below and its files in
+images/), so a machine builds each once per recipe.
 
 Rome's image is built from the unchanged Dockerfile and build context with `podman build`.
 Its `pip install` gets the pinned packages from a wheelhouse downloaded on the host and
@@ -92,17 +92,33 @@ STANDINS = [
             'CMD ["/usr/lib/rabbitmq/bin/rabbitmq-server"]',
         ],
     ),
+    # nginx with Debian's nginx-light: conf.d/*.conf included (compose mounts
+    # docker/nginx.conf there), logs to the container's output, in the foreground.
+    Standin(
+        "docker.io/library/nginx:1.27",
+        ["nginx-light", "netbase"],
+        # Debian's default site would answer every request as the default server.
+        setup="rm -f /etc/nginx/sites-enabled/default"
+              " && ln -sf /dev/stdout /var/log/nginx/access.log"
+              " && ln -sf /dev/stderr /var/log/nginx/error.log",
+        changes=[
+            "EXPOSE 80",
+            "STOPSIGNAL SIGQUIT",
+            'CMD ["nginx", "-g", "daemon off;"]',
+        ],
+    ),
 ]
 
 
-def recipe_hash() -> str:
-    """Hash what the stand-ins are made from: STANDINS, the suite and the files in images/.
+def recipe_hash(standin: Standin) -> str:
+    """Hash what one stand-in is made from: its recipe, the suite and its files in images/,
+    so that adding or changing one stand-in rebuilds that one alone.
 
     Bump RECIPE_VERSION when a change to how they are built (below) changes the images.
     """
-    digest = hashlib.sha256(f"{RECIPE_VERSION} {SUITE} {STANDINS!r}".encode())
-    for path in sorted(IMAGES.iterdir()):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest = hashlib.sha256(f"{RECIPE_VERSION} {SUITE} {standin!r}".encode())
+    for source in sorted(standin.files.values()):
+        digest.update(source.encode() + b"\0" + (IMAGES / source).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -186,13 +202,13 @@ def _import(standin: Standin, rootfs: Path, recipe: str, env: dict[str, str], lo
 
 def ensure_standins(env: dict[str, str], work: Path) -> dict[str, float]:
     """Build each stand-in whose recipe changed; return seconds per image built."""
-    recipe = recipe_hash()
-    stale = [s for s in STANDINS if _label(s.name, env) != recipe]
+    stale = [s for s in STANDINS if _label(s.name, env) != recipe_hash(s)]
     if not stale:
         return {}
     # Two at a time: debootstrap is mostly unpacking, and the machine has two cores.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {s.name: pool.submit(_build_standin, s, recipe, env, work) for s in stale}
+        futures = {s.name: pool.submit(_build_standin, s, recipe_hash(s), env, work)
+                   for s in stale}
         return {name: future.result() for name, future in futures.items()}
 
 

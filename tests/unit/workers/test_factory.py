@@ -39,7 +39,8 @@ def test_loading_the_app_makes_no_folder(tmp_path):
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout)
     assert loaded["tasks"] == ["rome.archive.prune", "rome.caesar.record",
-                               "rome.notekeeper.normalize", "rome.poll.run", "rome.source.emit"]
+                               "rome.notekeeper.normalize", "rome.poll.run", "rome.publish.races",
+                               "rome.source.emit"]
     assert loaded["same"]
     assert loaded["exists"] is False
     assert not data_dir.exists() and not (tmp_path / "not").exists()
