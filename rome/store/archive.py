@@ -3,9 +3,12 @@
 A body is stored under its sha256 (``<dir>/<ab>/<sha256>.gz``), written whole
 (a temporary file renamed into place) and never twice; each fetch adds one
 row to ``archive`` (source, URL, status, time, the feed's version, the
-Clarity county) that points at it. Messages to notekeeper carry the row's
-id, a claim check, instead of a body of many megabytes; notekeeper reads the
-body back here (``snapshot_of``). ``prune`` applies the retention setting.
+Clarity county) that points at it, and one line to the source's journal
+(rome/store/journal.py), so the archive names its fetches without the
+database. Messages to notekeeper carry the row's id, a claim check, instead
+of a body of many megabytes; notekeeper reads the body back here
+(``snapshot_of``). ``prune`` applies the retention setting (a pruned fetch's
+journal line stays; a rebuild skips it, its body gone).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sqlalchemy.orm import Session
 from rome.feeds.formats import parse_feed
 from rome.feeds.poll.clarity import BadZip, scoped, unzip_one
 from rome.feeds.snapshot import MAX_AHEAD, InvalidPayload, Snapshot
+from rome.store import journal
 from rome.store.models import ArchiveRow
 
 # Kinds of fetched bodies: feed and zip are what notekeeper parses.
@@ -66,11 +70,19 @@ class Archive:
 def record_fetch(session: Session, archive: Archive, *, source: str, fmt: str, url: str,
                  status: int, body: bytes, fetched_at: float, kind: str,
                  version: str | None = None, scope: str | None = None) -> int:
-    """Archive one fetched body and index the fetch; return the index row's id."""
+    """Archive one fetched body, journal the fetch and index it; return the index row's id.
+
+    The journal line is written (and fsync'd) before the index row: the
+    archive alone names every fetch whose row the database holds.
+    """
     digest = archive.write(body)
+    version = (version or None) and version[:100]
+    journal.append(archive.root, journal.Entry(
+        sha256=digest, source=source, url=url[:4000], status=status, fetched_at=fetched_at,
+        kind=kind, format=fmt, size=len(body), version=version, scope=scope))
     row = ArchiveRow(source_id=source, url=url[:4000], status=status,
                      fetched_at=datetime.fromtimestamp(fetched_at, UTC),
-                     version=(version or None) and version[:100], kind=kind, format=fmt,
+                     version=version, kind=kind, format=fmt,
                      scope=scope, sha256=digest, size=len(body))
     session.add(row)
     session.flush()
