@@ -94,13 +94,18 @@ def feed_body(session: Session, archive: Archive, archive_id: int) -> tuple[Arch
     row = session.get(ArchiveRow, archive_id)
     if row is None:
         raise ArchiveMissing(f"no archived fetch {archive_id}")
-    body = archive.read(row.sha256)
-    if row.kind == "zip":
+    return row, parseable(archive, row)
+
+
+def parseable(archive: Archive, fetch) -> bytes:
+    """The body of a fetch (index row or journal entry) as parsers take it: a zip unpacked."""
+    body = archive.read(fetch.sha256)
+    if fetch.kind == "zip":
         try:
             body = unzip_one(body)
         except BadZip as exc:
             raise InvalidPayload(str(exc)) from None
-    return row, body
+    return body
 
 
 def snapshot_of(session: Session, archive: Archive, archive_id: int, source: str, *,
@@ -112,9 +117,25 @@ def snapshot_of(session: Session, archive: Archive, archive_id: int, source: str
     if row.source_id != source:
         raise InvalidPayload(f"archived fetch {archive_id} is of source {row.source_id!r}, "
                              f"not {source!r}")
-    version = int(row.version) if row.kind == "zip" and (row.version or "").isdigit() else None
-    snapshot = parse_feed(row.format, body, source=source, version=version, max_ahead=max_ahead)
-    return scoped(snapshot, row.scope).validate(max_ahead=max_ahead) if row.scope else snapshot
+    return parse_fetch(row, body, source, max_ahead=max_ahead)
+
+
+def parse_fetch(fetch, body: bytes, source: str, *,
+                max_ahead: float | None = MAX_AHEAD) -> Snapshot:
+    """The (scoped) snapshot of a fetch's parseable body; fetch is an index row or a journal
+    entry (its format, kind, version and scope)."""
+    version = (int(fetch.version) if fetch.kind == "zip" and (fetch.version or "").isdigit()
+               else None)
+    snapshot = parse_feed(fetch.format, body, source=source, version=version, max_ahead=max_ahead)
+    if fetch.scope:
+        return scoped(snapshot, fetch.scope).validate(max_ahead=max_ahead)
+    return snapshot
+
+
+def journalled_snapshot(archive: Archive, entry: journal.Entry, *,
+                        max_ahead: float | None = MAX_AHEAD) -> Snapshot:
+    """The snapshot of a journal entry's body, read without the database."""
+    return parse_fetch(entry, parseable(archive, entry), entry.source, max_ahead=max_ahead)
 
 
 def fetches(session: Session, source: str, since: datetime | None = None,

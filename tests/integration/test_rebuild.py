@@ -139,8 +139,8 @@ def test_a_database_lost_mid_night_is_rebuilt_from_the_archive_race_for_race(nig
     for _ in range(3):  # the recorded feeds move on to their other versions
         time.sleep(6)  # AP's polls are limited to 12 a minute
         server.advance()
-    wait_for(lambda: fetched(2, 40), 120, interval=1,
-             what="two feed bodies fetched from every source, 40 in all")
+    wait_for(lambda: fetched(2, 30), 240, interval=1,
+             what="two feed bodies fetched from every source, 30 in all")
     processes.stop("beat")  # mid-night: the simulated night goes on, unpolled
     lost = settled(url, root)
     assert lost["audit"] == [] and len(lost["races"]) >= 3 and lost["tallies"]
