@@ -63,6 +63,7 @@ from rome.ops.demo import CELERY
 from rome.ops.postgres_node import PostgresNode
 from rome.ops.rabbit_nodes import RabbitCluster
 from rome.ops.supervisor import children_of
+from rome.settings import load_settings
 
 KINDS = ("worker_main", "pool_child", "rabbit_kill", "rabbit_stop", "pg_restart", "pg_kill",
          "beat_kill", "feed_stall")
@@ -419,8 +420,8 @@ class Chaos:
         logs = self.log("worker1") + self.log("worker2")
         summary.polls = len(POLLED.findall(logs))
         summary.polls_expired = len(EXPIRED_POLL.findall(logs))
-        summary.fetched = rebuild_reference(self.workdir / "data" / "archive",
-                                            self.pg.url("reference"))
+        archive_dir = load_settings(self.env).archive_dir
+        summary.fetched = rebuild_reference(archive_dir, self.pg.url("reference"))
         compare_states(self.pg.url("rome"), self.pg.url("reference"), summary)
 
     def run(self) -> Summary:
