@@ -66,6 +66,15 @@ def cmd_replay(args) -> int:
     from rome.feeds.replay import delays, plan_replay
     from rome.feeds.snapshot import SOURCE_ID
 
+    if args.all:
+        if not args.archive or args.source is not None:
+            print("rome replay: --all goes with --archive and without --source",
+                  file=sys.stderr)
+            return 2
+        return replay_journal(args)
+    if args.source is None:
+        print("rome replay: --source ID is needed (or --archive --all)", file=sys.stderr)
+        return 2
     if not SOURCE_ID.fullmatch(args.source):
         print(f"rome replay: --source must be a short lowercase id, got {args.source!r}",
               file=sys.stderr)
@@ -92,9 +101,21 @@ def cmd_replay(args) -> int:
     return 0 if sent == len(recorded) else 1
 
 
+def _since(args):
+    """--since as an aware datetime (None if not given); ValueError if it cannot be read."""
+    from datetime import UTC, datetime
+
+    if args.since is None:
+        return None
+    try:
+        since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--since must be an ISO 8601 time, got {args.since!r}") from None
+    return since if since.tzinfo else since.replace(tzinfo=UTC)
+
+
 def replay_archive(args) -> int:
     """Publish what the archive holds of a source, in fetch order, each as its claim check."""
-    from datetime import UTC, datetime
     from types import SimpleNamespace
 
     from rome.feeds.inject import Message
@@ -106,15 +127,11 @@ def replay_archive(args) -> int:
     if args.paths:
         print("rome replay: --archive replays the archive; give no files", file=sys.stderr)
         return 2
-    since = None
-    if args.since is not None:
-        try:
-            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
-        except ValueError:
-            print(f"rome replay: --since must be an ISO 8601 time, got {args.since!r}",
-                  file=sys.stderr)
-            return 2
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    try:
+        since = _since(args)
+    except ValueError as exc:
+        print(f"rome replay: {exc}", file=sys.stderr)
+        return 2
     database = db.connect(load_settings().database_url)
     with database.Session() as session:
         rows = fetches(session, args.source, since)
@@ -135,6 +152,72 @@ def replay_archive(args) -> int:
     sent = publish_stream(messages, delays=gaps)
     print(f"published {sent} of {len(rows)} archived fetches of {args.source}")
     return 0 if sent == len(rows) else 1
+
+
+def replay_journal(args) -> int:
+    """Publish every source's archived fetches, in fetch order, from the archive's journals.
+
+    The database may be new (lost and made again by `rome db upgrade`): each
+    journal entry gets its index row back (or finds it still there), then goes
+    as its claim check, so the pipeline rebuilds the state it had.
+    """
+    from types import SimpleNamespace
+
+    from rome.feeds.inject import Message
+    from rome.feeds.replay import delays
+    from rome.settings import load_settings
+    from rome.store import db, journal
+    from rome.store.archive import FEED_KINDS, Archive
+
+    if args.paths:
+        print("rome replay: --archive replays the archive; give no files", file=sys.stderr)
+        return 2
+    try:
+        since = _since(args)
+    except ValueError as exc:
+        print(f"rome replay: {exc}", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    archive = Archive(settings.archive_dir)
+    try:
+        entries, notes = journal.read_all(archive.root)
+    except journal.JournalError as exc:
+        print(f"rome replay: {exc}", file=sys.stderr)
+        return 1
+    for note in notes:
+        print(f"rome replay: {note}", file=sys.stderr)
+    present = [e for e in entries if archive.path(e.sha256).exists()]
+    if len(present) < len(entries):
+        print(f"rome replay: {len(entries) - len(present)} journalled fetches have no body "
+              f"left (pruned by ROME_ARCHIVE_RETENTION): left out", file=sys.stderr)
+    sent_entries = [e for e in present if e.kind in FEED_KINDS
+                    and (since is None or e.when >= since)]
+    if not sent_entries:
+        print("rome replay: the archive's journal holds no feed to replay"
+              f"{' since ' + args.since if since else ''}", file=sys.stderr)
+        return 1
+    for e in sent_entries:
+        print(f"{e.when.isoformat()} {e.source} {e.url} ({e.kind}, version "
+              f"{e.version or '-'}{', ' + e.scope if e.scope else ''})")
+    if args.dry_run:
+        return 0
+    database = db.connect(settings.database_url)
+    try:
+        with database.Session.begin() as session:
+            ids = journal.reindex(session, present)
+    finally:
+        database.engine.dispose()
+    by_entry = dict(zip(map(id, present), ids, strict=True))
+    from rome.ops.seam import publish_stream
+
+    messages = [Message(e.source, str(by_entry[id(e)]), "archive", None, e.format)
+                for e in sent_entries]
+    gaps = delays([SimpleNamespace(feed_at=e.fetched_at) for e in sent_entries], args.speed)
+    sent = publish_stream(messages, delays=gaps)
+    counted = len({e.source for e in sent_entries})
+    print(f"published {sent} of {len(sent_entries)} archived fetches of {counted} sources "
+          f"from the archive's journal")
+    return 0 if sent == len(sent_entries) else 1
 
 
 def register(commands) -> None:
@@ -175,7 +258,7 @@ def register(commands) -> None:
         "replay", help="publish recorded feed files (or the archive) into the pipeline, in "
                        "version (fetch) order"
     )
-    replay.add_argument("--source", required=True, help="source id to publish them as")
+    replay.add_argument("--source", default=None, help="source id to publish them as")
     replay.add_argument("--format", choices=FORMAT_NAMES, default=None,
                         help="the files' format (default: told from each file)")
     replay.add_argument("--speed", type=float, default=0.0,
@@ -186,6 +269,10 @@ def register(commands) -> None:
     replay.add_argument("--archive", action="store_true",
                         help="replay what was fetched from --source, from the archive, in "
                              "fetch order (ROME_SOURCES polling)")
+    replay.add_argument("--all", action="store_true",
+                        help="with --archive: every source, from the archive's own journal, "
+                             "indexing again what a new database lacks (rebuild after a "
+                             "lost database)")
     replay.add_argument("--since", default=None,
                         help="with --archive: only fetches from this ISO 8601 time on")
     replay.add_argument("paths", type=Path, nargs="*", help="files or folders")

@@ -432,6 +432,13 @@ class FeedServer:
         with self._lock:
             self._faults.append(Fault(kind, path_prefix, count, seconds))
 
+    def clear_faults(self, path_prefix: str = "") -> int:
+        """Forget the faults still pending for paths starting with path_prefix; return how many."""
+        with self._lock:
+            gone = [f for f in self._faults if f.path_prefix.startswith(path_prefix)]
+            self._faults = [f for f in self._faults if f not in gone]
+        return len(gone)
+
     @property
     def requests(self) -> list[RequestRecord]:
         """Every request received so far, oldest first."""

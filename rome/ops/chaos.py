@@ -3,29 +3,38 @@
 Rome's two workers and beat run on a three-node RabbitMQ cluster of their own
 (rome/ops/rabbit_nodes.py) and a PostgreSQL server of their own
 (rome/ops/postgres_node.py), so nothing here touches the machine's services.
-Beat emits the simulated night; recorded real files (`--replay SOURCE=PATH`)
-are published again and again with a bad file among them. Every 10 to 30 s a
-seeded schedule injects one fault, healed before the next:
+The pipeline is fed as on a real night, by polling: a feed server started
+here (rome/feeds/feedserver.py) serves the simulated night and recorded real
+files (`--recorded FORMAT:PATH`, moved to their next version every 10 s), and
+beat polls every feed it serves (ROME_SOURCES), each body archived and sent on
+as its claim check; a bad file is published now and then beside them, to be
+rejected. Every 10 to 30 s a seeded schedule injects one fault, healed before
+the next:
 
 - `worker_main`: SIGKILL of a worker's main process (its pool goes with it), restarted;
 - `pool_child`: SIGKILL of one pool process (Celery starts another);
-- `rabbit_kill`: SIGKILL of a RabbitMQ node, the leader of caesar's queue or a
-  follower, restarted 5 to 10 s later;
+- `rabbit_kill`: SIGKILL of a RabbitMQ node, the leader of caesar's queue and
+  a follower in turn, restarted 5 to 10 s later;
 - `rabbit_stop`: SIGSTOP of a node for 15 s;
 - `pg_restart`: PostgreSQL restarted with `pg_ctl restart -m fast`;
 - `pg_kill`: SIGKILL of the postmaster, then a start (crash recovery);
-- `beat_kill`: SIGKILL of beat, restarted 2 to 5 s later.
+- `beat_kill`: SIGKILL of beat, restarted 2 to 5 s later;
+- `feed_stall`: one feed's endpoint stalls (the feed server's slow fault) for
+  15 to 30 s: its polls time out at their deadline and it falls behind.
 
 The first round of faults takes every kind once, in a seeded order; so does
-each round after it. At the end the feeds stop, the queues drain, and the
-run checks what it promises:
+each round after it. At the end the polls go on for a fault-free settling
+time (a lease held by a killed poll expires, the source is polled again), then
+stop; the queues drain, and the run checks what it promises:
 
 - `rome audit` holds (current, tallies and series agree with the history);
-- the final state equals a fault-free replay of the same input: every tick
-  beat's source tasks emitted (read from the workers' logs) and every
-  recorded file, applied in order in process into a second database, compared
-  count for count (race, source, candidate, vote type, rank);
-- every dead letter has its `rejected` row.
+- the final state equals a fault-free replay of the same input: every body
+  the polls fetched, read from the archive's journal in fetch order and
+  applied in process into a second database, compared count for count (race,
+  source, candidate, vote type, rank);
+- every dead letter of the pipeline's work has its `rejected` row. A poll
+  that expired (a worker busy or gone when it came due) or was dead-lettered
+  carries no data: the next poll asks the feed again. Those are counted apart.
 
 It prints each fault with its time and the pause it caused (the longest time
 from the fault on without a caesar commit, read from the workers' logs), and
@@ -47,20 +56,28 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from rome.feeds.feedserver import FeedServer
 from rome.ops.demo import CELERY
 from rome.ops.postgres_node import PostgresNode
 from rome.ops.rabbit_nodes import RabbitCluster
 from rome.ops.supervisor import children_of
+from rome.settings import load_settings
 
 KINDS = ("worker_main", "pool_child", "rabbit_kill", "rabbit_stop", "pg_restart", "pg_kill",
-         "beat_kill")
+         "beat_kill", "feed_stall")
 VHOST = "rome"
 ROME = [sys.executable, "-m", "rome"]
-QUEUES = "elections_ap,elections_mc,elections_sos,notekeeper,caesar"
+QUEUES = "poll,notekeeper,caesar"
+POLL_INTERVAL = 1.0  # seconds between polls of each feed
+SETTLE = 30.0  # fault-free seconds of polling at the end: past a killed poll's lease
+ADVANCE_EVERY = 10.0  # seconds between recorded feeds' versions
+RECORDED_STEPS = 12  # versions each recorded file is served in
 STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
 COMMITTED = re.compile(rf"^\[{STAMP}: [^\]]*\] event=recorded ", re.MULTILINE)
-EMITTED = re.compile(r"event=emitted source=(\S+) tick=(\d+) ")
+POLLED = re.compile(r"event=polled source=")
+EXPIRED_POLL = re.compile(r"Discarding revoked task: rome\.poll\.run\[")
 # A file no parser takes: its message is rejected with a reason, every round.
 BAD_FILE = b'{"races": "not a list of races"}\n'
 
@@ -86,8 +103,11 @@ class Summary:
     audit_problems: list[str] = field(default_factory=list)
     dead_letters: int = 0
     rejected: int = 0
-    emitted: int = 0
-    replayed: int = 0
+    fetched: int = 0  # feed bodies the polls archived (the reference applies each)
+    polls: int = 0  # polls run to the end
+    polls_expired: int = 0  # polls dropped unrun, come due while no worker could take them
+    polls_dead: int = 0  # poll messages dead-lettered: no data in them, none lost
+    bad_published: int = 0
     commits: int = 0
     workdir: str = ""
     harness_errors: int = 0
@@ -103,8 +123,9 @@ class Summary:
     @property
     def ok(self) -> bool:
         return (not self.lost and not self.doubled and not self.differing_keys
-                and not self.audit_problems and self.rejected >= self.dead_letters
-                and self.counts > 0)
+                and not self.audit_problems
+                and self.rejected >= self.dead_letters - self.polls_dead
+                and self.counts > 0 and self.fetched > 0)
 
 
 def parse_stamp(text: str) -> float:
@@ -141,9 +162,12 @@ def fault_plan(seed: str, seconds: float, low: float = 10.0, high: float = 30.0
 class Chaos:
     """The stack, the feeds, the faults and the checks of one run."""
 
-    def __init__(self, minutes: float, seed: str, replays: list[tuple[str, str, list[Path]]],
-                 out=None, workdir: Path | None = None, interval: float = 1.0):
-        self.minutes, self.seed, self.replays = minutes, seed, replays
+    def __init__(self, minutes: float, seed: str, recorded: list[tuple[str, Path]],
+                 out=None, workdir: Path | None = None, interval: float = POLL_INTERVAL,
+                 port: int = 0):
+        self.minutes, self.seed, self.recorded = minutes, seed, recorded
+        self.port = port
+        self.feeds: FeedServer | None = None
         self.out = out or sys.stdout
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="rome-chaos-"))
         self.interval = interval
@@ -153,7 +177,8 @@ class Chaos:
         self.procs: dict[str, subprocess.Popen] = {}
         self.env: dict[str, str] = {}
         self.stop_feeding = threading.Event()
-        self.replayed = 0
+        self.bad_published = 0
+        self.rabbit_kills = 0
         self.started = 0.0
 
     # -- output ---------------------------------------------------------------
@@ -222,6 +247,15 @@ class Chaos:
         self.pg.start(databases=("rome", "reference"))
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
+        by_format: dict[str, list[Path]] = {"ap": [], "clarity": [], "nist": []}
+        for fmt, path in self.recorded:
+            by_format[fmt].append(path)
+        self.feeds = FeedServer(simulated=True, interval=self.interval, seed=self.seed,
+                                steps=RECORDED_STEPS, port=self.port, **by_format)
+        self.feeds.start()
+        self.say(f"feed server at {self.feeds.base_url}: "
+                 f"{', '.join(f['id'] for f in self.feeds.feeds())}")
+        (self.workdir / "sources.toml").write_text(self.feeds.sources_toml(self.interval))
         self.env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
@@ -231,10 +265,10 @@ class Chaos:
             "ROME_BROKER_URL": self.broker_url([0, 1, 2]),
             "ROME_SEED": self.seed,
             "ROME_SOURCE_INTERVAL": str(self.interval),
+            "ROME_SOURCES": str(self.workdir / "sources.toml"),
             "ROME_LOG_FORMAT": "text",
             "ROME_REPORTING_UNITS": "40",
         }
-        self.env.pop("ROME_SOURCES", None)
         for database in ("rome", "reference"):
             done = self.run_rome("db", "upgrade", database=database)
             if done.returncode != 0:
@@ -246,17 +280,21 @@ class Chaos:
         self.start_beat()
 
     def feed_recorded(self) -> None:
-        """Publish the recorded files again and again, a bad one among them, until told to stop."""
-        while not self.stop_feeding.wait(5):
-            for source, fmt, paths in [*self.replays,
-                                       ("chaosbad", "ap", [self.workdir / "bad"])]:
-                done = subprocess.run([*ROME, "replay", "--source", source, "--format", fmt,
-                                       *map(str, paths)], env=self.env, capture_output=True,
-                                      text=True, timeout=300)
-                if done.returncode == 0:
-                    self.replayed += 1
-                else:
-                    self.say(f"replay of {source} failed (a fault?): {done.stderr[-300:]}")
+        """Move the recorded feeds on every ADVANCE_EVERY s, and publish a bad file now and
+        then (it must be rejected with its reason), until told to stop."""
+        rounds = 0
+        while not self.stop_feeding.wait(ADVANCE_EVERY):
+            self.feeds.advance()
+            rounds += 1
+            if rounds % 3:
+                continue
+            done = subprocess.run([*ROME, "replay", "--source", "chaosbad", "--format", "ap",
+                                   str(self.workdir / "bad")], env=self.env,
+                                  capture_output=True, text=True, timeout=300)
+            if done.returncode == 0:
+                self.bad_published += 1
+            else:
+                self.say(f"publishing the bad file failed (a fault?): {done.stderr[-300:]}")
 
     # -- faults ---------------------------------------------------------------
 
@@ -281,7 +319,13 @@ class Chaos:
         if kind in ("rabbit_kill", "rabbit_stop"):
             live = [n for n in self.cluster.nodes if n.running() and not n.frozen]
             leader = self.cluster.leader(VHOST, "caesar.quorum", via=live[0])
-            node = rng.choice(self.cluster.nodes)
+            if kind == "rabbit_kill":  # the leader and a follower in turn: both are killed
+                self.rabbit_kills += 1
+                followers = [n for n in self.cluster.nodes if n.name != leader]
+                node = (next((n for n in self.cluster.nodes if n.name == leader), None)
+                        if self.rabbit_kills % 2 else None) or rng.choice(followers)
+            else:
+                node = rng.choice(self.cluster.nodes)
             role = "leader" if node.name == leader else "follower"
             if kind == "rabbit_kill":
                 self.cluster.kill9(node)
@@ -306,6 +350,14 @@ class Chaos:
             time.sleep(rng.uniform(2, 5))
             self.start_beat()
             return f"beat {pid} killed and restarted"
+        if kind == "feed_stall":
+            feed = rng.choice(self.feeds.feeds())
+            path, seconds = urlsplit(feed["url"]).path, rng.uniform(15, 30)
+            # Every request in the window waits (at most) the window out, then it is lifted.
+            self.feeds.fault("slow", path, count=10_000, seconds=seconds)
+            time.sleep(seconds)
+            self.feeds.clear_faults(path)
+            return f"feed {feed['id']} ({path}) stalled for {seconds:.0f} s"
         raise ValueError(f"unknown fault {kind!r}")
 
     def heal(self) -> None:
@@ -359,21 +411,22 @@ class Chaos:
         return sorted(parse_stamp(s) for name in ("worker1", "worker2")
                       for s in COMMITTED.findall(self.log(name)))
 
-    def emitted(self) -> dict[str, set[int]]:
-        ticks: dict[str, set[int]] = {}
-        for name in ("worker1", "worker2"):
-            for source, tick in EMITTED.findall(self.log(name)):
-                ticks.setdefault(source, set()).add(int(tick))
-        return ticks
+    def dead_tasks(self) -> dict[str, int]:
+        """The task each dead letter carried, read without taking any of them."""
+        from rome.ops.seam import dead_letter_tasks
+
+        return dead_letter_tasks(self.cluster.nodes[0].url(VHOST),
+                                 [q for q in self.queue_depths() if q.startswith("rome.dead")])
 
     def check(self, summary: Summary) -> None:
         from rome.ops.chaos_reference import compare_states, rebuild_reference
 
-        emitted = self.emitted()
-        summary.emitted = sum(len(t) for t in emitted.values())
-        summary.replayed = self.replayed
-        rebuild_reference(self.pg.url("rome"), self.pg.url("reference"), emitted,
-                          self.replays, self.env)
+        summary.bad_published = self.bad_published
+        logs = self.log("worker1") + self.log("worker2")
+        summary.polls = len(POLLED.findall(logs))
+        summary.polls_expired = len(EXPIRED_POLL.findall(logs))
+        archive_dir = load_settings(self.env).archive_dir
+        summary.fetched = rebuild_reference(archive_dir, self.pg.url("reference"))
         compare_states(self.pg.url("rome"), self.pg.url("reference"), summary)
 
     def run(self) -> Summary:
@@ -405,11 +458,14 @@ class Chaos:
                 time.sleep(remaining)
             self.heal()
             ended = time.time()
-            self.say("feeds stop; waiting for the queues to drain")
+            self.say(f"faults stop; {SETTLE:g} s of polling without faults")
             self.stop_feeding.set()
             feeder.join(300)
+            time.sleep(SETTLE)
+            self.say("polls stop; waiting for the queues to drain")
             self.stop_group("beat")
             summary.dead_letters = self.drain()
+            summary.polls_dead = self.dead_tasks().get("rome.poll.run", 0)
             commits = self.commits()
             summary.commits = len(commits)
             pauses(summary.faults, commits, self.started, ended)
@@ -420,6 +476,8 @@ class Chaos:
             self.stop_feeding.set()
             for name in list(self.procs):
                 self.kill_group(name)
+            if self.feeds is not None:
+                self.feeds.stop()
             self.cluster.close()
             if self.pg is not None:
                 self.pg.close()
@@ -434,11 +492,14 @@ def report(summary: Summary, out) -> None:
     out.write(f"\nchaos: {summary.minutes:g} min, seed {summary.seed}: {len(summary.faults)} "
               f"faults ({kinds})\n")
     out.write(f"longest pause {summary.longest_pause:.1f} s; {summary.commits} caesar commits; "
-              f"{summary.emitted} ticks emitted, {summary.replayed} recorded replays\n")
+              f"{summary.polls} polls ({summary.polls_expired} more expired unrun, "
+              f"{summary.polls_dead} dead-lettered), {summary.fetched} feed bodies fetched and "
+              f"replayed for the reference; {summary.bad_published} bad files published\n")
     out.write(f"counts in the final state {summary.counts}: lost {summary.lost}, "
               f"doubled {summary.doubled}, differing {len(summary.differing_keys)}\n")
     out.write(f"audit: {'ok' if not summary.audit_problems else summary.audit_problems[:5]}\n")
-    out.write(f"dead letters {summary.dead_letters}, rejected rows {summary.rejected}\n")
+    out.write(f"dead letters {summary.dead_letters} ({summary.polls_dead} of them polls), "
+              f"rejected rows {summary.rejected}\n")
     if summary.harness_errors:
         out.write(f"fault steps interrupted by the harness: {summary.harness_errors}\n")
     out.write(f"logs: {summary.workdir}\n")

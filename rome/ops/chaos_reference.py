@@ -1,71 +1,49 @@
 """The fault-free replay `rome chaos` compares its final state with, and the comparison.
 
 The same input, applied in order, in this process, without a broker or a
-fault: every tick each simulated source emitted (rendered again from the
-night the run's database stored) and every recorded file, parsed as
-notekeeper parses it and recorded as caesar records it.
+fault: every body the run's polls fetched, as the archive's own journal names
+them (rome/store/journal.py) in fetch order, parsed as notekeeper parses it
+and recorded as caesar records it. A body the run fetched but never sent on
+(its poll killed between the journal and the send) is in the reference too:
+the poll that comes after it asks the same again and gets the same or newer
+figures, which the run applied.
 """
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from rome.feeds.catalog import default_catalog, feed_format
-from rome.feeds.formats import parse_feed
-from rome.feeds.replay import plan_replay
-from rome.feeds.simulator import Night, emit_tick
 from rome.feeds.snapshot import InvalidPayload
-from rome.settings import load_settings
-from rome.store import db
+from rome.store import db, journal
+from rome.store.archive import FEED_KINDS, Archive, journalled_snapshot
 from rome.store.audit import audit, tallies_by_key
-from rome.store.models import RejectedRow, SourceRow
+from rome.store.models import RejectedRow
 from rome.store.tally import record_snapshots
 
 
-def rebuild_reference(run_url: str, reference_url: str, emitted: dict[str, set[int]],
-                      replays: list[tuple[str, str, list[Path]]], env: dict[str, str]) -> None:
-    """Apply the run's input, fault-free and in order, to the empty database at reference_url."""
-    settings = load_settings({**env, "ROME_ENV": "development"})
-    run = db.connect(run_url)
-    with run.Session() as session:
-        started = {row.id: row.started_at.timestamp()
-                   for row in session.scalars(select(SourceRow))
-                   if row.started_at is not None}
-    run.engine.dispose()
+def rebuild_reference(archive_dir: Path, reference_url: str) -> int:
+    """Apply every journalled fetch, fault-free and in order, to the empty database at
+    reference_url; return how many were applied."""
+    archive = Archive(archive_dir)
+    entries, _ = journal.read_all(archive.root)
     reference = db.connect(reference_url)
-    catalog = default_catalog()
+    applied = 0
     try:
-        for source in sorted(emitted):
-            night = Night(settings.seed, settings.update_chance, settings.source_interval,
-                          started[source], settings.night_seconds)
-            fmt = catalog.sources[source].format
-            for tick in sorted(emitted[source]):
-                body, _ = emit_tick(source, tick, night, units=settings.reporting_units)
-                if body is None:
-                    continue
-                version = tick if fmt == "clarity" else None
-                snapshot = parse_feed(feed_format(source, None), body.decode(), source=source,
-                                      version=version, max_ahead=None)
-                with reference.Session.begin() as session:
-                    record_snapshots(session, [snapshot])
-        for source, fmt, paths in replays:
-            for recorded in plan_replay(paths, source, fmt):
-                message = recorded.message
-                body = (base64.b64decode(message.body) if message.encoding == "base64"
-                        else message.body)
-                try:
-                    snapshot = parse_feed(feed_format(source, message.format), body,
-                                          source=source, version=message.version,
-                                          max_ahead=None)
-                except InvalidPayload:
-                    continue
-                with reference.Session.begin() as session:
-                    record_snapshots(session, [snapshot])
+        for entry in entries:
+            if entry.kind not in FEED_KINDS:
+                continue
+            try:
+                snapshot = journalled_snapshot(archive, entry, max_ahead=None)
+            except InvalidPayload:
+                continue  # the run rejected it too
+            with reference.Session.begin() as session:
+                record_snapshots(session, [snapshot])
+            applied += 1
     finally:
         reference.engine.dispose()
+    return applied
 
 
 def compare_states(run_url: str, reference_url: str, summary) -> None:

@@ -36,6 +36,13 @@ def celery_app():
     return app
 
 
+def dead_letter_tasks(broker_url: str, queue_names: list[str]) -> dict[str, int]:
+    """Count the dead letters in queue_names by task, taking none (workers/queues.py)."""
+    from workers.queues import dead_letter_tasks as count
+
+    return count(broker_url, queue_names)
+
+
 def queue_names() -> list[str]:
     """Return the logical names of Rome's work queues (workers/queues.py)."""
     from workers.queues import QUEUES

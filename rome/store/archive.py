@@ -3,9 +3,12 @@
 A body is stored under its sha256 (``<dir>/<ab>/<sha256>.gz``), written whole
 (a temporary file renamed into place) and never twice; each fetch adds one
 row to ``archive`` (source, URL, status, time, the feed's version, the
-Clarity county) that points at it. Messages to notekeeper carry the row's
-id, a claim check, instead of a body of many megabytes; notekeeper reads the
-body back here (``snapshot_of``). ``prune`` applies the retention setting.
+Clarity county) that points at it, and one line to the source's journal
+(rome/store/journal.py), so the archive names its fetches without the
+database. Messages to notekeeper carry the row's id, a claim check, instead
+of a body of many megabytes; notekeeper reads the body back here
+(``snapshot_of``). ``prune`` applies the retention setting (a pruned fetch's
+journal line stays; a rebuild skips it, its body gone).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sqlalchemy.orm import Session
 from rome.feeds.formats import parse_feed
 from rome.feeds.poll.clarity import BadZip, scoped, unzip_one
 from rome.feeds.snapshot import MAX_AHEAD, InvalidPayload, Snapshot
+from rome.store import journal
 from rome.store.models import ArchiveRow
 
 # Kinds of fetched bodies: feed and zip are what notekeeper parses.
@@ -66,11 +70,19 @@ class Archive:
 def record_fetch(session: Session, archive: Archive, *, source: str, fmt: str, url: str,
                  status: int, body: bytes, fetched_at: float, kind: str,
                  version: str | None = None, scope: str | None = None) -> int:
-    """Archive one fetched body and index the fetch; return the index row's id."""
+    """Archive one fetched body, journal the fetch and index it; return the index row's id.
+
+    The journal line is written (and fsync'd) before the index row: the
+    archive alone names every fetch whose row the database holds.
+    """
     digest = archive.write(body)
+    version = (version or None) and version[:100]
+    journal.append(archive.root, journal.Entry(
+        sha256=digest, source=source, url=url[:4000], status=status, fetched_at=fetched_at,
+        kind=kind, format=fmt, size=len(body), version=version, scope=scope))
     row = ArchiveRow(source_id=source, url=url[:4000], status=status,
                      fetched_at=datetime.fromtimestamp(fetched_at, UTC),
-                     version=(version or None) and version[:100], kind=kind, format=fmt,
+                     version=version, kind=kind, format=fmt,
                      scope=scope, sha256=digest, size=len(body))
     session.add(row)
     session.flush()
@@ -82,13 +94,18 @@ def feed_body(session: Session, archive: Archive, archive_id: int) -> tuple[Arch
     row = session.get(ArchiveRow, archive_id)
     if row is None:
         raise ArchiveMissing(f"no archived fetch {archive_id}")
-    body = archive.read(row.sha256)
-    if row.kind == "zip":
+    return row, parseable(archive, row)
+
+
+def parseable(archive: Archive, fetch) -> bytes:
+    """The body of a fetch (index row or journal entry) as parsers take it: a zip unpacked."""
+    body = archive.read(fetch.sha256)
+    if fetch.kind == "zip":
         try:
             body = unzip_one(body)
         except BadZip as exc:
             raise InvalidPayload(str(exc)) from None
-    return row, body
+    return body
 
 
 def snapshot_of(session: Session, archive: Archive, archive_id: int, source: str, *,
@@ -100,9 +117,25 @@ def snapshot_of(session: Session, archive: Archive, archive_id: int, source: str
     if row.source_id != source:
         raise InvalidPayload(f"archived fetch {archive_id} is of source {row.source_id!r}, "
                              f"not {source!r}")
-    version = int(row.version) if row.kind == "zip" and (row.version or "").isdigit() else None
-    snapshot = parse_feed(row.format, body, source=source, version=version, max_ahead=max_ahead)
-    return scoped(snapshot, row.scope).validate(max_ahead=max_ahead) if row.scope else snapshot
+    return parse_fetch(row, body, source, max_ahead=max_ahead)
+
+
+def parse_fetch(fetch, body: bytes, source: str, *,
+                max_ahead: float | None = MAX_AHEAD) -> Snapshot:
+    """The (scoped) snapshot of a fetch's parseable body; fetch is an index row or a journal
+    entry (its format, kind, version and scope)."""
+    version = (int(fetch.version) if fetch.kind == "zip" and (fetch.version or "").isdigit()
+               else None)
+    snapshot = parse_feed(fetch.format, body, source=source, version=version, max_ahead=max_ahead)
+    if fetch.scope:
+        return scoped(snapshot, fetch.scope).validate(max_ahead=max_ahead)
+    return snapshot
+
+
+def journalled_snapshot(archive: Archive, entry: journal.Entry, *,
+                        max_ahead: float | None = MAX_AHEAD) -> Snapshot:
+    """The snapshot of a journal entry's body, read without the database."""
+    return parse_fetch(entry, parseable(archive, entry), entry.source, max_ahead=max_ahead)
 
 
 def fetches(session: Session, source: str, since: datetime | None = None,

@@ -334,6 +334,21 @@ def test_fault_slow_answers_after_the_client_timeout(ap_server):
     assert 0.5 <= time.monotonic() - started < 1.0
 
 
+def test_a_stalled_endpoint_stalls_every_request_until_its_faults_are_cleared(ap_server):
+    """`rome chaos`'s feed_stall: one feed slow for a window, the others untouched."""
+    path = urlsplit(first_url(ap_server)).path
+    ap_server.fault("slow", path, count=10_000, seconds=5.0)
+    ap_server.fault("500", "/nist/")
+    for _ in range(2):
+        with pytest.raises((TimeoutError, urllib.error.URLError)):
+            get(first_url(ap_server), timeout=0.3)
+    assert ap_server.clear_faults(path) == 1
+    started = time.monotonic()
+    assert get(first_url(ap_server))[0] == 200
+    assert time.monotonic() - started < 1.0
+    assert ap_server.clear_faults() == 1  # the other feed's fault was kept until now
+
+
 def test_stop_cuts_a_slow_answer_short():
     server = FeedServer(ap=[AP_CO], slow_seconds=30.0)
     server.start()
