@@ -77,7 +77,7 @@ def test_three_nodes_that_name_each_other_and_share_a_cookie(tmp_path):
 def test_every_python_service_lists_the_three_nodes_and_waits_for_them(tmp_path):
     services = merged_config(tmp_path)["services"]
     python = {name: s for name, s in services.items() if "build" in s}
-    assert len(python) == 9
+    assert len(python) == 11
     for name, service in python.items():
         env = {k: map_hosts(v) for k, v in environment_of(service).items()}
         url = environment_of(service)["ROME_BROKER_URL"]
