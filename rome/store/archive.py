@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from rome.feeds.formats import parse_feed
+from rome.feeds.formats import MAX_PAYLOAD_BYTES, parse_feed
 from rome.feeds.poll.clarity import BadZip, scoped, unzip_one
 from rome.feeds.snapshot import MAX_AHEAD, InvalidPayload, Snapshot
 from rome.store.models import ArchiveRow
@@ -92,7 +92,8 @@ def feed_body(session: Session, archive: Archive, archive_id: int) -> tuple[Arch
 
 
 def snapshot_of(session: Session, archive: Archive, archive_id: int, source: str, *,
-                max_ahead: float | None = MAX_AHEAD) -> Snapshot:
+                max_ahead: float | None = MAX_AHEAD,
+                max_bytes: int = MAX_PAYLOAD_BYTES) -> Snapshot:
     """Parse the body a claim check names into its (scoped) snapshot, or raise InvalidPayload."""
     if isinstance(archive_id, bool) or not isinstance(archive_id, int):
         raise InvalidPayload(f"archive reference must be a whole number, got {archive_id!r:.40}")
@@ -101,7 +102,8 @@ def snapshot_of(session: Session, archive: Archive, archive_id: int, source: str
         raise InvalidPayload(f"archived fetch {archive_id} is of source {row.source_id!r}, "
                              f"not {source!r}")
     version = int(row.version) if row.kind == "zip" and (row.version or "").isdigit() else None
-    snapshot = parse_feed(row.format, body, source=source, version=version, max_ahead=max_ahead)
+    snapshot = parse_feed(row.format, body, source=source, version=version, max_ahead=max_ahead,
+                          max_bytes=max_bytes)
     return scoped(snapshot, row.scope).validate(max_ahead=max_ahead) if row.scope else snapshot
 
 
