@@ -51,11 +51,11 @@ from rome.ops.progress import Progress
 from rome.settings import Settings
 from rome.store import db
 from rome.store.tally import (
-    APPLY_TEMPLATE,
-    STAGE_TEMPLATE,
+    apply_staged,
     copy_text,
     count_rows,
     record_snapshots,
+    statements,
     wipeout,
 )
 
@@ -86,9 +86,10 @@ def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
 
 SCRATCH_TABLES = {"current": "bench_current", "history": "bench_history",
                   "tallies": "bench_tallies", "series": "bench_series", "stage": "bench_stage",
-                  "total": TOTAL}
+                  "total": TOTAL, "scopes": "bench_scopes", "plan": "bench_plan"}
 SCRATCH = """
-DROP TABLE IF EXISTS bench_current, bench_history, bench_tallies, bench_series;
+DROP TABLE IF EXISTS bench_current, bench_history, bench_tallies, bench_series, bench_scopes;
+CREATE TABLE bench_scopes (LIKE count_scopes INCLUDING ALL);
 CREATE TABLE bench_current (LIKE current_counts INCLUDING ALL);
 CREATE TABLE bench_history (LIKE history INCLUDING ALL);
 CREATE TABLE bench_tallies (LIKE tallies INCLUDING ALL);
@@ -140,19 +141,19 @@ def measure_copy(database, messages: list[Message], updates: int) -> float | Non
         cursor.execute(SCRATCH)
         raw.commit()
         # The same staging table and statement as rome.store.tally, on scratch tables.
-        stage = STAGE_TEMPLATE.format(**SCRATCH_TABLES)
-        apply = APPLY_TEMPLATE.format(**SCRATCH_TABLES)
+        sql = statements(SCRATCH_TABLES)
         started = time.monotonic()
         for chunk in chunks:
-            cursor.execute(stage)
+            cursor.execute(sql["stage"])
             cursor.copy_expert("COPY bench_stage FROM STDIN", io.StringIO(chunk))
-            cursor.execute(apply, {"applied_at": None})
+            apply_staged(cursor, sql=sql)
             raw.commit()
         elapsed = time.monotonic() - started
         cursor.execute("SELECT count(*) FROM bench_history")
         if not cursor.fetchone()[0]:
             raise BenchError("the COPY baseline applied nothing")
-        cursor.execute("DROP TABLE bench_current, bench_history, bench_tallies, bench_series")
+        cursor.execute("DROP TABLE bench_current, bench_history, bench_tallies, bench_series, "
+                       "bench_scopes")
         raw.commit()
     finally:
         raw.close()
