@@ -99,3 +99,22 @@ def test_bench_slow_clients_measures_the_web_under_slow_clients(tmp_path):
     assert figures["slow_clients"] == 3
     assert figures["answered"] > 0 and figures["failed"] == 0
     assert 0 < figures["quiet_median_ms"] and 0 < figures["attacked_median_ms"]
+
+
+def test_bench_national_takes_a_national_answer_and_pays_for_what_changed(tmp_path, pg_url,
+                                                                         amqp_url):
+    reset_queues(amqp_url)
+    result = rome_processes(tmp_path, pg_url, amqp_url).run(
+        [sys.executable, "-m", "rome", "bench", "national", "--races-per-state", "2",
+         "--changed-versions", "1", "--wipe"],
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [size] = json.loads(result.stdout.strip().splitlines()[-1])["sizes"]
+    counts = size["counts"]
+    # Fresh: every row; 1 % changed: that 1 %; the same figures again: none.
+    assert size["rows_written"] == [counts, round(counts * 0.01), 0]
+    assert size["parts"] > 1 and size["largest_message_bytes"] <= 1_000_000
+    assert size["fetch_to_visible_s"]["fresh"] > 0 and size["apply_s"]["fresh"] > 0
+    assert set(size["peak_rss_mb"]) == {"notekeeper", "caesar"}
+    assert size["database_alone_rows_per_s"] > 0
