@@ -155,3 +155,29 @@ def test_a_version_writes_the_rows_whose_figures_changed_and_no_others(database,
     late = apply(database, changed(fresh, 0.5, seed=3, seconds=10))
     assert late.applied == 0
     assert sorted(stored(database).values()) == sorted(n.votes for n in same.counts)
+
+
+def test_migrating_down_writes_each_scopes_version_back_into_its_counts(database, empty_tables):
+    from alembic import command
+    from alembic.config import Config
+
+    from rome.store import db
+
+    empty_tables(database)
+    apply(database, race_snapshot("ap", 1, {101: 5}, below={"A": {101: 5}}))
+    apply(database, race_snapshot("ap", 7, {101: 5}, below={"A": {101: 5}}))  # no row rewritten
+    with database.Session() as session:
+        assert set(session.scalars(select(CurrentRow.version))) == {1}
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS))
+    url = database.engine.url.render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", db.driver_url(url).replace("%", "%%"))
+    command.downgrade(config, "0005")
+    try:
+        with database.engine.connect() as connection:
+            assert {v for (v,) in connection.execute(
+                text("SELECT version FROM current_counts"))} == {7}
+    finally:
+        command.upgrade(config, "head")
+    # Without a scope, each count's own version stands: 7 again, and 6 is too old.
+    assert apply(database, race_snapshot("ap", 6, {101: 9}, below={"A": {101: 9}})).applied == 0
