@@ -19,17 +19,15 @@ archived and handed to the pipeline as the poller hands it (a claim check):
 
 from __future__ import annotations
 
-import io
 import json
 import statistics
 import sys
-import threading
 import time
 
 from sqlalchemy import func, select, text
 
 from rome.bench.common import BenchError, Workers, publish_all, purge_queues, require_empty
-from rome.bench.ingest import SCRATCH, SCRATCH_TABLES
+from rome.bench.ingest import apply_alone
 from rome.data_files import BENCH_LOG
 from rome.feeds.catalog import default_catalog
 from rome.feeds.formats import render_feed
@@ -42,7 +40,7 @@ from rome.settings import Settings
 from rome.store import db
 from rome.store.archive import Archive, record_fetch
 from rome.store.models import RaceStatusRow, TallyRow
-from rome.store.tally import apply_staged, copy_text, count_rows, record_snapshots, statements
+from rome.store.tally import copy_text, count_rows, record_snapshots
 from rome.store.tally import wipeout as wipe_results
 
 CAESAR_PROCESSES = 2
@@ -101,48 +99,7 @@ def _database_alone(database, snapshot: Snapshot, connections: int) -> float:
         chunks = [copy_text(count_rows(session, [part], default_catalog())[0])
                   for part in split(snapshot)]
     rows = sum(chunk.count("\n") for chunk in chunks)
-    raw = database.engine.raw_connection()
-    try:
-        raw.cursor().execute(SCRATCH)
-        raw.commit()
-    finally:
-        raw.close()
-    sql = statements(SCRATCH_TABLES)
-    errors: list[BaseException] = []
-
-    def run(mine: list[str]) -> None:
-        conn = database.engine.raw_connection()
-        try:
-            cursor = conn.cursor()
-            for chunk in mine:
-                cursor.execute(sql["stage"])
-                cursor.copy_expert(f"COPY {SCRATCH_TABLES['stage']} FROM STDIN",
-                                   io.StringIO(chunk))
-                apply_staged(cursor, sql=sql)
-                conn.commit()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=run, args=(chunks[i::connections],))
-               for i in range(connections)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    raw = database.engine.raw_connection()
-    try:
-        raw.cursor().execute("DROP TABLE bench_current, bench_history, bench_tallies, "
-                             "bench_series, bench_scopes")
-        raw.commit()
-    finally:
-        raw.close()
-    if errors:
-        raise BenchError(f"the database-alone apply failed: {errors[0]!r}")
-    return rows / elapsed
+    return rows / apply_alone(database, chunks, connections)
 
 
 def run_national(settings: Settings, *, sizes: list[int], changed_versions: int, wipe: bool,
