@@ -176,7 +176,9 @@ CREATE TEMP TABLE IF NOT EXISTS {plan} (
 
 # Before the apply, per race and source the batch touches (its scope), in key
 # order so concurrent batches cannot deadlock: the scope's row, locked, so
-# batches of one race apply one after the other.
+# batches of one race apply one after the other. The statements after this one
+# each read a fresh snapshot (READ COMMITTED, the default), so they see what
+# the batch waited for committed.
 LOCK_SCOPES_TEMPLATE = """
 INSERT INTO {scopes} (race_id, source_id, version)
 SELECT DISTINCT race_id, source_id, 0 FROM {stage} ORDER BY race_id, source_id
