@@ -144,6 +144,8 @@ class Settings:
     proxy_hops: int = 0
     # Seconds a feed's own time may be ahead of the clock before it is refused.
     max_feed_ahead: float = 86_400.0
+    # ROME_MAX_FEED_BYTES: a feed body larger than this is refused unread, with the reason.
+    max_feed_bytes: int = 256_000_000
     # ROME_SOURCES: the TOML file of live endpoints to poll; None runs the simulated night.
     sources_file: Path | None = None
     # Where every fetched body is kept, content-addressed (ROME_ARCHIVE_DIR).
@@ -330,6 +332,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allowed_hosts=allowed_hosts,
         proxy_hops=_number(env, "ROME_PROXY_HOPS", 0, int, 0, 10),
         max_feed_ahead=_number(env, "ROME_MAX_FEED_AHEAD", 86_400.0, float, 0.0, 10**8),
+        max_feed_bytes=_number(env, "ROME_MAX_FEED_BYTES", 256_000_000, int, 1_000, 4 * 10**9),
         sources_file=Path(sources_file).resolve() if sources_file else None,
         archive_dir=Path(env.get("ROME_ARCHIVE_DIR") or data_dir / ARCHIVE).resolve(),
         archive_retention_days=retention_days,

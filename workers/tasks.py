@@ -39,6 +39,7 @@ from rome.feeds.formats import parse_feed
 from rome.feeds.simulator import Night, emit_tick
 from rome.feeds.snapshot import InvalidPayload, Snapshot
 from rome.feeds.sources_file import load_sources
+from rome.feeds.split import split
 from rome.logs import log
 from rome.ops.poller import run_cycle
 from rome.publish.coalesce import Coalescer, Flush
@@ -289,7 +290,8 @@ def claimed_snapshot(source: str, reference: object) -> Snapshot:
         raise InvalidPayload(f"archive reference must be a row id, got {reference!r:.40}")
     with database().Session() as session:
         return snapshot_of(session, archive(), int(reference), source,
-                           max_ahead=settings.max_feed_ahead)
+                           max_ahead=settings.max_feed_ahead,
+                           max_bytes=settings.max_feed_bytes)
 
 
 def decode_body(body: object, encoding: str) -> str | bytes:
@@ -321,7 +323,8 @@ def normalize_feed(self, source: str, body: str, encoding: str = "text",
         else:
             snapshot = parse_feed(feed_format(source, format_name), decode_body(body, encoding),
                                   source=source, version=version,
-                                  max_ahead=settings.max_feed_ahead)
+                                  max_ahead=settings.max_feed_ahead,
+                                  max_bytes=settings.max_feed_bytes)
     except InvalidPayload as exc:
         rejected_id = store_rejected(source, body, str(exc))
         if rejected_id is None:
@@ -329,9 +332,13 @@ def normalize_feed(self, source: str, body: str, encoding: str = "text",
         log(logger, "rejected", logging.WARNING, source=source, reason=str(exc),
             rejected_id=rejected_id, task_id=self.request.id)
         return 0
-    record.apply_async(([snapshot.to_wire()],))
+    # A national answer goes on as parts of whole races, each message under
+    # 1 MB, which caesar's processes apply side by side (rome/feeds/split.py).
+    parts = split(snapshot)
+    for part in parts:
+        record.apply_async(([part.to_wire()],))
     log(logger, "normalized", source=source, version=snapshot.version,
-        counts=len(snapshot.counts), task_id=self.request.id)
+        counts=len(snapshot.counts), parts=len(parts), task_id=self.request.id)
     return len(snapshot.counts)
 
 

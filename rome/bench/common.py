@@ -97,6 +97,7 @@ class Workers:
     specs: list[tuple[str, str, int]] = field(default_factory=list)
     procs: list[subprocess.Popen] = field(default_factory=list)
     rss_max_mb: float = 0.0
+    rss_by_name: dict[str, float] = field(default_factory=dict)  # each spec's peak process
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -115,9 +116,11 @@ class Workers:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.25):
-            for proc in self.procs:
+            for (name, *_), proc in zip(self.specs, self.procs, strict=False):
                 for pid in {proc.pid, *descendants(proc.pid)}:
-                    self.rss_max_mb = max(self.rss_max_mb, rss_mb(pid))
+                    rss = rss_mb(pid)
+                    self.rss_max_mb = max(self.rss_max_mb, rss)
+                    self.rss_by_name[name] = max(self.rss_by_name.get(name, 0.0), rss)
 
     def stop(self) -> None:
         self._stop.set()

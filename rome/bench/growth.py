@@ -58,6 +58,7 @@ from rome.store.tally import (
     apply_rows,
     copy_text,
     count_rows,
+    plan_scopes,
     record_snapshots,
 )
 
@@ -220,6 +221,7 @@ def explain_apply(pool: Pool) -> dict:
         cursor = session.connection().connection.dbapi_connection.cursor()
         cursor.execute(STAGE)
         cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))
+        plan_scopes(cursor)
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + APPLY_STAGE,
                        {"applied_at": pool.tick_clock()})
         plan = cursor.fetchone()[0][0]

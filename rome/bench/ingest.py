@@ -51,11 +51,11 @@ from rome.ops.progress import Progress
 from rome.settings import Settings
 from rome.store import db
 from rome.store.tally import (
-    APPLY_TEMPLATE,
-    STAGE_TEMPLATE,
+    apply_staged,
     copy_text,
     count_rows,
     record_snapshots,
+    statements,
     wipeout,
 )
 
@@ -86,9 +86,10 @@ def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
 
 SCRATCH_TABLES = {"current": "bench_current", "history": "bench_history",
                   "tallies": "bench_tallies", "series": "bench_series", "stage": "bench_stage",
-                  "total": TOTAL}
+                  "total": TOTAL, "scopes": "bench_scopes", "plan": "bench_plan"}
 SCRATCH = """
-DROP TABLE IF EXISTS bench_current, bench_history, bench_tallies, bench_series;
+DROP TABLE IF EXISTS bench_current, bench_history, bench_tallies, bench_series, bench_scopes;
+CREATE TABLE bench_scopes (LIKE count_scopes INCLUDING ALL);
 CREATE TABLE bench_current (LIKE current_counts INCLUDING ALL);
 CREATE TABLE bench_history (LIKE history INCLUDING ALL);
 CREATE TABLE bench_tallies (LIKE tallies INCLUDING ALL);
@@ -129,34 +130,66 @@ def measure_plain(database, plan: tuple[list[Message], dict], timeout: float = 9
     return len(rows) / (done - started)
 
 
-def measure_copy(database, messages: list[Message], updates: int) -> float | None:
-    """COPY the rows in chunks of one message each; return rows per second."""
-    if database.dialect != "postgresql":
-        return None
-    chunks = _copy_text(database, messages)  # parsing and ids are not part of the ceiling
+def apply_alone(database, chunks: list[str], connections: int) -> float:
+    """Stage and apply each chunk of COPY text, one transaction each, on scratch tables with
+    Rome's own statements, from `connections` connections at once; return the seconds."""
     raw = database.engine.raw_connection()
     try:
-        cursor = raw.cursor()
-        cursor.execute(SCRATCH)
-        raw.commit()
-        # The same staging table and statement as rome.store.tally, on scratch tables.
-        stage = STAGE_TEMPLATE.format(**SCRATCH_TABLES)
-        apply = APPLY_TEMPLATE.format(**SCRATCH_TABLES)
-        started = time.monotonic()
-        for chunk in chunks:
-            cursor.execute(stage)
-            cursor.copy_expert("COPY bench_stage FROM STDIN", io.StringIO(chunk))
-            cursor.execute(apply, {"applied_at": None})
-            raw.commit()
-        elapsed = time.monotonic() - started
-        cursor.execute("SELECT count(*) FROM bench_history")
-        if not cursor.fetchone()[0]:
-            raise BenchError("the COPY baseline applied nothing")
-        cursor.execute("DROP TABLE bench_current, bench_history, bench_tallies, bench_series")
+        raw.cursor().execute(SCRATCH)
         raw.commit()
     finally:
         raw.close()
-    return updates / elapsed
+    sql = statements(SCRATCH_TABLES)
+    errors: list[BaseException] = []
+
+    def run(mine: list[str]) -> None:
+        conn = database.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            for chunk in mine:
+                cursor.execute(sql["stage"])
+                cursor.copy_expert(f"COPY {SCRATCH_TABLES['stage']} FROM STDIN",
+                                   io.StringIO(chunk))
+                apply_staged(cursor, sql=sql)
+                conn.commit()
+        except BaseException as exc:  # noqa: BLE001 - raised below, in the caller's thread
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=run, args=(chunks[i::connections],))
+               for i in range(connections)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    raw = database.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SELECT count(*) FROM bench_history")
+        applied = cursor.fetchone()[0]
+        cursor.execute("DROP TABLE bench_current, bench_history, bench_tallies, bench_series, "
+                       "bench_scopes")
+        raw.commit()
+    finally:
+        raw.close()
+    if errors:
+        raise BenchError(f"the database-alone apply failed: {errors[0]!r}")
+    if not applied:
+        raise BenchError("the database-alone apply applied nothing")
+    return elapsed
+
+
+def measure_copy(database, messages: list[Message], updates: int,
+                 connections: int = 1) -> float | None:
+    """The database alone: each message's rows, pre-rendered, staged and applied on scratch
+    tables from `connections` connections (as many as caesar has processes); updates/s."""
+    if database.dialect != "postgresql":
+        return None
+    chunks = _copy_text(database, messages)  # parsing and ids are not part of the ceiling
+    return updates / apply_alone(database, chunks, connections)
 
 
 # -- where the time goes --------------------------------------------------------
@@ -273,7 +306,7 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
         time.sleep(3)  # let the worker connect before the clock starts
         seed = {"seed": "bench", "start": 1, "top": False}
         plan = plan_stream(updates, batch=batch, **seed)
-        copy = measure_copy(database, plan[0], updates)
+        copy = measure_copy(database, plan[0], updates, concurrency)
         stages = measure_stages(database, plan[0])
         # Untimed: each pool process's first messages pay for imports, schemas and
         # connections (the first timed run read 34,053/s, the sweep's 49,997 later).
@@ -289,7 +322,7 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
             sized = plan_stream(n, batch=size, **seed)
             by_batch.append({
                 "batch": size,
-                "copy_rows_per_s": _round(measure_copy(database, sized[0], n)),
+                "copy_rows_per_s": _round(measure_copy(database, sized[0], n, concurrency)),
                 "rome_updates_per_s": _round(
                     measure_pipeline(database, sized, f"sweep batch={size}")),
             })

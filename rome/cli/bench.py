@@ -1,4 +1,5 @@
-"""`rome bench [ingest|growth|scale|web|static|slow-clients|polling|probe]`: arguments, dispatch."""
+"""`rome bench [ingest|growth|scale|national|web|static|slow-clients|polling|probe]`: arguments,
+dispatch."""
 
 from __future__ import annotations
 
@@ -68,6 +69,14 @@ def _scale(args) -> dict:
     return result
 
 
+def _national(args) -> dict:
+    from rome.bench.common import bench_env
+    from rome.bench.national import run_national
+
+    return run_national(_settings(), sizes=args.races_per_state,
+                        changed_versions=args.changed_versions, wipe=args.wipe, env=bench_env())
+
+
 def _slow_clients(args) -> dict:
     from rome.bench.slow_clients import run_slow_clients
 
@@ -113,7 +122,7 @@ def cmd_bench(args) -> int:
             from rome.bench.static import run_static
 
             return run_static(args)
-        run = {"ingest": _ingest, "growth": _growth, "scale": _scale,
+        run = {"ingest": _ingest, "growth": _growth, "scale": _scale, "national": _national,
                "slow-clients": _slow_clients, "probe": _probe, "polling": _polling}[command]
         result = run(args)
     except BenchError as exc:
@@ -149,8 +158,8 @@ def _add_output_arguments(parser: argparse.ArgumentParser, plots: str) -> None:
 def register(commands) -> None:
     """Add `rome bench` and its subcommands to the top-level subparsers."""
     bench = commands.add_parser(
-        "bench", help="measure Rome: ingest (the default), growth, scale, web, static, "
-                      "slow-clients, polling",
+        "bench", help="measure Rome: ingest (the default), growth, scale, national, web, "
+                      "static, slow-clients, polling",
         description="Measure Rome. Without a subcommand: `rome bench ingest`, with its options.",
     )
     _add_ingest_arguments(bench)
@@ -187,6 +196,17 @@ def register(commands) -> None:
     scale.add_argument("--updates", type=int, default=200_000)
     scale.add_argument("--batch", type=int, default=2_000, help="updates per message")
     _add_output_arguments(scale, "scale.png")
+
+    national = benches.add_parser(
+        "national", help="national AP answers (110k and 400k counts) through the pipeline: "
+                         "fresh, then 1 %%-changed versions (PostgreSQL and RabbitMQ)")
+    national.add_argument("--races-per-state", type=_numbers, default=[11, 40],
+                          help="sizes, as races per state, comma-separated (11: 110,847 "
+                               "counts; 40: 403,080)")
+    national.add_argument("--changed-versions", type=int, default=3,
+                          help="versions with 1 %% of the counts changed, after the fresh one")
+    national.add_argument("--wipe", action="store_true",
+                          help="allow bench to erase the results it finds")
 
     web = benches.add_parser(
         "web", help="/api/races under gunicorn while ingest runs, against /livez (needs wrk)")

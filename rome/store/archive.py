@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from rome.feeds.formats import parse_feed
+from rome.feeds.formats import MAX_PAYLOAD_BYTES, parse_feed
 from rome.feeds.poll.clarity import BadZip, scoped, unzip_one
 from rome.feeds.snapshot import MAX_AHEAD, InvalidPayload, Snapshot
 from rome.store import journal
@@ -109,7 +109,8 @@ def parseable(archive: Archive, fetch) -> bytes:
 
 
 def snapshot_of(session: Session, archive: Archive, archive_id: int, source: str, *,
-                max_ahead: float | None = MAX_AHEAD) -> Snapshot:
+                max_ahead: float | None = MAX_AHEAD,
+                max_bytes: int = MAX_PAYLOAD_BYTES) -> Snapshot:
     """Parse the body a claim check names into its (scoped) snapshot, or raise InvalidPayload."""
     if isinstance(archive_id, bool) or not isinstance(archive_id, int):
         raise InvalidPayload(f"archive reference must be a whole number, got {archive_id!r:.40}")
@@ -117,16 +118,18 @@ def snapshot_of(session: Session, archive: Archive, archive_id: int, source: str
     if row.source_id != source:
         raise InvalidPayload(f"archived fetch {archive_id} is of source {row.source_id!r}, "
                              f"not {source!r}")
-    return parse_fetch(row, body, source, max_ahead=max_ahead)
+    return parse_fetch(row, body, source, max_ahead=max_ahead, max_bytes=max_bytes)
 
 
 def parse_fetch(fetch, body: bytes, source: str, *,
-                max_ahead: float | None = MAX_AHEAD) -> Snapshot:
+                max_ahead: float | None = MAX_AHEAD,
+                max_bytes: int = MAX_PAYLOAD_BYTES) -> Snapshot:
     """The (scoped) snapshot of a fetch's parseable body; fetch is an index row or a journal
     entry (its format, kind, version and scope)."""
     version = (int(fetch.version) if fetch.kind == "zip" and (fetch.version or "").isdigit()
                else None)
-    snapshot = parse_feed(fetch.format, body, source=source, version=version, max_ahead=max_ahead)
+    snapshot = parse_feed(fetch.format, body, source=source, version=version, max_ahead=max_ahead,
+                          max_bytes=max_bytes)
     if fetch.scope:
         return scoped(snapshot, fetch.scope).validate(max_ahead=max_ahead)
     return snapshot

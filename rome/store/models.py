@@ -181,6 +181,21 @@ class RaceStatusRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class CountScopeRow(Base):
+    """The newest snapshot version that named every stored count of one race and source.
+
+    A count's effective version is the larger of its row's and its scope's: a
+    snapshot that carries all of a race's counts moves this one version
+    instead of rewriting every unchanged count (rome/store/tally.py).
+    """
+
+    __tablename__ = "count_scopes"
+
+    race_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class RejectedRow(Base):
     """A payload notekeeper could not turn into a snapshot, kept with the reason."""
 
@@ -210,7 +225,7 @@ class WipeoutGuessRow(Base):
     __table_args__ = (Index("wipeout_guesses_client_at", "client", "at"),)
 
 
-RESULT_TABLES = (CurrentRow, HistoryRow, TallyRow, SeriesRow, RaceStatusRow)
+RESULT_TABLES = (CurrentRow, HistoryRow, TallyRow, SeriesRow, RaceStatusRow, CountScopeRow)
 
 
 class PollStateRow(Base):

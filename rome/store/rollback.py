@@ -30,6 +30,7 @@ from rome.feeds.snapshot import TOTAL
 from rome.store.audit import HISTORY_KEY, tallies_from_current
 from rome.store.models import (
     RESULT_TABLES,
+    CountScopeRow,
     CurrentRow,
     HistoryRow,
     RaceStatusRow,
@@ -69,6 +70,10 @@ def rollback_source(session: Session, source: str, above: int,
     tallies = _recompute_tallies(session, source, now, first_bad, dialect)
     statuses = session.execute(delete(RaceStatusRow).where(
         RaceStatusRow.source_id == source, RaceStatusRow.version > above)).rowcount
+    # A scope above the limit vouched for versions now undone: each count's own
+    # version (its newest change at most the limit) stands again.
+    session.execute(update(CountScopeRow).where(
+        CountScopeRow.source_id == source, CountScopeRow.version > above).values(version=0))
     return RollbackResult(removed, counts_reset, counts_deleted, tallies, statuses)
 
 

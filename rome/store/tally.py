@@ -4,7 +4,13 @@ A count's key is (race, source, unit, candidate, vote type). Applying a batch:
 
 - upserts every count into ``current_counts`` only where its version is newer
   (ties broken by the larger figure, so the final state never depends on
-  arrival order); an equal or older version is a no-op;
+  arrival order); an equal or older version is a no-op. A count's version is
+  the larger of its row's and its scope's (``count_scopes``, one per race and
+  source): a snapshot that names every stored count of a race moves the
+  scope's version and rewrites only the counts whose figures differ, so a
+  version with 1 % of its figures changed writes about 1 % of the rows. Only
+  a late snapshot bringing a count its race's scope has never seen pays for
+  the scope's version being written back into the race's counts first;
 - appends each change of a figure to ``history`` (a lower figure is a
   correction, kept and counted as one);
 - adds each change's delta to ``tallies``, one row per (race, source,
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, NamedTuple, TypedDict
 
-from sqlalchemy import delete, func, text, tuple_
+from sqlalchemy import delete, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -37,6 +43,7 @@ from rome.feeds.snapshot import TOTAL, Snapshot
 from rome.schema import Count, Meta
 from rome.store.models import (
     RESULT_TABLES,
+    CountScopeRow,
     CurrentRow,
     HistoryRow,
     RaceStatusRow,
@@ -161,7 +168,61 @@ STAGE_TEMPLATE = """
 CREATE TEMP TABLE IF NOT EXISTS {stage} (
     race_id integer, source_id text, unit_id integer, candidate_id integer, vote_type text,
     rank smallint, votes bigint, version bigint, feed_at double precision
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS {plan} (
+    race_id integer, source_id text, floor bigint, version bigint, complete boolean
 ) ON COMMIT DELETE ROWS
+"""
+
+# Before the apply, per race and source the batch touches (its scope), in key
+# order so concurrent batches cannot deadlock: the scope's row, locked, so
+# batches of one race apply one after the other. The statements after this one
+# each read a fresh snapshot (READ COMMITTED, the default), so they see what
+# the batch waited for committed.
+LOCK_SCOPES_TEMPLATE = """
+INSERT INTO {scopes} (race_id, source_id, version)
+SELECT DISTINCT race_id, source_id, 0 FROM {stage} ORDER BY race_id, source_id
+ON CONFLICT (race_id, source_id) DO NOTHING;
+SELECT 1 FROM {scopes} s WHERE (s.race_id, s.source_id) IN
+    (SELECT race_id, source_id FROM {stage}) ORDER BY s.race_id, s.source_id FOR UPDATE OF s
+"""
+
+# A staged count its scope has never seen, older than the scope: the scope's
+# version does not cover it, so the scope's version goes back into each of its
+# counts' rows (the one costly case, rare: a late snapshot with a new count).
+LATE_TEMPLATE = """
+WITH late AS (
+    SELECT DISTINCT st.race_id, st.source_id FROM {stage} st
+    JOIN {scopes} s USING (race_id, source_id)
+    WHERE st.version < s.version AND NOT EXISTS (
+        SELECT 1 FROM {current} c WHERE (c.race_id, c.source_id, c.unit_id, c.candidate_id,
+            c.vote_type) = (st.race_id, st.source_id, st.unit_id, st.candidate_id, st.vote_type))
+), bumped AS (
+    UPDATE {current} c SET version = s.version FROM {scopes} s JOIN late USING (race_id, source_id)
+    WHERE c.race_id = s.race_id AND c.source_id = s.source_id AND c.version < s.version
+    RETURNING 1
+)
+UPDATE {scopes} s SET version = 0 FROM late
+WHERE s.race_id = late.race_id AND s.source_id = late.source_id
+"""
+
+# Each scope's floor (its version now) and whether the batch names every count
+# it holds, all at one newer version: then the scope moves to that version
+# and unchanged counts stay as they are.
+PLAN_TEMPLATE = """
+INSERT INTO {plan} (race_id, source_id, floor, version, complete)
+SELECT st.race_id, st.source_id, s.version, max(st.version),
+       min(st.version) = max(st.version) AND max(st.version) > s.version
+       AND count(c.race_id) = (SELECT count(*) FROM {current} k
+                               WHERE k.race_id = st.race_id AND k.source_id = st.source_id)
+FROM {stage} st JOIN {scopes} s USING (race_id, source_id)
+LEFT JOIN {current} c USING (race_id, source_id, unit_id, candidate_id, vote_type)
+GROUP BY st.race_id, st.source_id, s.version
+"""
+
+ADVANCE_TEMPLATE = """
+UPDATE {scopes} s SET version = p.version FROM {plan} p
+WHERE p.complete AND s.race_id = p.race_id AND s.source_id = p.source_id
 """
 
 # One statement. The upsert moves only counts whose version is newer and hands
@@ -172,12 +233,18 @@ CREATE TEMP TABLE IF NOT EXISTS {stage} (
 # for its lock) is stamped with the other's time, so the series follows the
 # order in which figures were committed and its newest row is the tally.
 APPLY_TEMPLATE = """
-WITH changed AS (
+WITH wanted AS (
+    SELECT st.*, p.complete AND st.votes = c.votes AS same
+    FROM {stage} st JOIN {plan} p USING (race_id, source_id)
+    LEFT JOIN {current} c USING (race_id, source_id, unit_id, candidate_id, vote_type)
+    WHERE c.race_id IS NULL OR (greatest(c.version, p.floor), c.votes) < (st.version, st.votes)
+), changed AS (
     INSERT INTO {current} AS c (race_id, source_id, unit_id, candidate_id, vote_type, rank,
                                 votes, prev_votes, version, feed_at, applied_at)
     SELECT race_id, source_id, unit_id, candidate_id, vote_type, rank, votes, NULL, version,
            to_timestamp(feed_at), coalesce(%(applied_at)s::timestamptz, now())
-    FROM {stage} ORDER BY race_id, source_id, unit_id, candidate_id, vote_type
+    FROM wanted WHERE same IS NOT TRUE
+    ORDER BY race_id, source_id, unit_id, candidate_id, vote_type
     ON CONFLICT (race_id, source_id, unit_id, candidate_id, vote_type) DO UPDATE
     SET prev_votes = c.votes, votes = excluded.votes, version = excluded.version,
         feed_at = excluded.feed_at, applied_at = excluded.applied_at
@@ -221,14 +288,25 @@ WITH changed AS (
     ON CONFLICT (race_id, source_id, rank, candidate_id, at) DO UPDATE SET votes = excluded.votes
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM changed), coalesce(sum(changes), 0), coalesce(sum(corrections), 0)
+SELECT (SELECT count(*) FROM wanted), coalesce(sum(changes), 0), coalesce(sum(corrections), 0)
 FROM sums
 """
 
 TABLES = {"current": "current_counts", "history": "history", "tallies": "tallies",
-          "series": "series", "stage": "count_stage", "total": TOTAL}
-STAGE = STAGE_TEMPLATE.format(**TABLES)
-APPLY_STAGE = APPLY_TEMPLATE.format(**TABLES)
+          "series": "series", "stage": "count_stage", "total": TOTAL, "scopes": "count_scopes",
+          "plan": "scope_plan"}
+
+
+def statements(tables: dict[str, str]) -> dict[str, str]:
+    """The staging and apply statements on the tables named (scratch copies, for benchmarks)."""
+    return {name: template.format(**tables) for name, template in (
+        ("stage", STAGE_TEMPLATE), ("lock", LOCK_SCOPES_TEMPLATE), ("late", LATE_TEMPLATE),
+        ("plan", PLAN_TEMPLATE), ("apply", APPLY_TEMPLATE), ("advance", ADVANCE_TEMPLATE),
+        ("clear", "DELETE FROM {stage}; DELETE FROM {plan}".format(**tables)))}
+
+
+SQL = statements(TABLES)
+STAGE, APPLY_STAGE = SQL["stage"], SQL["apply"]
 
 
 def copy_text(rows: list[Row]) -> str:
@@ -239,6 +317,23 @@ def copy_text(rows: list[Row]) -> str:
         for race_id, source_id, unit_id, candidate_id, vote_type, rank, votes, version, feed_at
         in rows
     )
+
+
+def plan_scopes(cursor, sql: dict[str, str] = SQL) -> None:
+    """With the batch staged: lock its scopes, cover late new counts, plan each scope."""
+    for name in ("lock", "late", "plan"):
+        cursor.execute(sql[name])
+
+
+def apply_staged(cursor, applied_at: datetime | None = None,
+                 sql: dict[str, str] = SQL) -> tuple[int, int, int]:
+    """Apply the staged batch; return (applied, changed, corrections). Leaves the stage empty."""
+    plan_scopes(cursor, sql)
+    cursor.execute(sql["apply"], {"applied_at": applied_at})
+    applied, changed, corrections = (int(v) for v in cursor.fetchone())
+    cursor.execute(sql["advance"])
+    cursor.execute(sql["clear"])  # another batch may follow in this transaction
+    return applied, changed, corrections
 
 
 def _apply_copy(session: Session, rows: list[Row],
@@ -253,9 +348,7 @@ def _apply_copy(session: Session, rows: list[Row],
         # the table it created with it.
         cursor.execute(STAGE)
         cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))
-        cursor.execute(APPLY_STAGE, {"applied_at": applied_at})
-        applied, changed, corrections = (int(v) for v in cursor.fetchone())
-        cursor.execute(f"DELETE FROM {TABLES['stage']}")  # another batch may follow
+        applied, changed, corrections = apply_staged(cursor, applied_at)
     except connection.dialect.loaded_dbapi.Error as exc:
         # Raw cursor errors arrive unwrapped: wrap them as SQLAlchemy does, and
         # drop a dead connection from the pool, so callers see the same errors
@@ -275,7 +368,66 @@ def _apply_copy(session: Session, rows: list[Row],
 
 def _apply_portable(session: Session, rows: list[Row],
                     applied_at: datetime | None = None) -> tuple[int, int, int]:
-    """Any other database (SQLite): the same four steps, each upsert returning what it changed."""
+    """Any other database (SQLite): the same steps, each upsert returning what it changed."""
+    rows, applied, advance = _plan_portable(session, rows)
+    _, changed, corrections = _write_portable(session, rows, applied_at)
+    for (race_id, source_id), version in sorted(advance.items()):
+        session.execute(update(CountScopeRow).where(
+            CountScopeRow.race_id == race_id, CountScopeRow.source_id == source_id,
+        ).values(version=version))
+    return applied, changed, corrections
+
+
+def _plan_portable(session: Session, rows: list[Row]
+                   ) -> tuple[list[Row], int, dict[tuple[int, str], int]]:
+    """As the lock, late and plan statements do: return the rows to write, how many counts move
+    forward, and the scopes to move to a new version."""
+    scopes = sorted({(r.race_id, r.source_id) for r in rows})
+    stmt = sqlite.insert(CountScopeRow).on_conflict_do_nothing()
+    for start in range(0, len(scopes), 500):
+        session.execute(stmt.values([{"race_id": race, "source_id": source, "version": 0}
+                                     for race, source in scopes[start:start + 500]]))
+    floors: dict[tuple[int, str], int] = {}
+    stored: dict[tuple, tuple[int, int]] = {}
+    held: dict[tuple[int, str], int] = defaultdict(int)
+    for race, source in scopes:
+        floors[(race, source)] = session.scalar(select(CountScopeRow.version).where(
+            CountScopeRow.race_id == race, CountScopeRow.source_id == source))
+        for key in session.execute(select(
+            CurrentRow.race_id, CurrentRow.source_id, CurrentRow.unit_id, CurrentRow.candidate_id,
+            CurrentRow.vote_type, CurrentRow.version, CurrentRow.votes,
+        ).where(CurrentRow.race_id == race, CurrentRow.source_id == source)):
+            stored[tuple(key[:5])] = (key.version, key.votes)
+            held[(race, source)] += 1
+    late = {r[:2] for r in rows if r[:5] not in stored and r.version < floors[r[:2]]}
+    for scope in sorted(late):
+        race, source = scope
+        mine = (CurrentRow.race_id == race, CurrentRow.source_id == source)
+        session.execute(update(CurrentRow).where(
+            *mine, CurrentRow.version < floors[scope]).values(version=floors[scope]))
+        session.execute(update(CountScopeRow).where(
+            CountScopeRow.race_id == race, CountScopeRow.source_id == source).values(version=0))
+        for key, (version, votes) in stored.items():
+            if key[:2] == scope:
+                stored[key] = (max(version, floors[scope]), votes)
+        floors[scope] = 0
+    versions: dict[tuple[int, str], set[int]] = defaultdict(set)
+    matched: dict[tuple[int, str], int] = defaultdict(int)
+    for r in rows:
+        versions[r[:2]].add(r.version)
+        matched[r[:2]] += r[:5] in stored
+    advance = {scope: max(v) for scope, v in versions.items()
+               if len(v) == 1 and max(v) > floors[scope] and matched[scope] == held[scope]}
+    wanted = [r for r in rows if r[:5] not in stored
+              or (max(stored[r[:5]][0], floors[r[:2]]), stored[r[:5]][1]) < (r.version, r.votes)]
+    write = [r for r in wanted if r[:2] not in advance or r[:5] not in stored
+             or stored[r[:5]][1] != r.votes]
+    return write, len(wanted), advance
+
+
+def _write_portable(session: Session, rows: list[Row],
+                    applied_at: datetime | None = None) -> tuple[int, int, int]:
+    """Upsert rows, append their history, add them to the tallies."""
     now = applied_at or datetime.now(UTC)
     # SQLite's date functions keep milliseconds: store no finer, so a time and
     # the series' number for it (computed by SQLite) compare alike.
@@ -417,10 +569,13 @@ class WipeoutResultJson(TypedDict):
         "Each race's totals over time: one row per total-vote tally and transaction that "
         "changed it.")]
     race_status: Count
+    count_scopes: Annotated[Count, Meta(
+        "One row per race and source: the newest version that named all of its counts.")]
 
 
 def wipeout(session: Session) -> WipeoutResultJson:
-    """Delete every result (counts, history, tallies, series, race status); keep the rest."""
+    """Delete every result (counts, history, tallies, series, race status, scopes); keep
+    the rest."""
     if session.get_bind().dialect.name == "postgresql":
         # Wait for batches in flight and keep new ones out until the wipe
         # commits; otherwise a batch could leave tallies without their counts.

@@ -128,3 +128,22 @@ def test_bench_polling_polls_a_short_night_and_reports_every_source(tmp_path, pg
         assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"], sid
     # AP asks more often than its limit allows: some polls are held back.
     assert figures["sources"]["ap"]["polls"].get("limited", 0) > 0
+
+
+def test_bench_national_takes_a_national_answer_and_pays_for_what_changed(tmp_path, pg_url,
+                                                                         amqp_url):
+    reset_queues(amqp_url)
+    result = rome_processes(tmp_path, pg_url, amqp_url).run(
+        [sys.executable, "-m", "rome", "bench", "national", "--races-per-state", "2",
+         "--changed-versions", "1", "--wipe"],
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [size] = json.loads(result.stdout.strip().splitlines()[-1])["sizes"]
+    counts = size["counts"]
+    # Fresh: every row; 1 % changed: that 1 %; the same figures again: none.
+    assert size["rows_written"] == [counts, round(counts * 0.01), 0]
+    assert size["parts"] > 1 and size["largest_message_bytes"] <= 1_000_000
+    assert size["fetch_to_visible_s"]["fresh"] > 0 and size["apply_s"]["fresh"] > 0
+    assert set(size["peak_rss_mb"]) == {"notekeeper", "caesar"}
+    assert size["database_alone_rows_per_s"] > 0

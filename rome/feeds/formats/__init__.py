@@ -16,8 +16,11 @@ from types import ModuleType
 
 from rome.feeds.snapshot import MAX_AHEAD, InvalidPayload, Snapshot
 
-# A feed body larger than this is refused before it is parsed.
-MAX_PAYLOAD_BYTES = 8_000_000
+# A feed body larger than this is refused before it is parsed: far above a real
+# national answer (AP at county level for a general election is tens of MB),
+# the same ceiling the poller's HTTP client keeps. ROME_MAX_FEED_BYTES sets it
+# for the workers (rome/settings.py).
+MAX_PAYLOAD_BYTES = 256_000_000
 
 
 def _modules() -> dict[str, ModuleType]:
@@ -31,12 +34,13 @@ FORMAT_NAMES = ("ap", "clarity", "nist")
 
 def parse_feed(
     format_name: str, body: str | bytes, *, source: str, version: int | None = None,
-    max_ahead: float | None = MAX_AHEAD,
+    max_ahead: float | None = MAX_AHEAD, max_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> Snapshot:
     """Parse one feed body of format_name into a validated snapshot, or raise InvalidPayload.
 
     A feed time more than max_ahead seconds ahead of the clock is refused
-    (Snapshot.validate); None skips that check.
+    (Snapshot.validate); None skips that check. A body over max_bytes is
+    refused unread.
     """
     module = _modules().get(format_name) if isinstance(format_name, str) else None
     if module is None:
@@ -45,8 +49,9 @@ def parse_feed(
         body = body.encode("utf-8", errors="surrogatepass")
     if not isinstance(body, bytes):
         raise InvalidPayload(f"payload must be text, got {type(body).__name__}")
-    if len(body) > MAX_PAYLOAD_BYTES:
-        raise InvalidPayload(f"payload is {len(body)} bytes, over {MAX_PAYLOAD_BYTES}")
+    if len(body) > max_bytes:
+        raise InvalidPayload(f"payload is {len(body):,} bytes, over the {max_bytes:,} allowed "
+                             "(ROME_MAX_FEED_BYTES)")
     try:
         snapshot = module.parse(body, source=source, version=version)
     except RecursionError:

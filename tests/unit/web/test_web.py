@@ -413,7 +413,7 @@ def test_wipeout_deletes_every_result(client, caplog):
     assert response.status_code == 200
     assert response.get_json() == {
         "current_counts": len(VOTES), "history": len(VOTES), "tallies": len(VOTES),
-        "series": len(VOTES), "race_status": 3,
+        "series": len(VOTES), "race_status": 3, "count_scopes": 3,
     }
     races = client.get("/api/races").get_json()["races"]
     assert all(race["total_votes"] == 0 and race["leader"] is None for race in races)

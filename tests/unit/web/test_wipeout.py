@@ -181,7 +181,7 @@ def test_a_bearer_token_takes_the_api_route_even_with_a_form_body(client):
     assert response.status_code == 200
     assert response.get_json() == {
         "current_counts": len(VOTES), "history": len(VOTES), "tallies": len(VOTES),
-        "series": len(VOTES), "race_status": 3,
+        "series": len(VOTES), "race_status": 3, "count_scopes": 3,
     }
 
 

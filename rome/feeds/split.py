@@ -1,0 +1,136 @@
+"""Split a big snapshot into parts of bounded size, by race, for the broker and caesar.
+
+A national answer is 100,000s of counts: as one message it would be tens of MB
+on the broker and one transaction for one caesar process. ``split`` cuts it
+into parts whose wire form (``Snapshot.to_wire``, as JSON) stays under a
+bound, each part whole races (a race's counts, candidates and status) with the
+units they name and those units' ancestors, so every part validates alone.
+Parts share the snapshot's source, version and feed time, and the tally reads
+a snapshot as "these counts at this version", never as "everything there is",
+so applying the parts in any order, on any processes, ends where applying
+the whole snapshot does. A race too big for one part alone is cut by units.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import replace
+
+from rome.feeds.snapshot import Count, Snapshot, UnitRef
+
+# Wire bytes per part: with Celery's envelope, a message stays under 1 MB.
+MAX_PART_BYTES = 900_000
+
+
+def _size(row: list) -> int:
+    # The JSON of one row inside a list, with its separating comma.
+    return len(json.dumps(row, ensure_ascii=False)) + 2
+
+
+def split(snapshot: Snapshot, max_bytes: int = MAX_PART_BYTES) -> list[Snapshot]:
+    """Return snapshot as parts whose wire JSON is at most about max_bytes each.
+
+    A snapshot already that small is returned whole (a list of itself).
+    """
+    wire = snapshot.to_wire()
+    if len(json.dumps(wire, ensure_ascii=False)) <= max_bytes:
+        return [snapshot]
+    units = {u.key: u for u in snapshot.units}
+    unit_bytes = {u.key: _size([u.key, u.name, u.level, u.parent]) for u in snapshot.units}
+    candidates: dict[str, list] = defaultdict(list)
+    for c in snapshot.candidates:
+        candidates[c.race].append(c)
+    counts: dict[str, list[Count]] = defaultdict(list)
+    for n in snapshot.counts:
+        counts[n.race].append(n)
+    statuses = {s.race: s for s in snapshot.statuses}
+    header = len(json.dumps({**wire, "races": [], "units": [], "candidates": [], "counts": [],
+                             "statuses": []}))
+    budget = max(max_bytes - header, 1)
+
+    parts: list[Snapshot] = []
+    part = _Part()
+
+    def close() -> None:
+        nonlocal part
+        if not part.empty():
+            parts.append(part.snapshot(snapshot))
+        part = _Part()
+
+    def count_cost(n: Count, grown: dict[str, UnitRef]) -> int:
+        """Bytes count n adds to the part, with the units it brings (added to grown)."""
+        return (_size([n.race, n.unit, n.candidate, n.vote_type, n.votes])
+                + sum(unit_bytes[k] for k in _missing(n.unit, part.units, units, grown)))
+
+    for race in snapshot.races:
+        fixed = _size([race.key, race.name, race.state, race.office]) + sum(
+            _size([c.race, c.key, c.first, c.last, c.party]) for c in candidates[race.key])
+        status = statuses.get(race.key)
+        if status is not None:
+            fixed += _size([status.race, status.precincts_reporting, status.precincts_total,
+                            status.winner])
+        race_counts = counts[race.key]
+        grown: dict[str, UnitRef] = {}
+        need = fixed + sum(count_cost(n, grown) for n in race_counts)
+        if part.size + need > budget:
+            close()  # whole races together where they fit
+        part.add_race(race, candidates[race.key], status, fixed)
+        for n in race_counts:  # one by one: a race bigger than a part goes on in the next
+            grown = {}
+            cost = count_cost(n, grown)
+            if part.size + cost > budget and part.counts:
+                close()
+                part.add_race(race, candidates[race.key], status, fixed)
+                grown = {}
+                cost = count_cost(n, grown)
+            part.units.update(grown)
+            part.counts.append(n)
+            part.size += cost
+    # Units no count names (reference data alone) ride with the last part.
+    named = {key for p in parts for key in (u.key for u in p.units)} | set(part.units)
+    for key in units:
+        if key not in named:
+            grown = {}
+            _missing(key, part.units, units, grown)
+            part.units.update(grown)
+    close()
+    return parts
+
+
+def _missing(key: str | None, have: dict, units: dict[str, UnitRef],
+             grown: dict[str, UnitRef]) -> list[str]:
+    """Add key and its ancestors not yet in have to grown; return the keys added."""
+    added = []
+    while key is not None and key not in have and key not in grown:
+        grown[key] = units[key]
+        added.append(key)
+        key = units[key].parent
+    return added
+
+
+class _Part:
+    """One part as it fills up."""
+
+    def __init__(self) -> None:
+        self.races: list = []
+        self.candidates: list = []
+        self.statuses: list = []
+        self.units: dict[str, UnitRef] = {}
+        self.counts: list[Count] = []
+        self.size = 0
+
+    def empty(self) -> bool:
+        return not self.races and not self.units
+
+    def add_race(self, race, candidates, status, fixed: int) -> None:
+        self.races.append(race)
+        self.candidates.extend(candidates)
+        if status is not None:
+            self.statuses.append(status)
+        self.size += fixed
+
+    def snapshot(self, whole: Snapshot) -> Snapshot:
+        return replace(whole, races=tuple(self.races), candidates=tuple(self.candidates),
+                       statuses=tuple(self.statuses), units=tuple(self.units.values()),
+                       counts=tuple(self.counts))

@@ -1,0 +1,95 @@
+"""A big snapshot cut into parts of whole races, each small enough for one broker message."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from rome.feeds.formats import MAX_PAYLOAD_BYTES, parse_feed, render_feed
+from rome.feeds.national import changed, national
+from rome.feeds.snapshot import InvalidPayload
+from rome.feeds.split import MAX_PART_BYTES, split
+from rome.settings import SettingsError, load_settings
+
+
+def wire_size(snapshot) -> int:
+    return len(json.dumps(snapshot.to_wire(), ensure_ascii=False))
+
+
+@pytest.fixture(scope="module")
+def answer():
+    return national(races_per_state=2)
+
+
+def test_parts_are_bounded_whole_and_valid(answer):
+    parts = split(answer, max_bytes=100_000)
+    assert len(parts) > 5
+    assert max(wire_size(p) for p in parts) <= 100_000
+    for part in parts:
+        part.validate(max_ahead=None)  # every unit a count names, and its parents, ride along
+        assert (part.source, part.version, part.feed_at) == (
+            answer.source, answer.version, answer.feed_at)
+    counts = [n for p in parts for n in p.counts]
+    assert sorted(counts, key=repr) == sorted(answer.counts, key=repr)
+    assert {u.key for p in parts for u in p.units} == {u.key for u in answer.units}
+    assert sorted((s for p in parts for s in p.statuses), key=repr) == sorted(
+        answer.statuses, key=repr)
+    # Whole races: each race's counts sit in one part.
+    homes = {}
+    for i, part in enumerate(parts):
+        for n in part.counts:
+            assert homes.setdefault(n.race, i) == i
+
+
+def test_a_small_snapshot_stays_whole(answer):
+    assert split(answer, max_bytes=wire_size(answer)) == [answer]
+    assert len(split(answer, max_bytes=wire_size(answer) - 1)) == 2
+
+
+def test_a_race_bigger_than_a_part_is_cut_by_units():
+    one = national(races_per_state=1)
+    big = max(one.races, key=lambda r: sum(n.race == r.key for n in one.counts))
+    parts = split(one, max_bytes=5_000)
+    holding = [p for p in parts if any(n.race == big.key for n in p.counts)]
+    assert len(holding) > 1
+    assert max(wire_size(p) for p in parts) <= 5_000
+    for part in holding:
+        part.validate(max_ahead=None)
+    assert sorted((n for p in holding for n in p.counts if n.race == big.key), key=repr) == sorted(
+        (n for n in one.counts if n.race == big.key), key=repr)
+
+
+def test_a_national_answer_is_taken_and_cut_under_a_megabyte():
+    snapshot = national()
+    body = render_feed("ap", snapshot)
+    assert len(body) > 14_000_000 and len(snapshot.counts) > 100_000  # refused before issue 20
+    parsed = parse_feed("ap", body, source="ap", max_ahead=None)
+    assert len(parsed.counts) == len(snapshot.counts)
+    parts = split(parsed)
+    assert max(wire_size(p) for p in parts) <= MAX_PART_BYTES < 1_000_000
+    assert sum(len(p.counts) for p in parts) == len(snapshot.counts)
+
+
+def test_a_feed_over_the_limit_is_refused_with_the_reason(answer):
+    body = render_feed("ap", answer)
+    assert parse_feed("ap", body, source="ap", max_ahead=None, max_bytes=len(body)).counts
+    with pytest.raises(InvalidPayload, match=r"payload is [\d,]+ bytes, over the [\d,]+ allowed "
+                                             r"\(ROME_MAX_FEED_BYTES\)"):
+        parse_feed("ap", body, source="ap", max_ahead=None, max_bytes=len(body) - 1)
+    assert MAX_PAYLOAD_BYTES == 256_000_000
+
+
+def test_the_limit_is_a_setting():
+    assert load_settings({}).max_feed_bytes == 256_000_000
+    assert load_settings({"ROME_MAX_FEED_BYTES": "5000000"}).max_feed_bytes == 5_000_000
+    with pytest.raises(SettingsError, match="ROME_MAX_FEED_BYTES"):
+        load_settings({"ROME_MAX_FEED_BYTES": "lots"})
+
+
+def test_a_changed_version_moves_the_share_asked(answer):
+    after = changed(answer, 0.01, seed=random.randrange(1000))
+    moved = sum(a != b for a, b in zip(answer.counts, after.counts, strict=True))
+    assert moved == round(len(answer.counts) * 0.01)
+    assert after.version > answer.version

@@ -1,0 +1,183 @@
+"""Pay for what changed: a snapshot naming all of a race moves its scope, not every count.
+
+The guarantees stay those of per-count versions (newest wins, the larger figure
+on a tie, any order ends the same, corrections counted): checked here against
+a model of per-count versions on long shuffled streams of whole and partial
+snapshots, late ones included; and the rows written are counted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, text
+
+from rome.feeds.national import changed, national
+from rome.store.audit import audit
+from rome.store.models import CountScopeRow, CurrentRow, HistoryRow, TallyRow, UnitRow
+from rome.store.rollback import rollback_source
+from rome.store.tally import record_snapshots
+from tests.helpers.builders import race_snapshot
+
+UNITS = [f"County {i}" for i in range(6)]
+
+
+def apply(database, *snapshots):
+    with database.Session.begin() as session:
+        return record_snapshots(session, list(snapshots))
+
+
+def stored(database) -> dict[tuple, int]:
+    """{(race, unit name, candidate): votes} of every current count."""
+    with database.Session() as session:
+        names = dict(session.execute(select(UnitRow.id, UnitRow.name)).all())
+        return {(c.race_id, names[c.unit_id], c.candidate_id): c.votes
+                for c in session.scalars(select(CurrentRow))}
+
+
+def tallies(database) -> dict[tuple, int]:
+    with database.Session() as session:
+        return {(t.race_id, t.rank, t.candidate_id): t.votes
+                for t in session.scalars(select(TallyRow)) if t.votes or t.units}
+
+
+@st.composite
+def streams(draw):
+    """Snapshots of two races: each names all or some of its units, at any version."""
+    out = []
+    for _ in range(draw(st.integers(1, 40))):
+        race = draw(st.sampled_from([1, 3]))
+        one, two = (101, 102) if race == 1 else (301, 302)
+        units = draw(st.sampled_from([UNITS, UNITS[:3], UNITS[2:], UNITS[::2]]))
+        version = draw(st.integers(1, 25))
+        figures = {u: {one: draw(st.integers(0, 9)), two: draw(st.integers(0, 9))}
+                   for u in units}
+        out.append((race, version, figures))
+    return out
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data(), stream=streams())
+def test_long_shuffled_streams_end_as_per_count_versions_do(database, empty_tables, data, stream):
+    """Property: whole and partial snapshots, late ones and repeats, in any order and any
+    batches, leave every count at its newest version's figure (the larger on a tie)."""
+    want: dict[tuple, tuple[int, int]] = {}
+    for race, version, figures in stream:
+        for unit, by in figures.items():
+            for candidate, votes in by.items():
+                key = (race, unit, candidate)
+                want[key] = max(want.get(key, (0, -1)), (version, votes))
+    snapshots = [race_snapshot("ap", v, {}, race_id=race, below=figures, feed_at=1.0)
+                 for race, v, figures in stream]
+    snapshots = data.draw(st.permutations(snapshots))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(snapshots)), max_size=4)))
+    empty_tables(database)
+    for start, end in zip([0, *cuts], [*cuts, len(snapshots)], strict=True):
+        if start < end:
+            apply(database, *snapshots[start:end])
+    assert stored(database) == {key: votes for key, (_, votes) in want.items()}
+    sums: dict[tuple, int] = defaultdict(int)
+    for (race, _, candidate), (_, votes) in want.items():
+        sums[(race, 3, candidate)] += votes  # the counties' rank
+    assert {k: v for k, v in tallies(database).items() if k[1] == 3} == dict(sums)
+    with database.Session() as session:
+        assert audit(session) == []
+    # What a fresh apply in version order gives, history and all.
+    in_order = stored(database), tallies(database)
+    empty_tables(database)
+    for snapshot in sorted(snapshots, key=lambda s: s.version):
+        apply(database, snapshot)
+    assert (stored(database), tallies(database)) == in_order
+
+
+def test_a_late_snapshot_never_overwrites_what_a_whole_one_left_unchanged(database, empty_tables):
+    empty_tables(database)
+    apply(database, race_snapshot("ap", 1, {}, below={u: {101: 1} for u in UNITS}))
+    apply(database, race_snapshot("ap", 5, {}, below={u: {101: 1} for u in UNITS}))  # unchanged
+    late = apply(database, race_snapshot("ap", 3, {}, below={u: {101: 7} for u in UNITS}))
+    assert late.applied == 0 and set(stored(database).values()) == {1}
+    # A late snapshot naming a county the race never had is taken for that county only.
+    apply(database, race_snapshot("ap", 2, {}, below={"New": {101: 4}, UNITS[0]: {101: 9}}))
+    assert {k[1]: v for k, v in stored(database).items()} == {**dict.fromkeys(UNITS, 1),
+                                                               "New": 4}
+    apply(database, race_snapshot("ap", 4, {}, below={"New": {101: 6}, UNITS[0]: {101: 8}}))
+    assert {k[1]: v for k, v in stored(database).items()} == {**dict.fromkeys(UNITS, 1),
+                                                               "New": 6}
+    with database.Session() as session:
+        assert audit(session) == []
+
+
+def test_a_rollback_below_a_scope_leaves_the_counts_open_to_the_versions_undone(database,
+                                                                                 empty_tables):
+    empty_tables(database)
+    apply(database, race_snapshot("ap", 1, {}, below={u: {101: 1} for u in UNITS}))
+    apply(database, race_snapshot("ap", 9, {}, below={u: {101: 1} for u in UNITS}))
+    with database.Session.begin() as session:
+        rollback_source(session, "ap", above=2)
+        assert set(session.scalars(select(CountScopeRow.version))) == {0}
+    apply(database, race_snapshot("ap", 5, {}, below={u: {101: 3} for u in UNITS}))
+    assert set(stored(database).values()) == {3}
+
+
+def written(session) -> int:
+    """Rows this transaction inserted or updated in current_counts: their row versions
+    carry its transaction id (PostgreSQL's xmin)."""
+    return session.execute(text(
+        "SELECT count(*) FROM current_counts "
+        "WHERE xmin::text = (txid_current() % 4294967296)::text")).scalar_one()
+
+
+def test_a_version_writes_the_rows_whose_figures_changed_and_no_others(database, empty_tables):
+    if database.engine.dialect.name != "postgresql":
+        rows = None  # SQLite keeps no such count; the figures are checked all the same
+    empty_tables(database)
+    fresh = national(races_per_state=2)
+    apply(database, fresh)
+    one = changed(fresh, 0.01, seed=1)
+    same = changed(one, 0.0, seed=2)
+    moved = round(len(fresh.counts) * 0.01)
+    for snapshot, changes in ((one, moved), (same, 0)):
+        with database.Session.begin() as session:
+            result = record_snapshots(session, [snapshot])
+            if database.engine.dialect.name == "postgresql":
+                rows = written(session)
+        assert (result.applied, result.changed) == (len(fresh.counts), changes)
+        if rows is not None:
+            assert rows == changes <= 0.02 * len(fresh.counts)
+    with database.Session() as session:
+        assert session.scalar(select(text("count(*)")).select_from(HistoryRow)) == (
+            len(fresh.counts) + moved)
+        assert audit(session) == []
+    # The unchanged counts stand at the newest version: the first one, late, changes nothing.
+    late = apply(database, changed(fresh, 0.5, seed=3, seconds=10))
+    assert late.applied == 0
+    assert sorted(stored(database).values()) == sorted(n.votes for n in same.counts)
+
+
+def test_migrating_down_writes_each_scopes_version_back_into_its_counts(database, empty_tables):
+    from alembic import command
+    from alembic.config import Config
+
+    from rome.store import db
+
+    empty_tables(database)
+    apply(database, race_snapshot("ap", 1, {101: 5}, below={"A": {101: 5}}))
+    apply(database, race_snapshot("ap", 7, {101: 5}, below={"A": {101: 5}}))  # no row rewritten
+    with database.Session() as session:
+        assert set(session.scalars(select(CurrentRow.version))) == {1}
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS))
+    url = database.engine.url.render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", db.driver_url(url).replace("%", "%%"))
+    command.downgrade(config, "0005")
+    try:
+        with database.engine.connect() as connection:
+            assert {v for (v,) in connection.execute(
+                text("SELECT version FROM current_counts"))} == {7}
+    finally:
+        command.upgrade(config, "head")
+    # Without a scope, each count's own version stands: 7 again, and 6 is too old.
+    assert apply(database, race_snapshot("ap", 6, {101: 9}, below={"A": {101: 9}})).applied == 0
