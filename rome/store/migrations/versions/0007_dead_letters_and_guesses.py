@@ -6,14 +6,14 @@ dead-letter recorder record each message once. `wipeout_guesses` holds each
 wrong admin token's client and time: every web process counts the same ones.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
