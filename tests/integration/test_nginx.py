@@ -53,11 +53,21 @@ def served(tmp_path):
         except OSError:
             return nginx.poll() is not None  # exited: the assertion below says so
 
-    wait_for(answers, 10, what="nginx to serve")
-    assert nginx.poll() is None, "nginx exited"
-    yield root, get, tmp_path / "nginx-error.log"
-    os.killpg(nginx.pid, signal.SIGQUIT)
-    nginx.wait(10)
+    try:
+        wait_for(answers, 10, what="nginx to serve")
+        assert nginx.poll() is None, "nginx exited"
+        yield root, get, tmp_path / "nginx-error.log"
+    finally:
+        # Its whole group (master and workers), even when the start failed: an nginx left
+        # behind holds its port and outlives the run.
+        try:
+            os.killpg(nginx.pid, signal.SIGQUIT)
+            nginx.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(nginx.pid, signal.SIGKILL)
+            nginx.wait(10)
+        except ProcessLookupError:
+            pass
 
 
 def test_nginx_serves_the_published_race_gzipped_with_its_etag_and_cache_control(served):
