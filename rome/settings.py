@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rome.data_files import ARCHIVE, BROKER, SQLITE
+from rome.data_files import ARCHIVE, BROKER, MESSAGE_KEYS, SQLITE
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 AMQP_SCHEMES = ("amqp://", "pyamqp://", "amqps://")
@@ -77,6 +77,10 @@ class Settings:
     # the newest within this many bytes ("500MB"); None keeps everything.
     archive_retention_days: float | None = None
     archive_retention_bytes: int | None = None
+    # Task messages signed and checked with the keys of message_keys_file
+    # (rome/ops/message_keys.py); ROME_MESSAGE_SIGNING=off only in development.
+    message_signing: bool = True
+    message_keys_file: Path = Path("data") / MESSAGE_KEYS
 
     @property
     def development(self) -> bool:
@@ -229,6 +233,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     sources_file = env.get("ROME_SOURCES") or None
     retention_days, retention_bytes = _retention(env.get("ROME_ARCHIVE_RETENTION"))
 
+    signing = (env.get("ROME_MESSAGE_SIGNING") or "on").strip().lower()
+    if signing not in ("on", "off"):
+        raise SettingsError(f"ROME_MESSAGE_SIGNING={signing!r} must be on or off")
+    if signing == "off" and environment != "development":
+        raise SettingsError(
+            "ROME_MESSAGE_SIGNING=off lets anyone holding the broker password enqueue work: "
+            "allowed only with ROME_ENV=development"
+        )
+    keys_file = env.get("ROME_MESSAGE_KEYS") or data_dir / MESSAGE_KEYS
+
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -252,6 +266,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         archive_dir=Path(env.get("ROME_ARCHIVE_DIR") or data_dir / ARCHIVE).resolve(),
         archive_retention_days=retention_days,
         archive_retention_bytes=retention_bytes,
+        message_signing=signing == "on",
+        message_keys_file=Path(keys_file).resolve(),
     )
 
 
