@@ -87,13 +87,20 @@ def test_a_batch_forged_with_the_broker_password_alone_is_refused_and_recorded(
         producer.publish(body.replace(b"[[[]]", b'[["x"]'), exchange=QUEUES["caesar"].exchange,
                          routing_key="caesar", content_type="application/x-rome-hmac",
                          content_encoding="binary", headers=tampered["headers"])
-    sent = 4
+        # ... and a plain body under a content type kombu trusts without any accept list
+        # (it hands the raw bytes on, undecoded).
+        producer.publish(b"[[[]], {}, {}]", exchange=QUEUES["caesar"].exchange,
+                         routing_key="caesar", content_type="application/data",
+                         content_encoding="binary", headers=forged_batch()["headers"])
+    sent = 5
     wait_for(lambda: queue_depth(amqp_url, DEAD) == sent, 60, what=f"{sent} dead letters")
     reasons = wait_for(lambda: r if len(r := rejected_reasons(database)) >= sent else None,
                        30, what=f"{sent} rows in rejected")
     assert len(reasons) == sent, reasons
     assert sum("undecodable message (application/json): message signature missing" in r
                for r in reasons) == 2, reasons
+    assert any("undecodable message (application/data): message signature missing" in r
+               for r in reasons), reasons
     assert any("message signature by unknown key id 'k-attacker'" in r for r in reasons)
     assert any(f"message signature invalid: wrong MAC for key id '{ring.signing_id}'" in r
                for r in reasons), reasons
