@@ -15,6 +15,9 @@ Prints one JSON line at the end (and a progress line on a terminal):
 - freshness_ms_p50 / p99: at a steady offered load, emit -> the message's
   version visible in GET /api/races.
 - worker_rss_mb_max: peak resident memory of any worker process.
+- signing: Rome's path and the naive one again, last, on workers restarted with
+  ROME_MESSAGE_SIGNING=off and plain JSON published: signed / unsigned
+  throughput, each after its own warm-up (the first two figures are signed).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from rome.bench.common import (
     purge_queues,
     require_empty,
     start_publishers,
+    unsigned_env,
     wait_state,
 )
 from rome.data_files import BENCH_LOG
@@ -65,7 +69,7 @@ PUBLISHERS = 4
 
 
 def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
-                     timeout: float = 900, publishers: int = 1) -> float:
+                     timeout: float = 900, publishers: int = 1, signed: bool = True) -> float:
     """Publish a planned stream and return counts per second, published -> final state."""
     messages, expectation = plan
     counts = sum(m.counts for m in messages)
@@ -74,7 +78,7 @@ def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
     progress = Progress(counts)
     sys.stderr.write(f"{label}: {counts} counts in {len(messages)} messages\n")
     started = time.monotonic()
-    threads = start_publishers(lambda m: publish_all([m]), messages, publishers)
+    threads = start_publishers(lambda m: publish_all([m], signed), messages, publishers)
     done = wait_state(database, expected_tallies(expectation), timeout, progress)
     for thread in threads:
         thread.join()
@@ -250,6 +254,24 @@ def measure_freshness(database, env: dict, seconds: float, rate: float, batch: i
     return delays
 
 
+def measure_unsigned(database, plan, naive_plan, batch: int, rome: float,
+                     naive: float) -> dict:
+    """Measure Rome's and the naive path on unsigned workers; compare with the signed figures."""
+    time.sleep(3)  # let the worker connect before the clock starts
+    measure_pipeline(database, plan_stream(min(sum(m.counts for m in plan[0]), 12 * batch),
+                                           batch=batch, seed="warm-up", start=1, top=False),
+                     "warm-up unsigned", signed=False)
+    unsigned = measure_pipeline(database, plan, f"rome batch={batch} unsigned", signed=False)
+    naive_unsigned = measure_pipeline(database, naive_plan, "naive unsigned",
+                                      publishers=PUBLISHERS, signed=False)
+    return {
+        "rome_unsigned_updates_per_s": round(unsigned),
+        "naive_unsigned_updates_per_s": round(naive_unsigned),
+        "rome_signed/unsigned": round(rome / unsigned, 3),
+        "naive_signed/unsigned": round(naive / naive_unsigned, 3),
+    }
+
+
 def _round(value: float | None) -> int | None:
     return None if value is None else round(value)
 
@@ -269,6 +291,7 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
     purge_queues()
     workers = Workers(env, log_dir / BENCH_LOG.format("worker"), concurrency)
     workers.start()
+    signed_rss = 0.0
     try:
         time.sleep(3)  # let the worker connect before the clock starts
         seed = {"seed": "bench", "start": 1, "top": False}
@@ -295,6 +318,14 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
             })
         delays = measure_freshness(database, env, freshness_seconds, freshness_rate,
                                    freshness_batch, log_dir / BENCH_LOG.format("web"))
+        signing = None
+        if settings.message_signing:
+            workers.stop()
+            signed_rss = workers.rss_max_mb
+            workers = Workers(unsigned_env(env), log_dir / BENCH_LOG.format("worker"),
+                              concurrency)
+            workers.start()
+            signing = measure_unsigned(database, plan, naive_plan, batch, rome, naive)
     finally:
         workers.stop()
         with database.Session.begin() as session:
@@ -313,12 +344,14 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
         "freshness_ms_p50": round(percentile(delays, 50), 1),
         "freshness_ms_p99": round(percentile(delays, 99), 1),
         "freshness_ms_mean": round(statistics.fmean(delays), 1),
-        "worker_rss_mb_max": round(workers.rss_max_mb, 1),
+        "worker_rss_mb_max": round(max(signed_rss, workers.rss_max_mb), 1),
         "rome/naive": round(rome / naive, 1),
         "rome/plain": round(rome / plain, 1),
         "rome/copy": round(rome / copy, 3) if copy else None,
         "stage_us_per_update": stages,
         "by_batch": by_batch,
+        # None when ROME_MESSAGE_SIGNING=off: nothing signed to compare.
+        "signing": signing,
     }
     if plot_dir is not None:
         from rome.bench.plots import plot_batches, plot_freshness

@@ -39,6 +39,14 @@ def test_bench_reports_every_figure_and_draws_its_plots(tmp_path, pg_url, amqp_u
     assert figures["freshness_ms_p50"] <= figures["freshness_ms_p99"]
     assert [row["batch"] for row in figures["by_batch"]] == [10, 300]
     assert set(figures["stage_us_per_update"]) == {"normalize", "encode", "decode", "apply"}
+    # Signed (the figures above) against unsigned workers and publishers, in the same run.
+    signing = figures["signing"]
+    assert signing["rome_unsigned_updates_per_s"] > 0
+    assert signing["naive_unsigned_updates_per_s"] > 0
+    assert signing["rome_signed/unsigned"] == pytest.approx(
+        figures["rome_updates_per_s"] / signing["rome_unsigned_updates_per_s"], rel=0.02)
+    assert "unsigned" in result.stderr and "undecodable message" not in (
+        tmp_path / "data" / "bench-worker.log").read_text()
     for name in ("throughput-by-batch.png", "freshness.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
