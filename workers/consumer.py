@@ -53,6 +53,12 @@ class DelayedDeliveryThroughConnectedNode(DelayedDelivery):
         super()._bind_queues(app, connection)
 
 
+def auto_acked(message) -> bool:
+    """Tell whether message came to a no-ack consumer (nothing to ack or reject)."""
+    no_ack = getattr(message.channel, "no_ack_consumers", None)
+    return bool(no_ack) and (message.delivery_info or {}).get("consumer_tag") in no_ack
+
+
 class DeadLetteringConsumer(Consumer):
     """Reject undecodable messages (bad bytes, a bad content type) so they dead-letter.
 
@@ -70,7 +76,11 @@ class DeadLetteringConsumer(Consumer):
         ]
 
     def on_decode_error(self, message, exc):
-        message.reject_log_error(self.app.log.get_default_logger(), self.connection_errors)
+        # Remote-control messages (the pidbox) are consumed without acks: rejecting one
+        # would be a channel error. They are signed too (Celery serializes them with
+        # task_serializer), so an unsigned one lands here, and is only recorded.
+        if not auto_acked(message):
+            message.reject_log_error(self.app.log.get_default_logger(), self.connection_errors)
         signals.task_rejected.send(sender=self, message=message, exc=exc)
 
     def create_task_handler(self, *args, **kwargs):

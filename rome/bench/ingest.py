@@ -15,9 +15,11 @@ Prints one JSON line at the end (and a progress line on a terminal):
 - freshness_ms_p50 / p99: at a steady offered load, emit -> the message's
   version visible in GET /api/races.
 - worker_rss_mb_max: peak resident memory of any worker process.
-- signing: Rome's path and the naive one again, last, on workers restarted with
-  ROME_MESSAGE_SIGNING=off and plain JSON published: signed / unsigned
-  throughput, each after its own warm-up (the first two figures are signed).
+- signing: Rome's path and the naive one, measured first, in rounds (--signing-rounds,
+  3 by default) each of signed workers and publishers then unsigned ones
+  (ROME_MESSAGE_SIGNING=off, plain JSON): every figure, each round's signed /
+  unsigned ratio and their median (measure_signing). The other figures are signed.
+  --signing-only measures this alone.
 """
 
 from __future__ import annotations
@@ -254,22 +256,46 @@ def measure_freshness(database, env: dict, seconds: float, rate: float, batch: i
     return delays
 
 
-def measure_unsigned(database, plan, naive_plan, batch: int, rome: float,
-                     naive: float) -> dict:
-    """Measure Rome's and the naive path on unsigned workers; compare with the signed figures."""
-    time.sleep(3)  # let the worker connect before the clock starts
-    measure_pipeline(database, plan_stream(min(sum(m.counts for m in plan[0]), 12 * batch),
-                                           batch=batch, seed="warm-up", start=1, top=False),
-                     "warm-up unsigned", signed=False)
-    unsigned = measure_pipeline(database, plan, f"rome batch={batch} unsigned", signed=False)
-    naive_unsigned = measure_pipeline(database, naive_plan, "naive unsigned",
-                                      publishers=PUBLISHERS, signed=False)
-    return {
-        "rome_unsigned_updates_per_s": round(unsigned),
-        "naive_unsigned_updates_per_s": round(naive_unsigned),
-        "rome_signed/unsigned": round(rome / unsigned, 3),
-        "naive_signed/unsigned": round(naive / naive_unsigned, 3),
-    }
+def measure_signing(database, env: dict, log_path: Path, concurrency: int, plan, naive_plan,
+                    batch: int, rounds: int) -> dict:
+    """Measure Rome's and the naive path signed and unsigned, in alternating rounds.
+
+    Each round starts workers as Rome runs them (signed) and measures both
+    paths after a warm-up, then the same with workers run with
+    ROME_MESSAGE_SIGNING=off and plain JSON published. On a shared machine the
+    load drifts over minutes: the ratio of each round's adjacent pair, and
+    their median, says more than one signed run against one unsigned run later.
+    """
+    warm_up = plan_stream(min(sum(m.counts for m in plan[0]), 12 * batch), batch=batch,
+                          seed="warm-up", start=1, top=False)
+    figures: dict[str, list[float]] = {"rome_signed": [], "rome_unsigned": [],
+                                       "naive_signed": [], "naive_unsigned": []}
+    rss = 0.0
+    for round_ in range(rounds):
+        for signed in (True, False):
+            kind = "signed" if signed else "unsigned"
+            workers = Workers(env if signed else unsigned_env(env), log_path, concurrency)
+            workers.start()
+            try:
+                time.sleep(3)  # let the worker connect before the clock starts
+                label = f"round {round_ + 1} {kind}"
+                measure_pipeline(database, warm_up, f"{label} warm-up", signed=signed)
+                figures[f"rome_{kind}"].append(measure_pipeline(
+                    database, plan, f"{label} rome batch={batch}", signed=signed))
+                figures[f"naive_{kind}"].append(measure_pipeline(
+                    database, naive_plan, f"{label} naive", publishers=PUBLISHERS,
+                    signed=signed))
+            finally:
+                workers.stop()
+                rss = max(rss, workers.rss_max_mb)
+    result: dict = {key: [round(v) for v in values] for key, values in figures.items()}
+    for path in ("rome", "naive"):
+        ratios = [s / u for s, u in zip(figures[f"{path}_signed"], figures[f"{path}_unsigned"],
+                                        strict=True)]
+        result[f"{path}_signed/unsigned"] = [round(r, 3) for r in ratios]
+        result[f"{path}_signed/unsigned_median"] = round(statistics.median(ratios), 3)
+    result["worker_rss_mb_max"] = round(rss, 1)
+    return result
 
 
 def _round(value: float | None) -> int | None:
@@ -281,7 +307,7 @@ def _round(value: float | None) -> int | None:
 def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: int,
               sweep: list[int], freshness_seconds: float, freshness_rate: float,
               freshness_batch: int, concurrency: int, plot_dir: Path | None,
-              wipe: bool) -> dict:
+              wipe: bool, signing_rounds: int = 3, signing_only: bool = False) -> dict:
     """Run every measurement in one go and return the figures."""
     database = db.prepare(settings.database_url)
     require_empty(database, wipe)
@@ -289,13 +315,27 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
     log_dir = settings.data_dir
     log_dir.mkdir(parents=True, exist_ok=True)
     purge_queues()
+    seed = {"seed": "bench", "start": 1, "top": False}
+    plan = plan_stream(updates, batch=batch, **seed)
+    naive_plan = plan_stream(naive_updates, batch=1, **seed)
+    head = {"broker": settings.broker_url.split("://")[0], "database": database.dialect,
+            "updates": updates, "batch": batch, "naive_updates": naive_updates,
+            "worker_concurrency": concurrency}
+    signing = None
+    if settings.message_signing and (signing_rounds or signing_only):
+        try:
+            signing = measure_signing(database, env, log_dir / BENCH_LOG.format("worker"),
+                                      concurrency, plan, naive_plan, batch,
+                                      max(1, signing_rounds))
+        finally:
+            with database.Session.begin() as session:
+                wipeout(session)
+    if signing_only:
+        return {**head, "signing": signing}
     workers = Workers(env, log_dir / BENCH_LOG.format("worker"), concurrency)
     workers.start()
-    signed_rss = 0.0
     try:
         time.sleep(3)  # let the worker connect before the clock starts
-        seed = {"seed": "bench", "start": 1, "top": False}
-        plan = plan_stream(updates, batch=batch, **seed)
         copy = measure_copy(database, plan[0], updates)
         stages = measure_stages(database, plan[0])
         # Untimed: each pool process's first messages pay for imports, schemas and
@@ -303,7 +343,6 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
         measure_pipeline(database, plan_stream(min(updates, 12 * batch), batch=batch,
                                                seed="warm-up", start=1, top=False), "warm-up")
         rome = measure_pipeline(database, plan, f"rome batch={batch}")
-        naive_plan = plan_stream(naive_updates, batch=1, **seed)
         naive = measure_pipeline(database, naive_plan, "naive", publishers=PUBLISHERS)
         plain = measure_plain(database, naive_plan)
         by_batch = []
@@ -318,24 +357,12 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
             })
         delays = measure_freshness(database, env, freshness_seconds, freshness_rate,
                                    freshness_batch, log_dir / BENCH_LOG.format("web"))
-        signing = None
-        if settings.message_signing:
-            workers.stop()
-            signed_rss = workers.rss_max_mb
-            workers = Workers(unsigned_env(env), log_dir / BENCH_LOG.format("worker"),
-                              concurrency)
-            workers.start()
-            signing = measure_unsigned(database, plan, naive_plan, batch, rome, naive)
     finally:
         workers.stop()
         with database.Session.begin() as session:
             wipeout(session)
     result = {
-        "broker": settings.broker_url.split("://")[0],
-        "database": database.dialect,
-        "updates": updates,
-        "batch": batch,
-        "worker_concurrency": concurrency,
+        **head,
         "copy_rows_per_s": round(copy) if copy else None,
         "naive_updates_per_s": round(naive),
         "plain_updates_per_s": round(plain),
@@ -344,7 +371,7 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
         "freshness_ms_p50": round(percentile(delays, 50), 1),
         "freshness_ms_p99": round(percentile(delays, 99), 1),
         "freshness_ms_mean": round(statistics.fmean(delays), 1),
-        "worker_rss_mb_max": round(max(signed_rss, workers.rss_max_mb), 1),
+        "worker_rss_mb_max": round(workers.rss_max_mb, 1),
         "rome/naive": round(rome / naive, 1),
         "rome/plain": round(rome / plain, 1),
         "rome/copy": round(rome / copy, 3) if copy else None,

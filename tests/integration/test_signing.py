@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+import time
 
 import pytest
 from kombu import Connection
@@ -21,8 +22,10 @@ from rome.data_files import MESSAGE_KEYS
 from rome.feeds.inject import plan_stream
 from rome.ops.message_keys import Keyring
 from rome.ops.message_keys import read as read_keys
-from tests.helpers.support import publish_signed, queue_depth, task_message, wait_for
+from rome.settings import load_settings
+from tests.helpers.support import CELERY, publish_signed, queue_depth, task_message, wait_for
 from tests.integration.test_poison import rejected_reasons
+from workers.factory import create_app
 from workers.queues import quorum_topology
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -146,3 +149,22 @@ def test_messages_queued_before_a_rotation_are_consumed_after_it(rome_on_rabbitm
     assert reasons == [f"undecodable message (application/x-rome-hmac): message signature by "
                        f"unknown key id {old.signing_id!r}"]
     wait_for(lambda: queue_depth(amqp_url, DEAD) == 1, 30, what="one dead letter")
+
+
+def test_an_unsigned_remote_control_command_is_refused(rome_on_rabbitmq, amqp_url, tmp_path):
+    """Celery serializes remote control (ping, shutdown) as it does tasks: signed, so the
+    broker password alone cannot stop a worker either."""
+    processes, database = rome_on_rabbitmq
+    start_worker(processes)
+    plain = create_app(load_settings({"ROME_ENV": "development", "ROME_MESSAGE_SIGNING": "off",
+                                      "ROME_BROKER_URL": amqp_url,
+                                      "ROME_DATA_DIR": str(tmp_path / "plain")}))
+    assert plain.control.ping(timeout=2) == []  # its json ping is refused: no answer
+    plain.control.shutdown()
+    reasons = wait_for(lambda: rejected_reasons(database) or None, 30,
+                       what="the unsigned commands to be recorded")
+    assert all("message signature missing" in r for r in reasons), reasons
+    time.sleep(2)
+    assert processes.procs["worker"].poll() is None  # it did not shut down
+    ping = processes.run([*CELERY, "inspect", "ping", "-t", "5"])  # signed, as Rome's are
+    assert ping.returncode == 0 and "pong" in ping.stdout, ping.stdout + ping.stderr
