@@ -288,6 +288,8 @@ def measure_signing(database, env: dict, log_path: Path, concurrency: int, plan,
             finally:
                 workers.stop()
                 rss = max(rss, workers.rss_max_mb)
+        sys.stderr.write(f"round {round_ + 1}: " + json.dumps(
+            {key: round(values[-1]) for key, values in figures.items()}) + "\n")
     result: dict = {key: [round(v) for v in values] for key, values in figures.items()}
     for path in ("rome", "naive"):
         ratios = [s / u for s, u in zip(figures[f"{path}_signed"], figures[f"{path}_unsigned"],
