@@ -38,7 +38,8 @@ def test_bench_reports_every_figure_and_draws_its_plots(tmp_path, pg_url, amqp_u
     assert figures["rome/plain"] == pytest.approx(plain, rel=0.02)
     assert figures["freshness_ms_p50"] <= figures["freshness_ms_p99"]
     assert [row["batch"] for row in figures["by_batch"]] == [10, 300]
-    assert set(figures["stage_us_per_update"]) == {"normalize", "encode", "decode", "apply"}
+    assert set(figures["stage_us_per_update"]) == {"normalize", "encode", "sign", "decode",
+                                                   "apply"}
     # Signed against unsigned workers and publishers, in alternating rounds of the same run.
     signing = figures["signing"]
     for path in ("rome", "naive"):
