@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from rome.data_files import ARCHIVE, BROKER, PUBLIC, SQLITE
+from rome.data_files import ARCHIVE, BROKER, MESSAGE_KEYS, PUBLIC, SQLITE
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 AMQP_SCHEMES = ("amqp://", "pyamqp://", "amqps://")
@@ -158,6 +158,10 @@ class Settings:
     # the fewest seconds between two publishes of a race.
     publish_dir: Path | None = None
     publish_interval: float = 2.0
+    # Task messages signed and checked with the keys of message_keys_file
+    # (rome/ops/message_keys.py); ROME_MESSAGE_SIGNING=off only in development.
+    message_signing: bool = True
+    message_keys_file: Path = Path("data") / MESSAGE_KEYS
 
     @property
     def development(self) -> bool:
@@ -313,6 +317,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     sources_file = env.get("ROME_SOURCES") or None
     retention_days, retention_bytes = _retention(env.get("ROME_ARCHIVE_RETENTION"))
 
+    signing = (env.get("ROME_MESSAGE_SIGNING") or "on").strip().lower()
+    if signing not in ("on", "off"):
+        raise SettingsError(f"ROME_MESSAGE_SIGNING={signing!r} must be on or off")
+    if signing == "off" and environment != "development":
+        raise SettingsError(
+            "ROME_MESSAGE_SIGNING=off lets anyone holding the broker password enqueue work: "
+            "allowed only with ROME_ENV=development"
+        )
+    keys_file = env.get("ROME_MESSAGE_KEYS") or data_dir / MESSAGE_KEYS
+
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -339,6 +353,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         archive_retention_bytes=retention_bytes,
         publish_dir=Path(env.get("ROME_PUBLISH_DIR") or data_dir / PUBLIC).resolve(),
         publish_interval=_number(env, "ROME_PUBLISH_INTERVAL", 2.0, float, 0.0, 3600.0),
+        message_signing=signing == "on",
+        message_keys_file=Path(keys_file).resolve(),
     )
 
 

@@ -11,6 +11,8 @@ from celery.worker.consumer.delayed_delivery import (
     RETRY_INTERVAL,
     DelayedDelivery,
 )
+from kombu.exceptions import ContentDisallowed
+from kombu.serialization import prepare_accept_content
 from kombu.utils.functional import retry_over_time
 from kombu.utils.url import maybe_sanitize_url
 
@@ -51,6 +53,12 @@ class DelayedDeliveryThroughConnectedNode(DelayedDelivery):
         super()._bind_queues(app, connection)
 
 
+def auto_acked(message) -> bool:
+    """Tell whether message came to a no-ack consumer (nothing to ack or reject)."""
+    no_ack = getattr(message.channel, "no_ack_consumers", None)
+    return bool(no_ack) and (message.delivery_info or {}).get("consumer_tag") in no_ack
+
+
 class DeadLetteringConsumer(Consumer):
     """Reject undecodable messages (bad bytes, a bad content type) so they dead-letter.
 
@@ -68,5 +76,30 @@ class DeadLetteringConsumer(Consumer):
         ]
 
     def on_decode_error(self, message, exc):
-        message.reject_log_error(self.app.log.get_default_logger(), self.connection_errors)
+        # Remote-control messages (the pidbox) are consumed without acks: rejecting one
+        # would be a channel error. They are signed too (Celery serializes them with
+        # task_serializer), so an unsigned one lands here, and is only recorded.
+        if not auto_acked(message):
+            message.reject_log_error(self.app.log.get_default_logger(), self.connection_errors)
         signals.task_rejected.send(sender=self, message=message, exc=exc)
+
+    def create_task_handler(self, *args, **kwargs):
+        """Refuse, before Celery reads it, a message of a content type the app does not accept.
+
+        kombu decodes "application/data" and "application/text" (or no content
+        type at all) whatever the accept list says, into raw bytes, on which
+        Celery's task strategy raises TypeError: the worker's main process
+        stops ("Unrecoverable error"). Anyone holding the broker password
+        could stop every worker so; this rejects such a message instead, and
+        it dead-letters and is recorded like any undecodable one.
+        """
+        handle = super().create_task_handler(*args, **kwargs)
+        accepted = prepare_accept_content(self.app.conf.accept_content)
+
+        def on_task_received(message):
+            if message.content_type not in accepted:
+                return self.on_decode_error(message, ContentDisallowed(
+                    f"content type {message.content_type!r} is not accepted"))
+            return handle(message)
+
+        return on_task_received

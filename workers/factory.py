@@ -70,12 +70,21 @@ def create_app(settings: Settings) -> Celery:
     import workers.signals  # noqa: F401
 
     app = Celery("rome", broker=settings.broker_url, include=["workers.tasks"])
+    # JSON only, in and out: a pickle on the broker would be code execution. Signed
+    # (workers/signing.py): a task message whose HMAC does not check out with one of
+    # the message keys is refused, so the broker password alone enqueues no work.
+    if settings.message_signing:
+        from workers.signing import CONTENT_TYPE, use_signing
+
+        serializer, accepted = use_signing(settings.message_keys_file), CONTENT_TYPE
+    else:  # ROME_MESSAGE_SIGNING=off: development only (rome/settings.py)
+        serializer, accepted = "json", "application/json"
     app.conf.update(
-        # JSON only, in and out: a pickle on the broker would be code execution.
-        task_serializer="json",
-        result_serializer="json",
+        task_serializer=serializer,
+        result_serializer=serializer,
+        # Events only inform Flower; they enqueue nothing.
         event_serializer="json",
-        accept_content=["json"],
+        accept_content=[accepted],
         task_ignore_result=True,
         # Ack after the task has run, and requeue if the worker process dies, so
         # a task is lost neither by a crash nor by a kill -9 of the pool child.

@@ -54,6 +54,7 @@ from rome.store.models import SourceRow
 from rome.store.tally import record_snapshots, reject_payload
 from workers import app, settings
 from workers.queues import DELIVERY_LIMIT
+from workers.signing import CONTENT_TYPE as SIGNED
 
 logger = logging.getLogger("rome.pipeline")
 # A lost or unreachable database: wait it out.
@@ -101,9 +102,9 @@ def _record_dead_letter(signal=None, sender=None, **info):
     """Record every message the worker gives up on: each one is dead-lettered.
 
     Three signals cover them all: task_rejected (a message no task could
-    decode), task_unknown (a task name nobody registered) and task_failure
-    (a task, ours or one of Celery's built-ins, that failed for good, or
-    rejected its message without requeue).
+    decode, or one not signed with a message key), task_unknown (a task name
+    nobody registered) and task_failure (a task, ours or one of Celery's
+    built-ins, that failed for good, or rejected its message without requeue).
     """
     if signal is task_failure:
         name, exc, args = sender.name, info.get("exception"), info.get("args") or ()
@@ -124,7 +125,11 @@ def _record_dead_letter(signal=None, sender=None, **info):
     message = info["message"]
     if signal is task_unknown:
         reason = f"unknown task {info.get('name')!r:.200}"
-    else:
+    elif settings.message_signing and message.content_type != SIGNED:
+        # Not even signed: ContentDisallowed, which names the content type only.
+        reason = (f"undecodable message ({message.content_type}): message signature missing, "
+                  f"only {SIGNED} is accepted ({info.get('exc')})")
+    else:  # for a signed one, the reason names what is wrong with its signature
         reason = f"undecodable message ({message.content_type}): {info.get('exc')}"
     log(logger, "message_rejected", logging.ERROR, reason=reason)
     key = dead_letter_key((message.headers or {}).get("id"), message.body)

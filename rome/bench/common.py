@@ -44,6 +44,12 @@ def bench_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
+def unsigned_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of workers that accept plain JSON, to measure what signing costs.
+    Signing off is a development setting (rome/settings.py): these workers only."""
+    return {**env, "ROME_ENV": "development", "ROME_MESSAGE_SIGNING": "off"}
+
+
 def free_port() -> int:
     """Return a TCP port free on the loopback interface now."""
     with socket.socket() as s:
@@ -221,10 +227,10 @@ def purge_queues() -> None:
                 pass
 
 
-def publish_all(messages: list[Message]) -> None:
-    """Publish messages to notekeeper, each confirmed by the broker."""
+def publish_all(messages: list[Message], signed: bool = True) -> None:
+    """Publish messages to notekeeper, each confirmed by the broker (signed, or plain JSON)."""
     for message in messages:
-        if not seam.publish_confirmed(message):
+        if not seam.publish_confirmed(message, signed):
             raise BenchError("the broker did not confirm a message")
 
 

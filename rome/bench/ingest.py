@@ -15,6 +15,11 @@ Prints one JSON line at the end (and a progress line on a terminal):
 - freshness_ms_p50 / p99: at a steady offered load, emit -> the message's
   version visible in GET /api/races.
 - worker_rss_mb_max: peak resident memory of any worker process.
+- signing: Rome's path and the naive one, measured first, in rounds (--signing-rounds,
+  3 by default) each of signed workers and publishers then unsigned ones
+  (ROME_MESSAGE_SIGNING=off, plain JSON): every figure, each round's signed /
+  unsigned ratio and their median (measure_signing). The other figures are signed.
+  --signing-only measures this alone.
 """
 
 from __future__ import annotations
@@ -40,13 +45,14 @@ from rome.bench.common import (
     purge_queues,
     require_empty,
     start_publishers,
+    unsigned_env,
     wait_state,
 )
 from rome.data_files import BENCH_LOG
 from rome.feeds.catalog import default_catalog
 from rome.feeds.inject import Message, plan_stream
 from rome.feeds.snapshot import TOTAL, Snapshot
-from rome.ops import seam
+from rome.ops import message_keys, seam
 from rome.ops.progress import Progress
 from rome.settings import Settings
 from rome.store import db
@@ -65,7 +71,7 @@ PUBLISHERS = 4
 
 
 def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
-                     timeout: float = 900, publishers: int = 1) -> float:
+                     timeout: float = 900, publishers: int = 1, signed: bool = True) -> float:
     """Publish a planned stream and return counts per second, published -> final state."""
     messages, expectation = plan
     counts = sum(m.counts for m in messages)
@@ -74,7 +80,7 @@ def measure_pipeline(database, plan: tuple[list[Message], dict], label: str,
     progress = Progress(counts)
     sys.stderr.write(f"{label}: {counts} counts in {len(messages)} messages\n")
     started = time.monotonic()
-    threads = start_publishers(lambda m: publish_all([m]), messages, publishers)
+    threads = start_publishers(lambda m: publish_all([m], signed), messages, publishers)
     done = wait_state(database, expected_tallies(expectation), timeout, progress)
     for thread in threads:
         thread.join()
@@ -197,7 +203,8 @@ def measure_copy(database, messages: list[Message], updates: int,
 def measure_stages(database, messages: list[Message]) -> dict[str, float]:
     """Time each step one batch takes in the workers, in microseconds per count (medians)."""
     stages: dict[str, list[float]] = {k: [] for k in
-                                      ("normalize", "encode", "decode", "apply")}
+                                      ("normalize", "encode", "sign", "decode", "apply")}
+    ring = message_keys.Keyring((message_keys.new_key(),))
     with database.Session.begin() as session:
         wipeout(session)
     for message in messages[:20]:
@@ -206,13 +213,17 @@ def measure_stages(database, messages: list[Message]) -> dict[str, float]:
         t1 = time.perf_counter()
         wire = json.dumps([snapshot.to_wire()])
         t2 = time.perf_counter()
-        decoded = [Snapshot.from_wire(item) for item in json.loads(wire)]
+        # What signing adds: the HMAC of the sender and the check of the receiver.
+        body = message_keys.open_signed(ring.sign(wire.encode()), ring.secret)
         t3 = time.perf_counter()
+        decoded = [Snapshot.from_wire(item) for item in json.loads(body)]
+        t4 = time.perf_counter()
         with database.Session.begin() as session:
             record_snapshots(session, decoded)
-        t4 = time.perf_counter()
+        t5 = time.perf_counter()
         n = len(snapshot.counts)
-        for key, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+        for key, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4),
+                                strict=True):
             stages[key].append(seconds * 1e6 / n)
     return {key: round(statistics.median(values), 2) for key, values in stages.items()}
 
@@ -283,6 +294,50 @@ def measure_freshness(database, env: dict, seconds: float, rate: float, batch: i
     return delays
 
 
+def measure_signing(database, env: dict, log_path: Path, concurrency: int, plan, naive_plan,
+                    batch: int, rounds: int) -> dict:
+    """Measure Rome's and the naive path signed and unsigned, in alternating rounds.
+
+    Each round starts workers as Rome runs them (signed) and measures both
+    paths after a warm-up, then the same with workers run with
+    ROME_MESSAGE_SIGNING=off and plain JSON published. On a shared machine the
+    load drifts over minutes: the ratio of each round's adjacent pair, and
+    their median, says more than one signed run against one unsigned run later.
+    """
+    warm_up = plan_stream(min(sum(m.counts for m in plan[0]), 12 * batch), batch=batch,
+                          seed="warm-up", start=1, top=False)
+    figures: dict[str, list[float]] = {"rome_signed": [], "rome_unsigned": [],
+                                       "naive_signed": [], "naive_unsigned": []}
+    rss = 0.0
+    for round_ in range(rounds):
+        for signed in (True, False):
+            kind = "signed" if signed else "unsigned"
+            workers = Workers(env if signed else unsigned_env(env), log_path, concurrency)
+            workers.start()
+            try:
+                time.sleep(3)  # let the worker connect before the clock starts
+                label = f"round {round_ + 1} {kind}"
+                measure_pipeline(database, warm_up, f"{label} warm-up", signed=signed)
+                figures[f"rome_{kind}"].append(measure_pipeline(
+                    database, plan, f"{label} rome batch={batch}", signed=signed))
+                figures[f"naive_{kind}"].append(measure_pipeline(
+                    database, naive_plan, f"{label} naive", publishers=PUBLISHERS,
+                    signed=signed))
+            finally:
+                workers.stop()
+                rss = max(rss, workers.rss_max_mb)
+        sys.stderr.write(f"round {round_ + 1}: " + json.dumps(
+            {key: round(values[-1]) for key, values in figures.items()}) + "\n")
+    result: dict = {key: [round(v) for v in values] for key, values in figures.items()}
+    for path in ("rome", "naive"):
+        ratios = [s / u for s, u in zip(figures[f"{path}_signed"], figures[f"{path}_unsigned"],
+                                        strict=True)]
+        result[f"{path}_signed/unsigned"] = [round(r, 3) for r in ratios]
+        result[f"{path}_signed/unsigned_median"] = round(statistics.median(ratios), 3)
+    result["worker_rss_mb_max"] = round(rss, 1)
+    return result
+
+
 def _round(value: float | None) -> int | None:
     return None if value is None else round(value)
 
@@ -292,7 +347,7 @@ def _round(value: float | None) -> int | None:
 def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: int,
               sweep: list[int], freshness_seconds: float, freshness_rate: float,
               freshness_batch: int, concurrency: int, plot_dir: Path | None,
-              wipe: bool) -> dict:
+              wipe: bool, signing_rounds: int = 3, signing_only: bool = False) -> dict:
     """Run every measurement in one go and return the figures."""
     database = db.prepare(settings.database_url)
     require_empty(database, wipe)
@@ -300,12 +355,27 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
     log_dir = settings.data_dir
     log_dir.mkdir(parents=True, exist_ok=True)
     purge_queues()
+    seed = {"seed": "bench", "start": 1, "top": False}
+    plan = plan_stream(updates, batch=batch, **seed)
+    naive_plan = plan_stream(naive_updates, batch=1, **seed)
+    head = {"broker": settings.broker_url.split("://")[0], "database": database.dialect,
+            "updates": updates, "batch": batch, "naive_updates": naive_updates,
+            "worker_concurrency": concurrency}
+    signing = None
+    if settings.message_signing and (signing_rounds or signing_only):
+        try:
+            signing = measure_signing(database, env, log_dir / BENCH_LOG.format("worker"),
+                                      concurrency, plan, naive_plan, batch,
+                                      max(1, signing_rounds))
+        finally:
+            with database.Session.begin() as session:
+                wipeout(session)
+    if signing_only:
+        return {**head, "signing": signing}
     workers = Workers(env, log_dir / BENCH_LOG.format("worker"), concurrency)
     workers.start()
     try:
         time.sleep(3)  # let the worker connect before the clock starts
-        seed = {"seed": "bench", "start": 1, "top": False}
-        plan = plan_stream(updates, batch=batch, **seed)
         copy = measure_copy(database, plan[0], updates, concurrency)
         stages = measure_stages(database, plan[0])
         # Untimed: each pool process's first messages pay for imports, schemas and
@@ -313,7 +383,6 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
         measure_pipeline(database, plan_stream(min(updates, 12 * batch), batch=batch,
                                                seed="warm-up", start=1, top=False), "warm-up")
         rome = measure_pipeline(database, plan, f"rome batch={batch}")
-        naive_plan = plan_stream(naive_updates, batch=1, **seed)
         naive = measure_pipeline(database, naive_plan, "naive", publishers=PUBLISHERS)
         plain = measure_plain(database, naive_plan)
         by_batch = []
@@ -333,11 +402,7 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
         with database.Session.begin() as session:
             wipeout(session)
     result = {
-        "broker": settings.broker_url.split("://")[0],
-        "database": database.dialect,
-        "updates": updates,
-        "batch": batch,
-        "worker_concurrency": concurrency,
+        **head,
         "copy_rows_per_s": round(copy) if copy else None,
         "naive_updates_per_s": round(naive),
         "plain_updates_per_s": round(plain),
@@ -352,6 +417,8 @@ def run_ingest(settings: Settings, *, updates: int, naive_updates: int, batch: i
         "rome/copy": round(rome / copy, 3) if copy else None,
         "stage_us_per_update": stages,
         "by_batch": by_batch,
+        # None when ROME_MESSAGE_SIGNING=off: nothing signed to compare.
+        "signing": signing,
     }
     if plot_dir is not None:
         from rome.bench.plots import plot_batches, plot_freshness

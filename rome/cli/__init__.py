@@ -1,4 +1,5 @@
-"""Rome's command: migrate, demo, audit, inject, replay, poll, publish, feedserver, bench, chaos.
+"""The `rome` command: migrate, demo, audit, inject, replay, poll, publish, feedserver, bench,
+chaos, keys.
 
 One module per command group, each with a `register(commands)`; this one builds the parser
 and runs a command, stopping quietly when the reader of its output goes away.
@@ -12,11 +13,11 @@ import select
 import signal
 import sys
 
-from rome.cli import bench, broker, chaos, feeds, feedserver, polling, publishing, store
+from rome.cli import bench, broker, chaos, feeds, feedserver, keys, polling, publishing, store
 from rome.cli import run as running
 from rome.settings import SettingsError
 
-GROUPS = (store, feeds, polling, publishing, feedserver, broker, running, bench, chaos)
+GROUPS = (store, feeds, polling, publishing, feedserver, broker, running, bench, chaos, keys)
 
 
 def build_parser() -> argparse.ArgumentParser:

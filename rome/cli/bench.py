@@ -41,6 +41,7 @@ def _ingest(args) -> dict:
         sweep=args.sweep, freshness_seconds=args.freshness_seconds,
         freshness_rate=args.freshness_rate, freshness_batch=args.freshness_batch,
         concurrency=args.concurrency, plot_dir=args.plots, wipe=args.wipe,
+        signing_rounds=args.signing_rounds, signing_only=args.signing_only,
     )
 
 
@@ -146,6 +147,11 @@ def _add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freshness-batch", type=int, default=50,
                         help="updates per message while measuring freshness")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument("--signing-rounds", type=int, default=3,
+                        help="rounds of signed then unsigned workers comparing what signing "
+                             "task messages costs (0: none)")
+    parser.add_argument("--signing-only", action="store_true",
+                        help="measure signed against unsigned only")
     _add_output_arguments(parser, "the two PNG plots")
 
 

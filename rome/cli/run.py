@@ -69,8 +69,8 @@ def cmd_reset(args) -> int:
         if not sys.stdin.isatty():
             print("rome reset: add --yes to delete without being asked", file=sys.stderr)
             return 2
-        answer = input(f"Delete the results, queued messages, beat's schedule, Flower's login"
-                       f" and the web's session key in {folder}? [y/N] ")
+        answer = input(f"Delete the results, queued messages, beat's schedule, Flower's login,"
+                       f" the message keys and the web's session key in {folder}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1

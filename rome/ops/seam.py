@@ -21,11 +21,12 @@ def migrate_classic_queues(broker_url: str, delete: bool):
     return migrate(broker_url, delete=delete)
 
 
-def publish_confirmed(message) -> bool:
-    """Publish one notekeeper message; True once the broker confirmed it (workers/publish.py)."""
+def publish_confirmed(message, signed: bool = True) -> bool:
+    """Publish one notekeeper message; True once the broker confirmed it (workers/publish.py).
+    signed=False: plain JSON, for workers run with ROME_MESSAGE_SIGNING=off."""
     from workers.publish import publish_confirmed as publish
 
-    return publish(message)
+    return publish(message, signed)
 
 
 def celery_app():

@@ -19,6 +19,29 @@ QUEUES = ["elections_ap", "elections_mc", "elections_sos", "notekeeper", "caesar
 ALL_QUEUES = ",".join(QUEUES)
 
 
+def task_message(name: str, args: list, kwargs: dict | None = None) -> dict:
+    """Build a Celery protocol 2 message for task name, as any client could publish it."""
+    import uuid
+
+    task_id = str(uuid.uuid4())
+    return {
+        "body": [args, kwargs or {}, {"callbacks": None, "errbacks": None, "chain": None,
+                                      "chord": None}],
+        "headers": {"lang": "py", "task": name, "id": task_id, "root_id": task_id,
+                    "retries": 0, "argsrepr": repr(args), "kwargsrepr": "{}"},
+    }
+
+
+def publish_signed(producer, message: dict, ring, **options) -> None:
+    """Publish a task_message signed with ring (rome.ops.message_keys.Keyring), as Rome would."""
+    import json
+
+    from workers.signing import CONTENT_TYPE
+
+    producer.publish(ring.sign(json.dumps(message["body"]).encode()), content_type=CONTENT_TYPE,
+                     content_encoding="binary", headers=message["headers"], **options)
+
+
 def reset_queues(url: str) -> None:
     """Delete Rome's queues (quorum and classic) so workers declare them afresh."""
     from kombu import Connection

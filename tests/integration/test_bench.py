@@ -23,7 +23,7 @@ def test_bench_reports_every_figure_and_draws_its_plots(tmp_path, pg_url, amqp_u
         [sys.executable, "-m", "rome", "bench", "--updates", "3000", "--batch", "300",
          "--naive-updates", "150", "--sweep", "10,300", "--freshness-seconds", "3",
          "--freshness-rate", "300", "--freshness-batch", "30", "--plots",
-         str(tmp_path / "plots"), "--wipe"],
+         str(tmp_path / "plots"), "--signing-rounds", "1", "--wipe"],
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -38,7 +38,17 @@ def test_bench_reports_every_figure_and_draws_its_plots(tmp_path, pg_url, amqp_u
     assert figures["rome/plain"] == pytest.approx(plain, rel=0.02)
     assert figures["freshness_ms_p50"] <= figures["freshness_ms_p99"]
     assert [row["batch"] for row in figures["by_batch"]] == [10, 300]
-    assert set(figures["stage_us_per_update"]) == {"normalize", "encode", "decode", "apply"}
+    assert set(figures["stage_us_per_update"]) == {"normalize", "encode", "sign", "decode",
+                                                   "apply"}
+    # Signed against unsigned workers and publishers, in alternating rounds of the same run.
+    signing = figures["signing"]
+    for path in ("rome", "naive"):
+        signed, unsigned = signing[f"{path}_signed"], signing[f"{path}_unsigned"]
+        assert len(signed) == len(unsigned) == 1 and min(signed + unsigned) > 0
+        assert signing[f"{path}_signed/unsigned"] == [pytest.approx(signed[0] / unsigned[0],
+                                                                   rel=0.02)]
+    assert "round 1 unsigned" in result.stderr and "undecodable message" not in (
+        tmp_path / "data" / "bench-worker.log").read_text()
     for name in ("throughput-by-batch.png", "freshness.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

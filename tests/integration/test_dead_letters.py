@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import pickle
 import sys
-import uuid
 
 import pytest
 from kombu import Connection
 from sqlalchemy import func, select
 
+from rome.data_files import MESSAGE_KEYS
+from rome.ops.message_keys import read as read_keys
 from rome.store import db
 from rome.store.models import RejectedRow
-from tests.helpers.support import Processes, queue_depth, reset_queues, wait_for
+from tests.helpers.support import (
+    Processes,
+    publish_signed,
+    queue_depth,
+    reset_queues,
+    task_message,
+    wait_for,
+)
 from workers.queues import quorum_topology
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -21,17 +29,6 @@ QUEUES = quorum_topology().by_name()
 NOTEKEEPER = QUEUES["notekeeper"].exchange
 CAESAR = QUEUES["caesar"].exchange
 DEAD = quorum_topology().dead.name
-
-
-def task_message(name: str, args: list, kwargs: dict | None = None) -> dict:
-    """Build a Celery protocol 2 message for task name, as any client could publish it."""
-    task_id = str(uuid.uuid4())
-    return {
-        "body": [args, kwargs or {}, {"callbacks": None, "errbacks": None, "chain": None,
-                                      "chord": None}],
-        "headers": {"lang": "py", "task": name, "id": task_id, "root_id": task_id,
-                    "retries": 0, "argsrepr": repr(args), "kwargsrepr": "{}"},
-    }
 
 
 @pytest.fixture
@@ -51,8 +48,11 @@ def worker(pg_url, amqp_url, tmp_path, empty_tables):
     database.engine.dispose()
 
 
-def test_every_dead_lettered_message_is_recorded(worker, amqp_url):
+def test_every_dead_lettered_message_is_recorded(worker, amqp_url, tmp_path):
     processes, database = worker
+    # Signed as Rome signs them: each is refused for what it is, not for lacking a signature
+    # (tests/integration/test_signing.py refuses those).
+    ring = read_keys(tmp_path / "data" / MESSAGE_KEYS)
     messages = [
         # Celery reports these with task_unknown, not task_rejected.
         task_message("rome.no.such.task", ["ap", "[]"]),
@@ -64,8 +64,8 @@ def test_every_dead_lettered_message_is_recorded(worker, amqp_url):
     with Connection(amqp_url) as conn:
         producer = conn.Producer()
         for message in messages:
-            producer.publish(message["body"], exchange=NOTEKEEPER, routing_key="notekeeper",
-                             serializer="json", headers=message["headers"])
+            publish_signed(producer, message, ring, exchange=NOTEKEEPER,
+                           routing_key="notekeeper")
         # Two kinds that were recorded already: not JSON, and a pickle.
         producer.publish(b"\xff\xfe", exchange=NOTEKEEPER, routing_key="notekeeper",
                          content_type="application/json", content_encoding="utf-8",
@@ -76,8 +76,7 @@ def test_every_dead_lettered_message_is_recorded(worker, amqp_url):
                          headers={"task": "rome.notekeeper.normalize", "id": "pickle-1"})
         # One of ours that can never run: three arguments for a task that takes one.
         poison = task_message("rome.caesar.record", [[], "extra", "args"])
-        producer.publish(poison["body"], exchange=CAESAR, routing_key="caesar",
-                         serializer="json", headers=poison["headers"])
+        publish_signed(producer, poison, ring, exchange=CAESAR, routing_key="caesar")
     sent = len(messages) + 3
 
     wait_for(lambda: queue_depth(amqp_url, DEAD) == sent, 60,

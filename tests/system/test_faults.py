@@ -23,15 +23,24 @@ import pytest
 from kombu import Connection
 from sqlalchemy import func, select, update
 
+from rome.data_files import MESSAGE_KEYS
 from rome.feeds.catalog import default_catalog
 from rome.feeds.inject import BAD_KINDS, expected_tallies, read_expectation
 from rome.feeds.simulator import Night, simulate
+from rome.ops.message_keys import read as read_keys
 from rome.ops.supervisor import children_of
 from rome.settings import load_settings
 from rome.store import db
 from rome.store.audit import compare, tallies_by_key
 from rome.store.models import HistoryRow, RejectedRow, SourceRow
-from tests.helpers.support import Processes, queue_depth, reset_queues, wait_for
+from tests.helpers.support import (
+    Processes,
+    publish_signed,
+    queue_depth,
+    reset_queues,
+    task_message,
+    wait_for,
+)
 from workers.queues import quorum_topology
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -249,16 +258,12 @@ def test_bad_input_mixed_into_a_good_stream(stack):
             content_type="application/x-python-serialize", content_encoding="binary",
             headers={"task": "rome.notekeeper.normalize", "id": "pickle-1"},
         )
-    # Three arguments for a task that takes one: a TypeError on every try.
+    # Three arguments for a task that takes one: a TypeError on every try. Signed
+    # with the stack's own message keys, as Rome's processes sign.
+    ring = read_keys(stack.tmp / "data" / MESSAGE_KEYS)
     with Connection(stack.broker_url) as conn:
-        conn.Producer().publish(
-            [[[], "extra", "args"], {},
-             {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],
-            exchange=QUEUES["caesar"].exchange, routing_key="caesar",
-            serializer="json",
-            headers={"lang": "py", "task": "rome.caesar.record", "id": "poison-1",
-                     "retries": 0, "argsrepr": "poison", "kwargsrepr": "{}"},
-        )
+        publish_signed(conn.Producer(), task_message("rome.caesar.record", [[], "extra", "args"]),
+                       ring, exchange=QUEUES["caesar"].exchange, routing_key="caesar")
     stack.wait_injected()
     stack.converged()
 
