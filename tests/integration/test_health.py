@@ -33,7 +33,8 @@ def test_workers_refuse_remote_control_and_healthz_notices_a_queue_nobody_consum
                       "REGISTRY": lambda: inspect_workers(celery, timeout=1.0)})
     client = app.test_client()
     try:
-        worker = processes.worker()  # every queue
+        # Every queue /healthz asks a consumer for: the pipeline's and the publish worker's.
+        worker = processes.worker(queues=f"{ALL_QUEUES},publish")
         wait_for(lambda: client.get("/healthz").status_code == 200, 60,
                  what="/healthz to say 200 once the worker consumes every queue")
         # What anyone with the broker's password could do (issue 23): stop ingestion, or the
@@ -53,7 +54,7 @@ def test_workers_refuse_remote_control_and_healthz_notices_a_queue_nobody_consum
         processes.stop("worker")
         # A worker consuming everything but caesar's queue: /healthz says so.
         processes.worker("partial", queues=",".join(q for q in ALL_QUEUES.split(",")
-                                                    if q != "caesar"))
+                                                    if q != "caesar") + ",publish")
         wait_for(lambda: client.get("/healthz").get_json()["workers"] == "unavailable", 30,
                  what="/healthz to notice caesar's queue has no consumer")
         assert client.get("/healthz").status_code == 503
