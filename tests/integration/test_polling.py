@@ -60,7 +60,8 @@ def polling(request, tmp_path, empty_tables):
         f'[[source]]\nid = "live"\nformat = "ap"\nurl = "{feed.server.base}{PATH}"\n'
         'interval = 1\nrequests_per_minute = 600\napi_key_env = "AP_KEY"\n')
     env = {"ROME_DATA_DIR": str(tmp_path / "data"), "ROME_SOURCES": str(tmp_path / "sources.toml"),
-           "AP_KEY": "integration-secret-key"}
+           "AP_KEY": "integration-secret-key",
+           "ROME_ENV": "development"}  # the test broker's login is guest's
     processes = migrated_pipeline(request, env, tmp_path)
     database = db.connect(load_settings(env).database_url)
     empty_tables(database)
