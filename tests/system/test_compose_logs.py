@@ -49,3 +49,11 @@ def test_every_other_error_still_counts():
     # Another error of RabbitMQ's, by the same process in the same instant, still counts.
     crash = rabbitmq("crasher:\n  initial call: rabbit_reader:init/3")
     assert len(error_lines("\n".join([rabbitmq(REPORT), crash]))) == 2
+
+
+def test_postgres_refusing_a_client_while_it_starts_is_let_through_and_nothing_else():
+    at = "2026-12-03 08:13:19.829 UTC"
+    starting = f"postgresdb_1  | {at} [36] FATAL:  the database system is starting up"
+    wrong = f"postgresdb_1  | {at} [37] FATAL:  password authentication failed"
+    other = f"nero_1  | {at} FATAL:  the database system is starting up"
+    assert error_lines("\n".join([starting, wrong, other])) == [wrong, other]

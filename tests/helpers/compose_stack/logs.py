@@ -58,6 +58,9 @@ def _harmless_length(pid: str, texts: list[str]) -> int:
     return 0
 
 
+POSTGRES_NOT_READY = "FATAL:  the database system is starting up"
+
+
 def error_lines(text: str) -> list[str]:
     """The lines of text at error level or worse, but for RabbitMQ's harmless report."""
     lines = [ANSI_COLOUR.sub("", line) for line in text.splitlines()]
@@ -65,6 +68,10 @@ def error_lines(text: str) -> list[str]:
     errors = []
     for line in lines:
         if not any(marker in line for marker in MARKERS):
+            continue
+        if line.startswith("postgresdb") and line.endswith(POSTGRES_NOT_READY):
+            # A client asking before the server accepts any (its own healthcheck's
+            # pg_isready, a second after start): PostgreSQL refuses it at FATAL, by design.
             continue
         match = RABBITMQ_LINE.search(line)
         if match and excused.get((match["time"], match["pid"]), 0) > 0:
