@@ -124,13 +124,8 @@ def replay_archive(args) -> int:
     from rome.store import db
     from rome.store.archive import fetches
 
-    if args.paths:
-        print("rome replay: --archive replays the archive; give no files", file=sys.stderr)
-        return 2
-    try:
-        since = _since(args)
-    except ValueError as exc:
-        print(f"rome replay: {exc}", file=sys.stderr)
+    since = _archive_since(args)
+    if since is False:
         return 2
     database = db.connect(load_settings().database_url)
     with database.Session() as session:
@@ -154,6 +149,18 @@ def replay_archive(args) -> int:
     return 0 if sent == len(rows) else 1
 
 
+def _archive_since(args):
+    """--since as a time (or None), or False once the reason it is refused is printed."""
+    if args.paths:
+        print("rome replay: --archive replays the archive; give no files", file=sys.stderr)
+        return False
+    try:
+        return _since(args)
+    except ValueError as exc:
+        print(f"rome replay: {exc}", file=sys.stderr)
+        return False
+
+
 def replay_journal(args) -> int:
     """Publish every source's archived fetches, in fetch order, from the archive's journals.
 
@@ -169,13 +176,8 @@ def replay_journal(args) -> int:
     from rome.store import db, journal
     from rome.store.archive import FEED_KINDS, Archive
 
-    if args.paths:
-        print("rome replay: --archive replays the archive; give no files", file=sys.stderr)
-        return 2
-    try:
-        since = _since(args)
-    except ValueError as exc:
-        print(f"rome replay: {exc}", file=sys.stderr)
+    since = _archive_since(args)
+    if since is False:
         return 2
     settings = load_settings()
     archive = Archive(settings.archive_dir)

@@ -14,11 +14,7 @@ pytestmark = pytest.mark.slow
 
 def test_bench_reports_every_figure_and_draws_its_plots(tmp_path, pg_url, amqp_url):
     reset_queues(amqp_url)
-    processes = Processes({
-        "ROME_DATABASE_URL": pg_url,
-        "ROME_BROKER_URL": amqp_url,
-        "ROME_DATA_DIR": str(tmp_path / "data"),
-    }, tmp_path)
+    processes = rome_processes(tmp_path, pg_url, amqp_url)
     result = processes.run(
         [sys.executable, "-m", "rome", "bench", "--updates", "3000", "--batch", "300",
          "--naive-updates", "150", "--sweep", "10,300", "--freshness-seconds", "3",
@@ -114,11 +110,7 @@ def test_bench_slow_clients_measures_the_web_under_slow_clients(tmp_path):
 def test_bench_polling_polls_a_short_night_and_reports_every_source(tmp_path, pg_url, amqp_url):
     """`rome bench polling` on RabbitMQ and PostgreSQL: a 40 s simulated night, polled."""
     reset_queues(amqp_url)
-    processes = Processes({
-        "ROME_DATABASE_URL": pg_url,
-        "ROME_BROKER_URL": amqp_url,
-        "ROME_DATA_DIR": str(tmp_path / "data"),
-    }, tmp_path)
+    processes = rome_processes(tmp_path, pg_url, amqp_url)
     result = processes.run(
         [sys.executable, "-m", "rome", "bench", "polling", "--minutes", "0.67",
          "--poll-interval", "2", "--wipe"],
