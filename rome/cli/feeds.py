@@ -25,9 +25,15 @@ def cmd_inject(args) -> int:
     )
     if args.expect:
         write_expectation(args.expect, expectation)
+    started = time.monotonic()
     sent = publish_stream(messages, rate=args.rate)
+    seconds = time.monotonic() - started
+    rows = sum(m.counts for m in messages[:sent])
+    # --rate paces the rows the messages carry (each vote type and the top unit's rollup
+    # is a count of its own): what caesar applies, more than --updates' unit-level counts.
     print(f"published {sent} messages carrying {args.updates} counts"
-          f" ({len(messages) - sent} failed)")
+          f" ({len(messages) - sent} failed); {rows} rows in {seconds:.1f} s,"
+          f" {rows / max(seconds, 1e-9):.0f} rows/s")
     return 0 if sent == len(messages) else 1
 
 
@@ -236,7 +242,8 @@ def register(commands) -> None:
                         help="chance each message is published twice")
     inject.add_argument("--shuffle", action="store_true", help="publish in random order")
     inject.add_argument("--rate", type=float, default=0.0,
-                        help="counts per second (0: as fast as possible)")
+                        help="rows per second, as caesar applies them: each vote type and "
+                             "rollup a row (0: as fast as possible)")
     inject.add_argument("--bad", type=int, default=0, help="bad payloads to mix in")
     inject.add_argument("--seed", default="inject")
     inject.add_argument("--start", type=int, default=None,
