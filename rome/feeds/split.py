@@ -28,13 +28,34 @@ def _size(row: list) -> int:
     return len(json.dumps(row, ensure_ascii=False)) + 2
 
 
+class _CountSizer:
+    """_size of a count's row, from its fields' lengths: a national answer has 100,000s
+    of counts but few distinct keys, so each key's JSON length is computed once."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, int] = {}
+
+    def _text(self, value: str) -> int:
+        size = self.texts.get(value)
+        if size is None:
+            size = self.texts[value] = len(json.dumps(value, ensure_ascii=False))
+        return size
+
+    def __call__(self, n: Count) -> int:
+        # "[a, b, c, d, e]" is its five fields, 2 brackets and 4 ", " (10), then ", " after.
+        return (self._text(n.race) + self._text(n.unit) + self._text(n.candidate)
+                + self._text(n.vote_type) + len(str(n.votes)) + 12)
+
+
 def split(snapshot: Snapshot, max_bytes: int = MAX_PART_BYTES) -> list[Snapshot]:
     """Return snapshot as parts whose wire JSON is at most about max_bytes each.
 
     A snapshot already that small is returned whole (a list of itself).
     """
     wire = snapshot.to_wire()
-    if len(json.dumps(wire, ensure_ascii=False)) <= max_bytes:
+    # Each count is at least 12 bytes of wire: a big answer need not be encoded to know.
+    if len(snapshot.counts) * 12 <= max_bytes and len(json.dumps(
+            wire, ensure_ascii=False)) <= max_bytes:
         return [snapshot]
     units = {u.key: u for u in snapshot.units}
     unit_bytes = {u.key: _size([u.key, u.name, u.level, u.parent]) for u in snapshot.units}
@@ -58,10 +79,14 @@ def split(snapshot: Snapshot, max_bytes: int = MAX_PART_BYTES) -> list[Snapshot]
             parts.append(part.snapshot(snapshot))
         part = _Part()
 
+    count_size = _CountSizer()
+
     def count_cost(n: Count, grown: dict[str, UnitRef]) -> int:
         """Bytes count n adds to the part, with the units it brings (added to grown)."""
-        return (_size([n.race, n.unit, n.candidate, n.vote_type, n.votes])
-                + sum(unit_bytes[k] for k in _missing(n.unit, part.units, units, grown)))
+        cost = count_size(n)
+        if n.unit not in part.units and n.unit not in grown:
+            cost += sum(unit_bytes[k] for k in _missing(n.unit, part.units, units, grown))
+        return cost
 
     for race in snapshot.races:
         fixed = _size([race.key, race.name, race.state, race.office]) + sum(

@@ -43,6 +43,17 @@ def test_parts_are_bounded_whole_and_valid(answer):
             assert homes.setdefault(n.race, i) == i
 
 
+def test_a_counts_size_is_its_json_however_its_keys_are_spelled():
+    from rome.feeds.snapshot import Count
+    from rome.feeds.split import _CountSizer, _size
+
+    sizer = _CountSizer()
+    for race, unit, candidate, votes in [("r1", "u1", "c1", 0), ('r"q', "u\\n", "é中", 10**12),
+                                         ("\x00\x1f", "\u2028", "c", 7), ("r1", "u1", "c1", 5)]:
+        n = Count(race, unit, candidate, votes, "early")
+        assert sizer(n) == _size([n.race, n.unit, n.candidate, n.vote_type, n.votes])
+
+
 def test_a_small_snapshot_stays_whole(answer):
     assert split(answer, max_bytes=wire_size(answer)) == [answer]
     assert len(split(answer, max_bytes=wire_size(answer) - 1)) == 2
