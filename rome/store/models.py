@@ -194,6 +194,9 @@ class CountScopeRow(Base):
     race_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[str] = mapped_column(String(16), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The digest of the whole snapshot whose figures the race's counts are exactly, or
+    # None: the same figures again only move the version (rome/store/tally.py).
+    digest: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class RejectedRow(Base):

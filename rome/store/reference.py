@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import ARRAY, String, Table, any_, bindparam, cast, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,17 +38,25 @@ def _ensure(session: Session, table: Table, rows: list[dict]) -> dict[str, int]:
     if not rows:
         return {}
     keys = sorted({row["key"] for row in rows})
-    query = select(table.c.key, table.c.id)
-    known = {k: i for k, i in session.execute(query.where(table.c.key.in_(keys)))}
+    known = _ids(session, table, keys)
     missing = [row for row in rows if row["key"] not in known]
     if missing:
         # Sorted, so two batches adding the same keys lock them in one order.
         missing = sorted({row["key"]: row for row in missing}.values(), key=lambda r: r["key"])
         stmt = _insert(session)(table).on_conflict_do_nothing(index_elements=["key"])
         session.execute(stmt, missing)
-        added = [row["key"] for row in missing]
-        known.update((k, i) for k, i in session.execute(query.where(table.c.key.in_(added))))
+        known.update(_ids(session, table, [row["key"] for row in missing]))
     return known
+
+
+def _ids(session: Session, table: Table, keys: list[str]) -> dict[str, int]:
+    """{key: id} of the keys stored in table."""
+    if session.get_bind().dialect.name == "postgresql":
+        # One array parameter: an IN list of thousands of keys is slow to build.
+        return dict(session.execute(select(table.c.key, table.c.id).where(
+            table.c.key == any_(cast(bindparam("keys", keys), ARRAY(String))))).all())
+    return dict(session.execute(select(table.c.key, table.c.id)
+                                .where(table.c.key.in_(keys))).all())
 
 
 def unit_key(source: str, level: str, feed_key: str) -> str:

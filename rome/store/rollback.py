@@ -74,6 +74,9 @@ def rollback_source(session: Session, source: str, above: int,
     # version (its newest change at most the limit) stands again.
     session.execute(update(CountScopeRow).where(
         CountScopeRow.source_id == source, CountScopeRow.version > above).values(version=0))
+    # Counts were reset: no scope of the source is a whole snapshot's figures any more.
+    session.execute(update(CountScopeRow).where(CountScopeRow.source_id == source)
+                    .values(digest=None))
     return RollbackResult(removed, counts_reset, counts_deleted, tallies, statuses)
 
 

@@ -27,14 +27,17 @@ transaction.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import attrgetter
 from typing import Annotated, NamedTuple, TypedDict
 
-from sqlalchemy import delete, func, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -77,20 +80,32 @@ class RecordResult:
     races: frozenset[tuple[int, str]] = frozenset()  # (race id, source) the batch touched
 
 
+SCOPES = CountScopeRow.__table__
+
+
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
 def count_rows(
-    session: Session, snapshots: list[Snapshot], catalog: Catalog
+    session: Session, snapshots: list[Snapshot], catalog: Catalog,
+    resolved: list | None = None, unchanged: frozenset[tuple[int, str]] = frozenset(),
+    grouped: list[dict[str, list]] | None = None,
 ) -> tuple[list[Row], set[tuple[int, str]]]:
-    """Resolve every snapshot's keys; return its counts as rows (one per key, key-sorted)
-    and the (race id, source) pairs they belong to."""
+    """Resolve every snapshot's keys (or take them resolved); return its counts as rows (one
+    per key, key-sorted), leaving out those of the unchanged (race id, source) scopes (their
+    counts by race in grouped), and the (race id, source) pairs the snapshots name."""
     best: dict[tuple, Row] = {}
     races: set[tuple[int, str]] = set()
-    for snapshot in snapshots:
-        ids = resolve(session, snapshot, catalog)
-        for n in snapshot.counts:
+    for i, snapshot in enumerate(snapshots):
+        ids = resolved[i] if resolved is not None else resolve(session, snapshot, catalog)
+        skip = {key for key, race_id in ids.races.items()
+                if (race_id, snapshot.source) in unchanged}
+        by_race = grouped[i] if skip and grouped is not None else None
+        counts = snapshot.counts if not skip else (
+            n for race, group in (by_race or counts_by_race(snapshot)).items()
+            if race not in skip for n in group)
+        for n in counts:
             unit_id, rank = ids.units[n.unit]
             key = (ids.races[n.race], snapshot.source, unit_id,
                    ids.candidates[(n.race, n.candidate)], n.vote_type)
@@ -116,16 +131,148 @@ def record_snapshots(
     series' time): the database's transaction time unless given.
     """
     catalog = catalog or default_catalog()
-    rows, races = count_rows(session, snapshots, catalog)
+    resolved = [resolve(session, snapshot, catalog) for snapshot in snapshots]
+    grouped = [counts_by_race(snapshot) for snapshot in snapshots]
+    digests = scope_digests(snapshots, resolved, grouped)
+    unchanged, advanced = _skip_unchanged(session, digests)
+    rows, races = count_rows(session, snapshots, catalog, resolved, frozenset(unchanged),
+                             grouped)
+    skipped = sum(unchanged.values())
+    moved = sum(unchanged[scope] for scope in advanced)
     if not rows:
-        return RecordResult(0, 0, 0, 0, frozenset(races))
-    applied, changed, corrections = apply_rows(session, rows, applied_at)
-    return RecordResult(applied, changed, corrections, len(rows) - applied, frozenset(races))
+        return RecordResult(moved, 0, 0, skipped - moved, frozenset(races))
+    applied, changed, corrections, whole = apply_rows(session, rows, applied_at)
+    _keep_digests(session, {scope: digests[scope][0] if scope in whole and scope in digests
+                            else None for scope in {r[:2] for r in rows}})
+    return RecordResult(applied + moved, changed, corrections,
+                        len(rows) - applied + skipped - moved, frozenset(races))
 
 
-def apply_rows(session: Session, rows: list[Row],
-               applied_at: datetime | None = None) -> tuple[int, int, int]:
-    """Apply resolved, key-sorted count rows; return (applied, changed, corrections)."""
+FIGURE = attrgetter("unit", "candidate", "vote_type", "votes")
+RACE = attrgetter("race")
+
+
+def counts_by_race(snapshot: Snapshot) -> dict[str, list]:
+    """The snapshot's counts by race key, each race's in the snapshot's order."""
+    grouped: dict[str, list] = {}
+    for race, group in groupby(snapshot.counts, RACE):  # feeds list a race's together
+        grouped.setdefault(race, []).extend(group)
+    return grouped
+
+
+def scope_digests(snapshots: list[Snapshot], resolved: list, grouped: list[dict[str, list]]
+                  ) -> dict[tuple[int, str], tuple[str, int, int]]:
+    """{(race id, source): (digest, version, counts)} of each race one snapshot of the batch
+    names, the digest over its counts' keys and figures as the snapshot lists them.
+
+    Two snapshots with the same digest for a race say the same figures for the same
+    counts: a newer one need not be staged, only its version kept (_skip_unchanged).
+    A race two snapshots of the batch name gets none."""
+    out: dict[tuple[int, str], tuple[str, int, int]] = {}
+    twice: set[tuple[int, str]] = set()
+    for snapshot, ids, by_race in zip(snapshots, resolved, grouped, strict=True):
+        for race, counts in by_race.items():
+            scope = (ids.races[race], snapshot.source)
+            if scope in out:
+                twice.add(scope)
+            figures = repr(list(map(FIGURE, counts))).encode()
+            digest = hashlib.blake2b(figures, digest_size=16).hexdigest()
+            out[scope] = (digest, snapshot.version, len(counts))
+    for scope in twice:
+        del out[scope]
+    return out
+
+
+def _skip_unchanged(session: Session, digests: dict[tuple[int, str], tuple[str, int, int]]
+                    ) -> tuple[dict[tuple[int, str], int], set[tuple[int, str]]]:
+    """Lock the batch's scopes (in key order, as the apply does) and find those whose stored
+    digest is the snapshot's: return them with their counts, and those whose version moved.
+
+    A scope keeps a digest only while its counts are exactly what a whole snapshot with
+    that digest left (_keep_digests): the same figures again change no count, so only the
+    scope's version moves, under the lock, so no other batch of the race slips between."""
+    if not digests:
+        return {}, set()
+    scopes = sorted(digests)
+    if session.get_bind().dialect.name == "postgresql":
+        # Arrays, one statement each: an executemany is a round trip per race.
+        keys = {"races": [race for race, _ in scopes], "sources": [source for _, source in scopes]}
+        session.execute(text(PG_SCOPES["ensure"]), keys)
+        stored = {(race, source): (version, digest) for race, source, version, digest
+                  in session.execute(text(PG_SCOPES["lock"]), keys)}
+    else:
+        session.execute(sqlite.insert(SCOPES).on_conflict_do_nothing(),
+                        [{"race_id": race, "source_id": source, "version": 0}
+                         for race, source in scopes])
+        stored = {}
+        for start in range(0, len(scopes), 500):
+            chunk = scopes[start:start + 500]
+            stored.update({(race, source): (version, digest) for race, source, version, digest
+                           in session.execute(select(
+                SCOPES.c.race_id, SCOPES.c.source_id, SCOPES.c.version, SCOPES.c.digest)
+                .where(tuple_(SCOPES.c.race_id, SCOPES.c.source_id).in_(chunk)))})
+    unchanged = {scope: counts for scope, (digest, _, counts) in digests.items()
+                 if stored[scope][1] == digest}
+    advanced = {scope for scope in unchanged if digests[scope][1] > stored[scope][0]}
+    _set_scopes(session, "version", {scope: digests[scope][1] for scope in advanced})
+    return unchanged, advanced
+
+
+# PostgreSQL's scope statements, on arrays of race ids and sources (and values).
+PG_SCOPES = {
+    "ensure": """
+INSERT INTO count_scopes (race_id, source_id, version)
+SELECT race_id, source_id, 0 FROM unnest(:races ::integer[], :sources ::text[])
+    AS u(race_id, source_id)
+ORDER BY race_id, source_id ON CONFLICT (race_id, source_id) DO NOTHING""",
+    # In key order, as the apply locks them: no two batches deadlock.
+    "lock": """
+SELECT s.race_id, s.source_id, s.version, s.digest FROM count_scopes s
+JOIN unnest(:races ::integer[], :sources ::text[]) AS u(race_id, source_id)
+    USING (race_id, source_id)
+ORDER BY s.race_id, s.source_id FOR UPDATE OF s""",
+    "version": """
+UPDATE count_scopes s SET version = u.value
+FROM unnest(:races ::integer[], :sources ::text[], :values ::bigint[])
+    AS u(race_id, source_id, value)
+WHERE s.race_id = u.race_id AND s.source_id = u.source_id""",
+    "digest": """
+UPDATE count_scopes s SET digest = u.value
+FROM unnest(:races ::integer[], :sources ::text[], :values ::text[])
+    AS u(race_id, source_id, value)
+WHERE s.race_id = u.race_id AND s.source_id = u.source_id
+    AND s.digest IS DISTINCT FROM u.value""",
+}
+
+
+def _set_scopes(session: Session, column: str, values: dict[tuple[int, str], object]) -> None:
+    """Set column (version or digest) of each scope named to its value."""
+    if not values:
+        return
+    scopes = sorted(values)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(PG_SCOPES[column]), {
+            "races": [race for race, _ in scopes], "sources": [source for _, source in scopes],
+            "values": [values[scope] for scope in scopes]})
+        return
+    session.execute(
+        update(SCOPES).where(SCOPES.c.race_id == bindparam("race"),
+                             SCOPES.c.source_id == bindparam("source"))
+        .values({column: bindparam("value")}),
+        [{"race": race, "source": source, "value": values[(race, source)]}
+         for race, source in scopes])
+
+
+def _keep_digests(session: Session, digests: dict[tuple[int, str], str | None]) -> None:
+    """Set each applied scope's digest: the snapshot's where the apply left the race's counts
+    exactly as that snapshot says (whole), none where anything else may differ."""
+    _set_scopes(session, "digest", digests)
+
+
+def apply_rows(session: Session, rows: list[Row], applied_at: datetime | None = None
+               ) -> tuple[int, int, int, set[tuple[int, str]]]:
+    """Apply resolved, key-sorted count rows; return (applied, changed, corrections) and the
+    scopes whose counts are now exactly the rows' (whole: see PLAN_TEMPLATE)."""
     if session.get_bind().dialect.name == "postgresql":
         return _apply_copy(session, rows, applied_at)
     return _apply_portable(session, rows, applied_at)
@@ -152,25 +299,49 @@ def _record_status(session: Session, snapshot: Snapshot, ids) -> None:
         })
     if not values:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(RaceStatusRow)
+    # One row per race id, in id order (two feed keys could name one race).
+    values = list({v["race_id"]: v for v in values}.values())
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement on arrays: an executemany is a round trip per race.
+        session.execute(text(PG_STATUS), {name: [v[name] for v in values] for name in values[0]})
+        return
+    table = RaceStatusRow.__table__
+    stmt = sqlite.insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["race_id", "source_id"],
         set_={name: stmt.excluded[name] for name in values[0] if name not in
               ("race_id", "source_id")},
-        where=RaceStatusRow.version < stmt.excluded.version,
+        where=table.c.version < stmt.excluded.version,
     )
     session.execute(stmt, values)
 
 
+PG_STATUS = """
+INSERT INTO race_status AS r (race_id, source_id, version, feed_at, precincts_reporting,
+                              precincts_total, winner_id, test, updated_at)
+SELECT * FROM unnest(:race_id ::integer[], :source_id ::text[], :version ::bigint[],
+                     :feed_at ::timestamptz[], :precincts_reporting ::integer[],
+                     :precincts_total ::integer[], :winner_id ::integer[], :test ::boolean[],
+                     :updated_at ::timestamptz[])
+ON CONFLICT (race_id, source_id) DO UPDATE
+SET version = excluded.version, feed_at = excluded.feed_at,
+    precincts_reporting = excluded.precincts_reporting,
+    precincts_total = excluded.precincts_total, winner_id = excluded.winner_id,
+    test = excluded.test, updated_at = excluded.updated_at
+WHERE r.version < excluded.version
+"""
+
+# JIT off for the batch: the stage is never analyzed, so its estimates cross
+# jit_above_cost and each statement paid ~25 ms compiling for ~70 ms of work.
 STAGE_TEMPLATE = """
+SET LOCAL jit = off;
 CREATE TEMP TABLE IF NOT EXISTS {stage} (
     race_id integer, source_id text, unit_id integer, candidate_id integer, vote_type text,
     rank smallint, votes bigint, version bigint, feed_at double precision
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS {plan} (
-    race_id integer, source_id text, floor bigint, version bigint, complete boolean
+    race_id integer, source_id text, floor bigint, version bigint, complete boolean,
+    whole boolean
 ) ON COMMIT DELETE ROWS
 """
 
@@ -208,21 +379,29 @@ WHERE s.race_id = late.race_id AND s.source_id = late.source_id
 
 # Each scope's floor (its version now) and whether the batch names every count
 # it holds, all at one newer version: then the scope moves to that version
-# and unchanged counts stay as they are.
+# and unchanged counts stay as they are. Whole: complete, and no stored count
+# is at that version or newer, so after the apply the race's counts are
+# exactly the batch's (its digest may be kept: record_snapshots).
 PLAN_TEMPLATE = """
-INSERT INTO {plan} (race_id, source_id, floor, version, complete)
-SELECT st.race_id, st.source_id, s.version, max(st.version),
-       min(st.version) = max(st.version) AND max(st.version) > s.version
-       AND count(c.race_id) = (SELECT count(*) FROM {current} k
-                               WHERE k.race_id = st.race_id AND k.source_id = st.source_id)
-FROM {stage} st JOIN {scopes} s USING (race_id, source_id)
-LEFT JOIN {current} c USING (race_id, source_id, unit_id, candidate_id, vote_type)
-GROUP BY st.race_id, st.source_id, s.version
+INSERT INTO {plan} (race_id, source_id, floor, version, complete, whole)
+SELECT race_id, source_id, floor, version, complete, complete AND newest < version
+FROM (
+    SELECT st.race_id, st.source_id, s.version AS floor, max(st.version) AS version,
+           min(st.version) = max(st.version) AND max(st.version) > s.version
+           AND count(c.race_id) = (SELECT count(*) FROM {current} k
+                                   WHERE k.race_id = st.race_id AND k.source_id = st.source_id)
+           AS complete,
+           coalesce(max(c.version), 0) AS newest
+    FROM {stage} st JOIN {scopes} s USING (race_id, source_id)
+    LEFT JOIN {current} c USING (race_id, source_id, unit_id, candidate_id, vote_type)
+    GROUP BY st.race_id, st.source_id, s.version
+) planned
 """
 
 ADVANCE_TEMPLATE = """
 UPDATE {scopes} s SET version = p.version FROM {plan} p
-WHERE p.complete AND s.race_id = p.race_id AND s.source_id = p.source_id
+WHERE p.complete AND s.race_id = p.race_id AND s.source_id = p.source_id;
+SELECT race_id, source_id FROM {plan} WHERE whole
 """
 
 # One statement. The upsert moves only counts whose version is newer and hands
@@ -325,19 +504,21 @@ def plan_scopes(cursor, sql: dict[str, str] = SQL) -> None:
         cursor.execute(sql[name])
 
 
-def apply_staged(cursor, applied_at: datetime | None = None,
-                 sql: dict[str, str] = SQL) -> tuple[int, int, int]:
-    """Apply the staged batch; return (applied, changed, corrections). Leaves the stage empty."""
+def apply_staged(cursor, applied_at: datetime | None = None, sql: dict[str, str] = SQL
+                 ) -> tuple[int, int, int, set[tuple[int, str]]]:
+    """Apply the staged batch; return (applied, changed, corrections, whole scopes). Leaves
+    the stage empty."""
     plan_scopes(cursor, sql)
     cursor.execute(sql["apply"], {"applied_at": applied_at})
     applied, changed, corrections = (int(v) for v in cursor.fetchone())
     cursor.execute(sql["advance"])
+    whole = {(int(race), source) for race, source in cursor.fetchall()}
     cursor.execute(sql["clear"])  # another batch may follow in this transaction
-    return applied, changed, corrections
+    return applied, changed, corrections, whole
 
 
-def _apply_copy(session: Session, rows: list[Row],
-                applied_at: datetime | None = None) -> tuple[int, int, int]:
+def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None = None
+                ) -> tuple[int, int, int, set[tuple[int, str]]]:
     """PostgreSQL: COPY the batch into a staging table, then one insert-select."""
     connection = session.connection()
     dbapi = connection.connection.dbapi_connection
@@ -348,7 +529,7 @@ def _apply_copy(session: Session, rows: list[Row],
         # the table it created with it.
         cursor.execute(STAGE)
         cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))
-        applied, changed, corrections = apply_staged(cursor, applied_at)
+        applied, changed, corrections, whole = apply_staged(cursor, applied_at)
     except connection.dialect.loaded_dbapi.Error as exc:
         # Raw cursor errors arrive unwrapped: wrap them as SQLAlchemy does, and
         # drop a dead connection from the pool, so callers see the same errors
@@ -363,25 +544,25 @@ def _apply_copy(session: Session, rows: list[Row],
     finally:
         if cursor is not None and not cursor.closed:
             cursor.close()
-    return applied, changed, corrections
+    return applied, changed, corrections, whole
 
 
-def _apply_portable(session: Session, rows: list[Row],
-                    applied_at: datetime | None = None) -> tuple[int, int, int]:
+def _apply_portable(session: Session, rows: list[Row], applied_at: datetime | None = None
+                    ) -> tuple[int, int, int, set[tuple[int, str]]]:
     """Any other database (SQLite): the same steps, each upsert returning what it changed."""
-    rows, applied, advance = _plan_portable(session, rows)
+    rows, applied, advance, whole = _plan_portable(session, rows)
     _, changed, corrections = _write_portable(session, rows, applied_at)
     for (race_id, source_id), version in sorted(advance.items()):
         session.execute(update(CountScopeRow).where(
             CountScopeRow.race_id == race_id, CountScopeRow.source_id == source_id,
         ).values(version=version))
-    return applied, changed, corrections
+    return applied, changed, corrections, whole
 
 
 def _plan_portable(session: Session, rows: list[Row]
-                   ) -> tuple[list[Row], int, dict[tuple[int, str], int]]:
+                   ) -> tuple[list[Row], int, dict[tuple[int, str], int], set[tuple[int, str]]]:
     """As the lock, late and plan statements do: return the rows to write, how many counts move
-    forward, and the scopes to move to a new version."""
+    forward, the scopes to move to a new version, and those of them left whole."""
     scopes = sorted({(r.race_id, r.source_id) for r in rows})
     stmt = sqlite.insert(CountScopeRow).on_conflict_do_nothing()
     for start in range(0, len(scopes), 500):
@@ -422,7 +603,9 @@ def _plan_portable(session: Session, rows: list[Row]
               or (max(stored[r[:5]][0], floors[r[:2]]), stored[r[:5]][1]) < (r.version, r.votes)]
     write = [r for r in wanted if r[:2] not in advance or r[:5] not in stored
              or stored[r[:5]][1] != r.votes]
-    return write, len(wanted), advance
+    whole = {scope for scope, version in advance.items()
+             if all(v < version for key, (v, _) in stored.items() if key[:2] == scope)}
+    return write, len(wanted), advance, whole
 
 
 def _write_portable(session: Session, rows: list[Row],

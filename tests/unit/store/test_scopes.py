@@ -181,3 +181,109 @@ def test_migrating_down_writes_each_scopes_version_back_into_its_counts(database
         command.upgrade(config, "head")
     # Without a scope, each count's own version stands: 7 again, and 6 is too old.
     assert apply(database, race_snapshot("ap", 6, {101: 9}, below={"A": {101: 9}})).applied == 0
+
+
+@st.composite
+def repeating_streams(draw):
+    """As streams, but each snapshot's figures are one of three sets drawn once per race:
+    the same figures come back at other versions, whole and partial, as a quiet night's do."""
+    sets = {race: [{u: {one: draw(st.integers(0, 9)), two: draw(st.integers(0, 9))}
+                    for u in UNITS} for _ in range(3)]
+            for race, (one, two) in ((1, (101, 102)), (3, (301, 302)))}
+    out = []
+    for _ in range(draw(st.integers(1, 30))):
+        race = draw(st.sampled_from([1, 3]))
+        figures = draw(st.sampled_from(sets[race]))
+        units = draw(st.sampled_from([UNITS, UNITS, UNITS, UNITS[:3], UNITS[2:]]))
+        out.append((race, draw(st.integers(1, 12)), {u: figures[u] for u in units}))
+    return out
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data(), stream=repeating_streams())
+def test_the_same_figures_again_in_any_order_end_as_per_count_versions_do(database, empty_tables,
+                                                                          data, stream):
+    """Property: a snapshot whose figures a race's scope already holds is not staged (its
+    digest matches), and the night still ends as per-count versions say, in any order."""
+    want: dict[tuple, tuple[int, int]] = {}
+    for race, version, figures in stream:
+        for unit, by in figures.items():
+            for candidate, votes in by.items():
+                key = (race, unit, candidate)
+                want[key] = max(want.get(key, (0, -1)), (version, votes))
+    snapshots = data.draw(st.permutations(
+        [race_snapshot("ap", v, {}, race_id=race, below=figures, feed_at=1.0)
+         for race, v, figures in stream]))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(snapshots)), max_size=3)))
+    empty_tables(database)
+    for start, end in zip([0, *cuts], [*cuts, len(snapshots)], strict=True):
+        if start < end:
+            apply(database, *snapshots[start:end])
+    assert stored(database) == {key: votes for key, (_, votes) in want.items()}
+    with database.Session() as session:
+        assert audit(session) == []
+
+
+def staged(monkeypatch) -> list[int]:
+    """The rows each apply stages, as record_snapshots hands them to apply_rows."""
+    from rome.store import tally
+
+    sizes: list[int] = []
+    real = tally.apply_rows
+
+    def spy(session, rows, applied_at=None):
+        sizes.append(len(rows))
+        return real(session, rows, applied_at)
+
+    monkeypatch.setattr(tally, "apply_rows", spy)
+    return sizes
+
+
+def test_the_same_figures_at_a_newer_version_stage_nothing_and_move_the_version(
+        database, empty_tables, monkeypatch):
+    empty_tables(database)
+    sizes = staged(monkeypatch)
+    figures = {u: {101: i, 102: 2 * i} for i, u in enumerate(UNITS)}
+    apply(database, race_snapshot("ap", 1, {}, below=figures))
+    again = apply(database, race_snapshot("ap", 5, {}, below=figures))
+    assert sizes == [12]  # the second snapshot staged no count
+    assert (again.applied, again.changed, again.stale) == (12, 0, 0)
+    with database.Session() as session:
+        assert session.scalar(select(CountScopeRow.version)) == 5
+    # Its version stands for every count: a late one in between changes none.
+    late = apply(database, race_snapshot("ap", 3, {}, below={u: {101: 99} for u in UNITS}))
+    assert late.applied == 0 and 99 not in stored(database).values()
+    # Older and the same: a no-op, also unstaged.
+    assert apply(database, race_snapshot("ap", 2, {}, below=figures)).stale == 12
+    assert apply(database, race_snapshot("ap", 6, {}, below={UNITS[0]: {101: 7, 102: 0}}))
+    # A partial newer one wrote a count: the race's figures are no longer the digest's.
+    apply(database, race_snapshot("ap", 7, {}, below=figures))
+    assert stored(database)[(1, UNITS[0], 101)] == 0
+    with database.Session() as session:
+        assert audit(session) == []
+
+
+def test_a_whole_snapshot_older_than_a_stored_count_keeps_no_digest(database, empty_tables):
+    """v5 names the race whole but a count stays at v7's figure: v8 with v5's figures must
+    be applied, not skipped as 'the same'."""
+    empty_tables(database)
+    figures = {u: {101: 1} for u in UNITS}
+    apply(database, race_snapshot("ap", 1, {}, below=figures))
+    apply(database, race_snapshot("ap", 7, {}, below={UNITS[0]: {101: 50}}))  # partial, newer
+    apply(database, race_snapshot("ap", 5, {}, below={u: {101: 2} for u in UNITS}))  # late
+    assert stored(database)[(1, UNITS[0], 101)] == 50
+    apply(database, race_snapshot("ap", 8, {}, below={u: {101: 2} for u in UNITS}))
+    assert set(stored(database).values()) == {2}
+
+
+def test_a_rollback_forgets_the_digests_of_the_figures_it_undid(database, empty_tables):
+    empty_tables(database)
+    apply(database, race_snapshot("ap", 1, {}, below={u: {101: 1} for u in UNITS}))
+    apply(database, race_snapshot("ap", 9, {}, below={u: {101: 4} for u in UNITS}))
+    with database.Session.begin() as session:
+        rollback_source(session, "ap", above=2)
+    assert set(stored(database).values()) == {1}
+    # v9's figures again, at v5: they are not what the counts hold now.
+    apply(database, race_snapshot("ap", 5, {}, below={u: {101: 4} for u in UNITS}))
+    assert set(stored(database).values()) == {4}
