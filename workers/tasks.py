@@ -361,7 +361,9 @@ def record(self, snapshots: list[dict]) -> int:
         result = record_snapshots(session, parsed)
         flags = level_disagreements(session, result.races)
     if result.races:
-        # Committed: the static files follow (rome/publish/), coalesced there.
+        # Committed: the static files follow (rome/publish/), coalesced there. Every race
+        # the batch names, changed or not: a report that changes no figure may still move
+        # when its source was last heard from, which every publish writes to sources.json.
         publish_races.apply_async((sorted({race for race, _ in result.races}), time.time()))
     for flag in flags:
         log(logger, "level_disagreement", logging.WARNING, task_id=self.request.id,

@@ -3,15 +3,23 @@
 The folder (ROME_PUBLISH_DIR):
 
     index.json            national_index, as /api/index
+    sources.json          every source and when it was last heard from (heard_sources)
     states/<XX>.json      state_races, as /api/states/<XX>
     races/<id>.json       one race, as /api/races/<id>
-    races/<id>.html       its page, which polls <id>.json
+    races/<id>.html       its page, which polls <id>.json and ../sources.json
     assets/race.js, .css  what the pages load
 
 and a .gz beside each. A publish of some races reads their states with state_races
 (the API's view), writes each of those states, the races asked for and the index;
 a race file is rewritten only when its bytes change. A race Rome no longer shows
 (after a wipeout) is unpublished.
+
+Every publish, of any races or none, writes sources.json first (its bytes change only
+when a source is heard from, or added). A race file's sources say whether each was stale
+when that race last changed, which may be long ago: the race pages judge staleness
+with sources.json's heard_at by the server's clock instead, at every poll. Every
+file of one publish is read with the same heard_at, and sources.json is renamed
+into place before any of them, so its heard_at is never older than a race file's.
 """
 
 from __future__ import annotations
@@ -28,10 +36,12 @@ from sqlalchemy.orm import Session
 from rome.publish.files import folder_lock, publish_file, sweep_temporary, unpublish_file
 from rome.publish.pages import ASSETS, race_page
 from rome.read.listing import national_index, state_races
+from rome.read.results import heard_by_source, heard_sources
 from rome.store.db import Database
 from rome.store.models import RaceRow
 
 INDEX = "index.json"
+SOURCES = "sources.json"
 STATES = "states"
 RACES = "races"
 
@@ -69,9 +79,12 @@ class Publisher:
 
     def publish(self, session: Session, race_ids: Collection[int] | None = None,
                 now: datetime | None = None) -> Published:
-        """Publish these races (every race for None), their states and the index."""
+        """Publish sources.json, these races (every race for None, none for an empty
+        collection), their states and the index."""
         done = Published()
         everything = race_ids is None
+        # Read once: every file of this publish says the same of each source.
+        heard = heard_by_source(session)
         if everything:
             if self.root.exists():
                 sweep_temporary(self.root)
@@ -82,9 +95,10 @@ class Publisher:
             race_ids = set(race_ids)
             states = set(session.scalars(select(RaceRow.state).distinct()
                                          .where(RaceRow.id.in_(race_ids)))) if race_ids else set()
+        self._put(SOURCES, encode(heard_sources(session, heard, self.stale_after)), done)
         shown: set[int] = set()
         for state in sorted(states):
-            answer = state_races(session, state, now, self.stale_after)
+            answer = state_races(session, state, now, self.stale_after, heard)
             if answer is None:
                 self._drop(f"{STATES}/{state}.json", done)
                 continue

@@ -23,6 +23,8 @@ from rome.read.freshness import is_stale, stale_reason
 from rome.read.shapes import (
     PAYLOAD_SHOWN,
     CandidateJson,
+    HeardSourceJson,
+    HeardSourcesJson,
     LevelDisagreementJson,
     OriginalRowJson,
     RaceJson,
@@ -320,6 +322,20 @@ def heard_by_source(session: Session) -> dict[str, datetime]:
     return {source: _aware(at) for source, at in rows}
 
 
+def heard_sources(session: Session, heard: dict[str, datetime],
+                  stale_after: float | None) -> HeardSourcesJson:
+    """Every source a race can name (each stored source, and any heard from without a row),
+    named and heard from as race_views gives it: heard is heard_by_source's answer."""
+    rows = {s.id: s for s in session.scalars(select(SourceRow))}
+    sources = []
+    for source_id in source_order(set(rows) | set(heard)):
+        name, code = _label(rows.get(source_id), source_id)
+        sources.append(HeardSourceJson(id=source_id, name=name, code=code,
+                                       heard_at=_iso(heard.get(source_id)),
+                                       stale_after_seconds=stale_after))
+    return HeardSourcesJson(sources=sources)
+
+
 def _newest_by_source(tallies: list) -> dict[str, datetime]:
     newest: dict[str, datetime] = {}
     for t in tallies:
@@ -371,12 +387,15 @@ def _source_views(
     views: dict[tuple[int, str], SourceView] = {}
     for race_id, source_ids in reporters.items():
         for source_id in source_order(source_ids):
-            row = source_rows.get(source_id)
-            view = SourceView(source_id, row.name if row else source_id,
-                              row.code if row else source_id.upper())
+            view = SourceView(source_id, *_label(source_rows.get(source_id), source_id))
             views[(race_id, source_id)] = view
             races[race_id].sources.append(view)
     return views
+
+
+def _label(row: SourceRow | None, source_id: str) -> tuple[str, str]:
+    """A source's name and code, from its row; its id (and the id in capitals) without one."""
+    return (row.name, row.code) if row else (source_id, source_id.upper())
 
 
 def _read_top_levels(views: dict, tallies: list) -> dict[tuple[int, str], dict[int, dict]]:

@@ -87,6 +87,27 @@ class SourceJson(TypedDict):
     level_disagreements: list[LevelDisagreementJson]
 
 
+class HeardSourceJson(TypedDict):
+    """A source, and when it last reported: what a page judges its freshness by, with its own
+    clock, while no race file changes."""
+
+    id: str
+    name: str
+    code: Annotated[str, Meta("As the original spelled sources: AP, MC, SOS.")]
+    heard_at: Annotated[Moment | None, Meta(
+        "When the source last reported anything, in any race (as each race's sources give "
+        "it); null: never.")]
+    stale_after_seconds: Annotated[float | None, Meta(
+        "Silence after which a source counts as stale.")]
+
+
+class HeardSourcesJson(TypedDict):
+    """Every source a race can name, and when each was last heard from: the published
+    folder's sources.json, rewritten at every publish."""
+
+    sources: Annotated[list[HeardSourceJson], Meta("In the one source order races use.")]
+
+
 class RaceJson(TypedDict):
     """A race: its headline figures, per its primary source, and every source's beside them."""
 

@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -548,3 +549,73 @@ def test_the_static_race_page_polls_its_published_json_and_sees_a_number_change(
     assert text(page, "[data-total]") == f"{get_json(f'{base}/api/races/1')['total_votes']:,}"
     assert text(page, '[data-candidate="101"] .votes') == "9,000"
     keep(page, "static-race-page.png")
+
+
+def test_the_static_race_page_judges_each_source_by_sources_json_and_the_servers_clock(
+        chromium, site):
+    from rome.publish.publisher import SOURCES, Publisher
+    from rome.read.freshness import stale_after, stale_reason
+    from rome.store import db
+
+    base, url, processes = site
+    folder = Path(processes.env["ROME_DATA_DIR"]) / "public"
+    after = stale_after(1, 0.3)  # the site's: 20 s
+    # Race 1: the Secretary of State reports it now; AP last reported 10 s ago, in every race.
+    webapp.record(url, race_snapshot("sos", 2, webapp.SOS_RACE_1, race_id=1))
+    heard = datetime.now(UTC) - timedelta(seconds=10)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sql("UPDATE tallies SET last_update_at = :at WHERE source_id = 'ap'"),
+                           {"at": heard.strftime("%Y-%m-%d %H:%M:%S.%f")})
+    engine.dispose()
+    database = db.connect(url)
+    Publisher(folder, after).publish_from(database)
+    race_file = (folder / "races/1.json").read_bytes()
+    [ap] = [s for s in json.loads(race_file)["sources"] if s["id"] == "ap"]
+    assert ap["stale"] is False and ap["stale_reason"] is None  # as of this publish
+    ap_, sos_ = '[data-source="ap"]', '[data-source="sos"]'
+
+    page = chromium.new_page()
+    errors: list[str] = []
+    # Chromium asks for /favicon.ico, which the folder has none of: that 404 aside (it
+    # is not among the page's own responses), a console error is a fault.
+    page.on("console", lambda m: m.type == "error" and "status of 404" not in m.text
+            and errors.append(m.text))
+    failed: list[str] = []
+    page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+    # The browser's clock an hour ahead of the server's: the page goes by the server's.
+    page.clock.install(time=datetime.now(UTC) + timedelta(hours=1))
+    page.clock.resume()
+    page.goto(f"{base}/live/races/1.html")
+    page.wait_for_function("() => document.querySelectorAll('[data-state]').length === 2 &&"
+                           " [...document.querySelectorAll('[data-state]')]"
+                           ".every((s) => s.textContent)", timeout=10_000)
+    assert text(page, f"{ap_} [data-state]") == "Live"
+    assert text(page, f"{sos_} [data-state]") == "Live"
+    assert text(page, f"{ap_} [data-votes]") == f"{ap['votes']:,} votes"
+    assert page.locator(f"{ap_} [data-stale-reason]").is_hidden()
+
+    # No report, no publish, no file changed: AP goes stale by the clock alone.
+    page.wait_for_function(
+        "([selector]) => document.querySelector(selector).textContent === 'Stale'",
+        arg=[f"{ap_} [data-state]"], timeout=20_000)
+    reason = stale_reason(heard, after)
+    assert text(page, f"{ap_} [data-stale-reason]") == reason
+    assert page.locator(f"{ap_} [data-state]").get_attribute("title") == reason
+    assert text(page, f"{sos_} [data-state]") == "Live"
+    assert (folder / "races/1.json").read_bytes() == race_file  # still says stale false
+    keep(page, "static-race-stale.png")
+
+    # AP reports again, in race 3 only: race 1's file stays as it is, sources.json moves.
+    webapp.record(url, race_snapshot("ap", 2, {301: 320, 302: 300}, race_id=3))
+    done = Publisher(folder, after).publish_from(database, {3})
+    database.engine.dispose()
+    assert SOURCES in done.written and "races/1.json" not in done.written
+    page.wait_for_function(
+        "([selector]) => document.querySelector(selector).textContent === 'Live'",
+        arg=[f"{ap_} [data-state]"], timeout=10_000)
+    assert page.locator(f"{ap_} [data-stale-reason]").is_hidden()
+    assert page.locator(f"{ap_} [data-state]").get_attribute("title") is None
+    assert (folder / "races/1.json").read_bytes() == race_file
+    keep(page, "static-race-live-again.png")
+    assert errors == [] and failed == []

@@ -84,6 +84,12 @@ def test_nginx_serves_the_published_race_gzipped_with_its_etag_and_cache_control
     assert status == 200 and "Content-Encoding" not in plain
     assert json.loads(body)["id"] == 1
     assert get("/assets/race.js")[1]["Cache-Control"] == "public, max-age=3600"
+    # sources.json as the race pages poll it: the server's clock in Date on the 304 too
+    # (they judge staleness by it).
+    status, headers, body = get("/sources.json")
+    assert status == 200 and headers["Date"] and json.loads(body)["sources"]
+    status, again, _ = get("/sources.json", {"If-None-Match": headers["ETag"]})
+    assert status == 304 and again["Date"]
     assert get("/.publish.lock")[0] == 404  # dot files: the lock, temporaries, the lag
     assert get("/")[1]["Location"].endswith("/index.json")
     # A race not published yet is a 404 readers may well ask for: no error logged (compose's

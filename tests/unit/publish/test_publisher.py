@@ -5,11 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
 from rome.publish.files import publish_file
-from rome.publish.publisher import INDEX, Publisher
+from rome.publish.publisher import INDEX, SOURCES, Publisher
 from rome.store import db
 from rome.store.tally import record_snapshots, wipeout
 from tests.helpers.builders import national_snapshot, race_snapshot
@@ -65,8 +66,8 @@ def test_the_published_json_is_the_apis_state_for_state_race_for_race(app, clien
     assert (folder / INDEX).read_bytes() == client.get("/api/index").get_data()
 
 
-def test_one_changed_race_rewrites_that_race_its_state_and_the_index_only(app, national,
-                                                                        tmp_path):
+def test_one_changed_race_rewrites_that_race_its_state_the_index_and_sources(app, national,
+                                                                           tmp_path):
     folder = tmp_path / "public"
     publish(app, folder)
     again = publish(app, folder)
@@ -75,10 +76,53 @@ def test_one_changed_race_rewrites_that_race_its_state_and_the_index_only(app, n
     record(app.config["DATABASE_URL"],
            race_snapshot("ap", 99, {101: 9_000, 102: 7_000}))
     done = publish(app, folder, {1})
+    # AP was heard from: sources.json says when.
     assert sorted(done.written) == sorted(["races/1.json", f"states/{race['state']}.json",
-                                           INDEX])
+                                           INDEX, SOURCES])
     assert read(folder, "races/1.json")["total_votes"] >= 16_000 > race["total_votes"]
     assert read(folder, "races/1.json")["leader"] == 101 != race["leader"]  # so the index moved
+
+
+def test_sources_json_says_when_each_source_was_heard_from_as_the_api_does(app, client,
+                                                                          national, tmp_path):
+    folder = Path(app.config["PUBLISH_DIR"])  # the folder /live/ serves
+    record(app.config["DATABASE_URL"], race_snapshot("mc", 1, {201: 20, 202: 25}))
+    publish(app, folder)
+    published = read(folder, SOURCES)["sources"]
+    # Every source any race names, as /api/races names it and says it was heard from.
+    api = {s["id"]: s for race in client.get("/api/races").get_json()["races"]
+           for s in race["sources"]}
+    assert {s["id"] for s in published} >= set(api) >= {"ap", "mc"}
+    for source in published:
+        if source["id"] in api:
+            assert source == {key: api[source["id"]][key] for key in source}, source["id"]
+    heard = {s["id"]: s["heard_at"] for s in published}
+    assert heard["ap"] is not None and heard["mc"] is not None and heard["ap"] != heard["mc"]
+    assert all(s["stale_after_seconds"] == 86_400.0 for s in published)
+    # Served as Flask serves the folder, with its ETag, like any published file.
+    served = client.get("/live/sources.json")
+    assert served.status_code == 200 and served.get_json() == read(folder, SOURCES)
+    assert client.get("/live/sources.json",
+                      headers={"If-None-Match": served.headers["ETag"]}).status_code == 304
+
+
+def test_a_publish_of_no_races_rewrites_sources_json_and_no_race(app, client, national,
+                                                                 tmp_path):
+    folder = tmp_path / "public"
+    publish(app, folder)
+    race = read(folder, "races/1.json")
+    [ap] = [s for s in race["sources"] if s["id"] == "ap"]
+    record(app.config["DATABASE_URL"], race_snapshot("ap", 99, {101: 9_000, 102: 7_000}))
+    done = publish(app, folder, set())
+    assert SOURCES in done.written
+    assert not [name for name in done.written if name.startswith(("races/", "states/"))]
+    # The race file is as it was; sources.json says AP was heard from since, as the API does.
+    assert read(folder, "races/1.json") == race
+    [now] = [s for s in read(folder, SOURCES)["sources"] if s["id"] == "ap"]
+    [api] = [s for s in client.get("/api/races/1").get_json()["sources"] if s["id"] == "ap"]
+    assert now["heard_at"] == api["heard_at"] > ap["heard_at"]
+    # Nothing heard since: nothing rewritten.
+    assert publish(app, folder, set()).written == []
 
 
 def test_a_wipeout_unpublishes_every_figure(app, client, national, tmp_path):
@@ -181,7 +225,8 @@ def test_the_benchmarks_one_changed_race_rewrites_its_file_and_its_states_only(t
 
     done = files_one_race_rewrites(tmp_path, 120)
     assert done["races"] == 123  # and the catalog's three
-    assert done["full_written"] == 2 * 123 + 50 + 1 + 2  # JSON and page, states, index, assets
+    # JSON and page, states, index, sources, assets
+    assert done["full_written"] == 2 * 123 + 50 + 1 + 1 + 2
     [race] = done["changed_races"]
     state = json.loads((tmp_path / "public" / "races" / f"{race}.json").read_bytes())["state"]
-    assert sorted(done["written"]) == [f"races/{race}.json", f"states/{state}.json"]
+    assert sorted(done["written"]) == [f"races/{race}.json", SOURCES, f"states/{state}.json"]

@@ -30,3 +30,29 @@ def test_an_outage_is_waited_out_in_the_task_holding_its_message(monkeypatch):
     assert result.get() == 5
     assert len(slept) == 4
     assert tasks._outage_streak == 0  # reset by the success
+
+
+def test_caesar_asks_for_a_publish_of_a_report_that_changes_no_figure(database_url,
+                                                                     monkeypatch):
+    # A newer report with the same figures changes no race file, but it is a report:
+    # when its source was heard from moves, and only a publish writes that to
+    # sources.json, by which the static pages judge whether the source is stale.
+    from rome.read.results import heard_by_source
+    from rome.store import db
+    from tests.helpers.builders import race_snapshot
+
+    database = db.connect(database_url)
+    monkeypatch.setattr(tasks, "database", lambda: database)
+    asked: list[tuple] = []
+    monkeypatch.setattr(tasks.publish_races, "apply_async", asked.append)
+    with database.Session() as session:
+        before = heard_by_source(session)["mc"]
+    # MC's seeded figure for candidate 201 of race 2 again, alone, at a newer version.
+    result = tasks.record.apply(args=([race_snapshot("mc", 2, {201: 200}).to_wire()],))
+    assert result.successful(), result.traceback
+    with database.Session() as session:
+        after = heard_by_source(session)["mc"]
+    database.engine.dispose()
+    assert after > before
+    [(race_ids, committed_at)] = asked
+    assert race_ids == [2] and isinstance(committed_at, float)
