@@ -309,7 +309,8 @@ def race_views(
     _units_reporting(views, units_reporting(session, only))
     if heard is None:
         # Every tally is at hand when every race is read; a few races' are not enough.
-        heard = _newest_by_source(tallies) if only is None else heard_by_source(session)
+        heard = (_newest_by_source(tallies, statuses) if only is None
+                 else heard_by_source(session))
     _judge_freshness(session, views, heard, now or datetime.now(UTC), stale_after)
     _candidate_figures(races, candidates, tallies)
     return list(races.values())
@@ -317,9 +318,16 @@ def race_views(
 
 def heard_by_source(session: Session) -> dict[str, datetime]:
     """Say when each source last reported anything, in any race: what staleness is judged by."""
-    rows = session.execute(select(TallyRow.source_id, func.max(TallyRow.last_update_at))
-                           .group_by(TallyRow.source_id))
-    return {source: _aware(at) for source, at in rows}
+    # A report that changes no figure moves no tally, but its race status (every newer
+    # version does): the source was heard all the same.
+    heard: dict[str, datetime] = {}
+    for column, source_id in ((TallyRow.last_update_at, TallyRow.source_id),
+                              (RaceStatusRow.updated_at, RaceStatusRow.source_id)):
+        for source, at in session.execute(select(source_id, func.max(column))
+                                          .group_by(source_id)):
+            if at is not None and (source not in heard or _aware(at) > heard[source]):
+                heard[source] = _aware(at)
+    return heard
 
 
 def heard_sources(session: Session, heard: dict[str, datetime],
@@ -336,12 +344,16 @@ def heard_sources(session: Session, heard: dict[str, datetime],
     return HeardSourcesJson(sources=sources)
 
 
-def _newest_by_source(tallies: list) -> dict[str, datetime]:
+def _newest_by_source(tallies: list, statuses: list) -> dict[str, datetime]:
+    """heard_by_source, from every tally and race status already read."""
     newest: dict[str, datetime] = {}
-    for t in tallies:
-        at = _aware(t.last_update_at)
-        if t.source_id not in newest or at > newest[t.source_id]:
-            newest[t.source_id] = at
+    for source, moment in [*((t.source_id, t.last_update_at) for t in tallies),
+                           *((s.source_id, s.updated_at) for s in statuses)]:
+        if moment is None:
+            continue
+        at = _aware(moment)
+        if source not in newest or at > newest[source]:
+            newest[source] = at
     return newest
 
 

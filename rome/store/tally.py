@@ -90,7 +90,7 @@ def _utc(timestamp: float) -> datetime:
 def count_rows(
     session: Session, snapshots: list[Snapshot], catalog: Catalog,
     resolved: list | None = None, unchanged: frozenset[tuple[int, str]] = frozenset(),
-    grouped: list[dict[str, list]] | None = None,
+    grouped: list[dict[str, list]] | None = None, applied_at: datetime | None = None,
 ) -> tuple[list[Row], set[tuple[int, str]]]:
     """Resolve every snapshot's keys (or take them resolved); return its counts as rows (one
     per key, key-sorted), leaving out those of the unchanged (race id, source) scopes (their
@@ -114,7 +114,7 @@ def count_rows(
             # Within a batch too, the newest version (then the larger figure) wins.
             if old is None or (old.version, old.votes) < (row.version, row.votes):
                 best[key] = row
-        _record_status(session, snapshot, ids)
+        _record_status(session, snapshot, ids, applied_at)
         races.update((race_id, snapshot.source) for race_id in ids.races.values())
     # A fixed key order: two batches touching the same rows lock them in the
     # same order and cannot deadlock each other.
@@ -136,7 +136,7 @@ def record_snapshots(
     digests = scope_digests(snapshots, resolved, grouped)
     unchanged, advanced = _skip_unchanged(session, digests)
     rows, races = count_rows(session, snapshots, catalog, resolved, frozenset(unchanged),
-                             grouped)
+                             grouped, applied_at)
     skipped = sum(unchanged.values())
     moved = sum(unchanged[scope] for scope in advanced)
     if not rows:
@@ -278,10 +278,11 @@ def apply_rows(session: Session, rows: list[Row], applied_at: datetime | None = 
     return _apply_portable(session, rows, applied_at)
 
 
-def _record_status(session: Session, snapshot: Snapshot, ids) -> None:
+def _record_status(session: Session, snapshot: Snapshot, ids,
+                   applied_at: datetime | None = None) -> None:
     """Store what the snapshot says of each race as a whole, if it is newer."""
     statuses = {s.race: s for s in snapshot.statuses}
-    now = datetime.now(UTC)
+    now = applied_at or datetime.now(UTC)
     values = []
     for race in sorted(snapshot.races, key=lambda r: ids.races[r.key]):
         status = statuses.get(race.key)
@@ -295,7 +296,6 @@ def _record_status(session: Session, snapshot: Snapshot, ids) -> None:
             "precincts_total": status.precincts_total if status else None,
             "winner_id": ids.candidates[(race.key, winner)] if winner else None,
             "test": snapshot.test,
-            "updated_at": now,
         })
     if not values:
         return
@@ -303,8 +303,13 @@ def _record_status(session: Session, snapshot: Snapshot, ids) -> None:
     values = list({v["race_id"]: v for v in values}.values())
     if session.get_bind().dialect.name == "postgresql":
         # One statement on arrays: an executemany is a round trip per race.
-        session.execute(text(PG_STATUS), {name: [v[name] for v in values] for name in values[0]})
+        # Its time is the tallies' (the transaction's, or applied_at): a report heard
+        # with no figure changed is heard at the time a changed one would be.
+        session.execute(text(PG_STATUS), {**{name: [v[name] for v in values]
+                                             for name in values[0]}, "applied_at": applied_at})
         return
+    for v in values:
+        v["updated_at"] = now
     table = RaceStatusRow.__table__
     stmt = sqlite.insert(table)
     stmt = stmt.on_conflict_do_update(
@@ -319,10 +324,10 @@ def _record_status(session: Session, snapshot: Snapshot, ids) -> None:
 PG_STATUS = """
 INSERT INTO race_status AS r (race_id, source_id, version, feed_at, precincts_reporting,
                               precincts_total, winner_id, test, updated_at)
-SELECT * FROM unnest(:race_id ::integer[], :source_id ::text[], :version ::bigint[],
-                     :feed_at ::timestamptz[], :precincts_reporting ::integer[],
-                     :precincts_total ::integer[], :winner_id ::integer[], :test ::boolean[],
-                     :updated_at ::timestamptz[])
+SELECT *, coalesce(CAST(:applied_at AS timestamptz), now())
+FROM unnest(:race_id ::integer[], :source_id ::text[], :version ::bigint[],
+            :feed_at ::timestamptz[], :precincts_reporting ::integer[],
+            :precincts_total ::integer[], :winner_id ::integer[], :test ::boolean[])
 ON CONFLICT (race_id, source_id) DO UPDATE
 SET version = excluded.version, feed_at = excluded.feed_at,
     precincts_reporting = excluded.precincts_reporting,

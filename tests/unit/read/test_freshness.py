@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
-
 from rome.read.freshness import STALE_INTERVALS, age_seconds, is_stale, stale_after, stale_reason
-from rome.read.results import race_views, rejected_by_source
-from rome.store.models import TallyRow
+from rome.read.results import heard_by_source, race_views, rejected_by_source
 from rome.store.tally import record_snapshots, reject_payload
 from tests.helpers.builders import race_snapshot
 
@@ -99,11 +96,10 @@ def test_race_views_mark_stale_sources_and_count_their_rejects(database):
 def test_a_source_is_live_in_every_race_while_it_reports_in_one(database):
     # AP's answers leave out the races that did not change: its quiet race is not stale.
     with database.Session.begin() as session:
-        record_snapshots(session, [race_snapshot("sos", 1, {301: 5}, race_id=3),
-                                   race_snapshot("sos", 1, {101: 7}, race_id=1)])
-        session.execute(update(TallyRow).where(TallyRow.race_id == 3)
-                        .values(last_update_at=NOW - timedelta(hours=1)))
-        session.execute(update(TallyRow).where(TallyRow.race_id == 1).values(last_update_at=NOW))
+        record_snapshots(session, [race_snapshot("sos", 1, {301: 5}, race_id=3)],
+                         applied_at=NOW - timedelta(hours=1))
+        record_snapshots(session, [race_snapshot("sos", 1, {101: 7}, race_id=1)],
+                         applied_at=NOW)
     with database.Session() as session:
         races = {race.id: race for race in race_views(session, now=NOW, stale_after=10.0)}
         later = {race.id: race for race in race_views(session, now=NOW + timedelta(seconds=11),
@@ -123,3 +119,21 @@ def test_the_stale_reason_says_since_when_and_how_long_is_too_long():
     assert stale_reason(NOW - timedelta(seconds=45), 40.0) == (
         "No report since 19:59:15 UTC; a source is stale after 40 s without one.")
     assert stale_reason(datetime(2016, 11, 8, 19, 59, 30), 1.5).endswith("after 1.5 s without one.")
+
+
+def test_a_report_with_no_figure_changed_is_heard_all_the_same(database):
+    """A newer version with the same figures writes no count and no tally (count scopes,
+    digests): the source still reported, and is live, not stale."""
+    with database.Session.begin() as session:
+        record_snapshots(session, [race_snapshot("ap", 1, {101: 10}, feed_at=1.0)],
+                         applied_at=NOW - timedelta(hours=1))
+    with database.Session.begin() as session:
+        again = record_snapshots(session, [race_snapshot("ap", 2, {101: 10}, feed_at=2.0)],
+                                 applied_at=NOW)
+        assert again.changed == 0
+    with database.Session() as session:
+        race = race_views(session, now=NOW + timedelta(seconds=5), stale_after=10.0)[0]
+        (ap,) = [s for s in race.sources if s.id == "ap"]
+        assert ap.heard_at == NOW and not ap.stale
+        assert ap.last_update_at == NOW - timedelta(hours=1)  # its figures last changed then
+        assert heard_by_source(session) == {"ap": NOW}
