@@ -180,6 +180,17 @@ class Web:
             self.proc.wait()
 
 
+def wait_ready(app, names: list[str], timeout: float = 60) -> None:
+    """Wait until every worker (by its name before the @) answers a ping."""
+    deadline, answered = time.monotonic() + timeout, set()
+    while time.monotonic() < deadline:
+        replies = app.control.ping(timeout=1.0) or []
+        answered = {name.split("@")[0] for reply in replies for name in reply}
+        if set(names) <= answered:
+            return
+    raise BenchError(f"workers did not start: {sorted(set(names) - answered)}")
+
+
 def require_empty(database: db.Database, wipe: bool) -> None:
     """Refuse to run on a database holding tallies unless told it may erase them."""
     if total_votes(database) and not wipe:

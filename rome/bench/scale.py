@@ -32,6 +32,7 @@ from rome.bench.common import (
     publish_all,
     purge_queues,
     require_empty,
+    wait_ready,
     wait_state,
 )
 from rome.data_files import BENCH_LOG
@@ -92,17 +93,6 @@ class Parties:
         return {name: cpu_seconds(pids) for name, pids in self.pids().items()}
 
 
-def _ready(app, names: list[str], timeout: float = 60) -> None:
-    """Wait until every worker answers a ping."""
-    deadline, answered = time.monotonic() + timeout, set()
-    while time.monotonic() < deadline:
-        replies = app.control.ping(timeout=1.0) or []
-        answered = {name.split("@")[0] for reply in replies for name in reply}
-        if set(names) <= answered:
-            return
-    raise BenchError(f"workers did not start: {sorted(set(names) - answered)}")
-
-
 def run_scale(settings: Settings, *, updates: int, batch: int, scales: list[int], runs: int,
               wipe: bool, env: dict) -> dict:
     """Measure throughput and CPU per party with each number of processes in scales."""
@@ -125,7 +115,7 @@ def run_scale(settings: Settings, *, updates: int, batch: int, scales: list[int]
         workers = Workers(env, settings.data_dir / BENCH_LOG.format("scale-worker"), specs=specs)
         workers.start()
         try:
-            _ready(app, [name for name, *_ in specs])
+            wait_ready(app, [name for name, *_ in specs])
             parties = Parties(database, workers, settings.broker_url)
             measured = []
             for run in range(runs):

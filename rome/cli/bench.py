@@ -75,7 +75,8 @@ def _national(args) -> dict:
     from rome.bench.national import run_national
 
     return run_national(_settings(), sizes=args.races_per_state,
-                        changed_versions=args.changed_versions, wipe=args.wipe, env=bench_env())
+                        changed_versions=args.changed_versions, wipe=args.wipe, env=bench_env(),
+                        clarity_counties=args.clarity_counties)
 
 
 def _slow_clients(args) -> dict:
@@ -204,11 +205,15 @@ def register(commands) -> None:
     _add_output_arguments(scale, "scale.png")
 
     national = benches.add_parser(
-        "national", help="national AP answers (110k and 400k counts) through the pipeline: "
-                         "fresh, then 1 %%-changed versions (PostgreSQL and RabbitMQ)")
+        "national", help="national AP answers (110k and 400k counts) and a Clarity state of "
+                         "159 county precinct files through the pipeline: fresh, then "
+                         "1 %%-changed versions (PostgreSQL and RabbitMQ)")
     national.add_argument("--races-per-state", type=_numbers, default=[11, 40],
-                          help="sizes, as races per state, comma-separated (11: 110,847 "
-                               "counts; 40: 403,080)")
+                          help="AP sizes, as races per state, comma-separated (11: 110,847 "
+                               "counts; 40: 403,080; empty: no AP answer)")
+    national.add_argument("--clarity-counties", type=int, default=159,
+                          help="county files of the Clarity state (159, about 2,600 "
+                               "precincts and 262,000 counts; 0: none)")
     national.add_argument("--changed-versions", type=int, default=3,
                           help="versions with 1 %% of the counts changed, after the fresh one")
     national.add_argument("--wipe", action="store_true",

@@ -6,6 +6,9 @@ answer as big as a general election's: 50 states, their 3,000-odd counties
 ``national`` builds it as a Snapshot (rendered with Rome's own AP renderer,
 rome/feeds/formats/ap.py, it is the file a results desk would fetch), and
 ``changed`` makes the next version with a share of its counts moved on.
+``clarity_state`` and ``clarity_changed`` do the same for a Clarity state: one
+detail.xml a county (rendered with rome/feeds/formats/clarity.py), counted in
+every precinct, as Georgia's 159 counties publish theirs.
 Everything follows from the seed: the same arguments give the same night.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+from rome.feeds.formats import clarity
 from rome.feeds.formats.ap import NEW_ENGLAND, race_key, unit_key
 from rome.feeds.snapshot import (
     TOTAL,
@@ -89,3 +93,129 @@ def changed(snapshot: Snapshot, share: float, *, seed: int, seconds: float = 30.
         counts[i] = replace(counts[i], votes=counts[i].votes + rng.randrange(1, 500))
     version = snapshot.version + round(seconds * 1_000_000)
     return replace(snapshot, version=version, feed_at=version / 1_000_000, counts=tuple(counts))
+
+
+# A Clarity state of county precinct files, Georgia's shape: 159 counties and about 2,600
+# precincts (Georgia had 2,656 in November 2020), few in most counties and hundreds in a
+# few. Each county publishes its own detail.xml, its contests counted in every precinct
+# by vote type (the names Georgia's files use).
+CLARITY_COUNTIES = 159
+CLARITY_PRECINCTS = 2_600
+CLARITY_CONTESTS = (
+    ("President of the United States", ("Donald J. Trump (Rep)", "Joseph R. Biden (Dem)",
+                                        "Jo Jorgensen (Lib)")),
+    ("US Senate", ("David A. Perdue (Rep)", "Jon Ossoff (Dem)", "Shane Hazel (Lib)")),
+    ("US Senate Special", ("Kelly Loeffler (Rep)", "Doug Collins (Rep)",
+                           "Raphael Warnock (Dem)", "Matt Lieberman (Dem)",
+                           "Deborah Jackson (Dem)", "Brian Slowinski (Lib)")),
+    ("Public Service Commission District 4", ("Lauren Bubba McDonald (Rep)",
+                                              "Daniel Blackman (Dem)", "Nathan Wilson (Lib)")),
+    ("Constitutional Amendment 1", ("Yes", "No")),
+    ("Statewide Referendum A", ("Yes", "No")),
+)
+CLARITY_VOTE_TYPES = (("election_day", 800), ("advanced_voting", 1_500),
+                      ("absentee_by_mail", 600), ("provisional", 5))
+CLARITY_VERSION = 270_000  # a county's first version folder
+
+
+def clarity_county_name(i: int) -> str:
+    """County i as Clarity's list and URLs write it (``Ben_Hill``); its Region has spaces."""
+    return f"County_{i + 1:03d}"
+
+
+def clarity_state(counties: int = CLARITY_COUNTIES, precincts: int = CLARITY_PRECINCTS, *,
+                  seed: int = 2024, version: int = CLARITY_VERSION) -> list[Snapshot]:
+    """A Clarity state's county files, one snapshot each as its detail.xml says it.
+
+    Each county's contests are counted in every precinct by vote type, with each
+    precinct's total and the county's figures (by vote type and in all) their
+    sums, as Clarity writes them; render each with rome/feeds/formats/clarity.py.
+    The precincts (at least one a county) are spread unevenly, as a state's are.
+    The snapshots are not scoped: the poller's claim check names the county
+    (rome/feeds/poll/clarity.py: scoped).
+    """
+    rng = random.Random(seed)
+    weights = [rng.lognormvariate(0, 1.2) for _ in range(counties)]
+    sizes = [max(1, round(w / sum(weights) * precincts)) for w in weights]
+    biggest = sizes.index(max(sizes))
+    sizes[biggest] = max(1, sizes[biggest] + precincts - sum(sizes))  # exactly `precincts`
+    feed_at = START // 1_000_000
+    files = []
+    for i, n_precincts in enumerate(sizes):
+        region = clarity_county_name(i).replace("_", " ")
+        top = UnitRef(clarity.unit_key("county", region), region, "county")
+        below = [UnitRef(clarity.unit_key("precinct", f"Precinct {p + 1:03d}", top.key),
+                         f"Precinct {p + 1:03d}", "precinct", top.key)
+                 for p in range(n_precincts)]
+        races, refs, counts, statuses = [], [], [], []
+        for text, choices in CLARITY_CONTESTS:
+            key = clarity.race_key(text, "1")
+            races.append(RaceRef(key, text, ""))
+            statuses.append(RaceStatus(key, n_precincts, n_precincts))
+            for name in choices:
+                person = clarity.candidate_key(name)
+                refs.append(CandidateRef(key, person, "", name, _named_party(name)))
+                at_top = dict.fromkeys((slug for slug, _ in CLARITY_VOTE_TYPES), 0)
+                for unit in below:
+                    total = 0
+                    for slug, most in CLARITY_VOTE_TYPES:
+                        votes = rng.randrange(0, most)
+                        counts.append(Count(key, unit.key, person, votes, slug))
+                        at_top[slug] += votes
+                        total += votes
+                    counts.append(Count(key, unit.key, person, total, TOTAL))
+                counts += [Count(key, top.key, person, v, slug) for slug, v in at_top.items()]
+                counts.append(Count(key, top.key, person, sum(at_top.values()), TOTAL))
+        files.append(Snapshot(source="clarity", format="clarity", version=version,
+                              feed_at=feed_at, races=tuple(races), units=(top, *below),
+                              candidates=tuple(refs), counts=tuple(counts),
+                              statuses=tuple(statuses), election_date="2024-11-05",
+                              meta={"election_name": "General Election"}))
+    return files
+
+
+def _named_party(name: str) -> str:
+    party = name.rpartition("(")[2].rstrip(")") if name.endswith(")") else ""
+    return {"Rep": "GOP", "Dem": "DEM", "Lib": "LIB"}.get(party, "NP")
+
+
+def clarity_changed(files: list[Snapshot], share: float, *, seed: int, seconds: int = 30,
+                    every: bool = False) -> list[Snapshot]:
+    """The state's next county files: share of all their counts grown, seconds later.
+
+    A precinct's figure of one vote type grows with the figures that sum it (the
+    precinct's total, the county's figure of that vote type and its total),
+    until share of the counts have changed. A county whose figures moved gets
+    the next version folder, as Clarity numbers a county's uploads; the others
+    keep theirs (the poller does not fetch them), unless every: then every
+    county is published again, changed or not.
+    """
+    rng = random.Random(seed)
+    version = max(f.version for f in files) + 1
+    feed_at = max(f.feed_at for f in files) + seconds
+    leaves = [(i, j) for i, f in enumerate(files) for j, n in enumerate(f.counts)
+              if n.vote_type != TOTAL and n.unit != f.units[0].key]
+    target = round(sum(len(f.counts) for f in files) * share)
+    grown: list[dict] = [{} for _ in files]  # per county: (race, unit, candidate, type) -> +
+    changed = 0
+    for pick in rng.sample(range(len(leaves)), len(leaves)) if target else ():
+        if changed >= target:
+            break
+        i, j = leaves[pick]
+        n, top = files[i].counts[j], files[i].units[0].key
+        delta = rng.randrange(1, 50)
+        for key in ((n.race, n.unit, n.candidate, n.vote_type),
+                    (n.race, n.unit, n.candidate, TOTAL),
+                    (n.race, top, n.candidate, n.vote_type), (n.race, top, n.candidate, TOTAL)):
+            changed += key not in grown[i]
+            grown[i][key] = grown[i].get(key, 0) + delta
+    out = []
+    for f, more in zip(files, grown, strict=True):
+        if not more and not every:
+            out.append(f)
+            continue
+        counts = tuple(replace(n, votes=n.votes + more[(n.race, n.unit, n.candidate, n.vote_type)])
+                       if (n.race, n.unit, n.candidate, n.vote_type) in more else n
+                       for n in f.counts)
+        out.append(replace(f, version=version, feed_at=feed_at, counts=counts))
+    return out

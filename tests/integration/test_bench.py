@@ -137,11 +137,12 @@ def test_bench_national_takes_a_national_answer_and_pays_for_what_changed(tmp_pa
     reset_queues(amqp_url)
     result = rome_processes(tmp_path, pg_url, amqp_url).run(
         [sys.executable, "-m", "rome", "bench", "national", "--races-per-state", "2",
-         "--changed-versions", "1", "--wipe"],
+         "--changed-versions", "1", "--clarity-counties", "0", "--wipe"],
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [size] = json.loads(result.stdout.strip().splitlines()[-1])["sizes"]
+    assert size["feed"] == "ap" and size["messages_to_notekeeper"] == [1, 1, 1]
     counts = size["counts"]
     # Fresh: every row; 1 % changed: that 1 %; the same figures again: none.
     assert size["rows_written"] == [counts, round(counts * 0.01), 0]
@@ -149,3 +150,31 @@ def test_bench_national_takes_a_national_answer_and_pays_for_what_changed(tmp_pa
     assert size["fetch_to_visible_s"]["fresh"] > 0 and size["apply_s"]["fresh"] > 0
     assert set(size["peak_rss_mb"]) == {"notekeeper", "caesar"}
     assert size["database_alone_rows_per_s"] > 0
+
+
+def test_bench_national_takes_a_clarity_state_county_by_county(tmp_path, pg_url, amqp_url):
+    reset_queues(amqp_url)
+    result = rome_processes(tmp_path, pg_url, amqp_url).run(
+        [sys.executable, "-m", "rome", "bench", "national", "--races-per-state", "",
+         "--clarity-counties", "3", "--changed-versions", "2", "--wipe"],
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [state] = json.loads(result.stdout.strip().splitlines()[-1])["sizes"]
+    counts = state["counts"]
+    assert state["feed"] == "clarity" and state["files"] == 3 and state["counties"] == 3
+    assert state["precincts"] == round(2_600 * 3 / 159)
+    # One claim check per county file the poller would fetch: all of them fresh, those
+    # whose figures moved for 1 % changed, every county republished for the identical one.
+    fresh, *one_percent, identical = state["messages_to_notekeeper"]
+    assert fresh == identical == 3 and all(1 <= n <= 3 for n in one_percent)
+    # Rows written follow the change: every count, then about 1 % of them, then none.
+    assert state["rows_written"] == state["counts_changed"]
+    assert state["counts_changed"][0] == counts and state["counts_changed"][-1] == 0
+    assert all(round(counts * 0.01) <= n < round(counts * 0.01) + 4
+               for n in state["counts_changed"][1:-1])
+    assert len(state["fetch_to_visible_s"]["changed_1pct"]) == 2
+    assert state["fetch_to_visible_s"]["fresh"] > 0 and state["apply_s"]["fresh"] > 0
+    assert 0 < state["largest_message_bytes"] <= 1_000_000 and state["parts"] >= 3
+    assert set(state["peak_rss_mb"]) == {"notekeeper", "caesar"}
+    assert state["database_alone_rows_per_s"] > 0
