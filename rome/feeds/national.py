@@ -86,11 +86,31 @@ def national(races_per_state: int = 11, candidates: int = 3, *, seed: int = 2024
 
 
 def changed(snapshot: Snapshot, share: float, *, seed: int, seconds: float = 30.0) -> Snapshot:
-    """The next version of snapshot, seconds later, with share of its counts grown."""
+    """The next version of snapshot, seconds later, with share of its counts grown, as a
+    feed grows them: votes added in a unit at the bottom are added to each unit above it
+    too, so every level still sums (no level disagreement), and the counts changed, those
+    above included, are share of all."""
     rng = random.Random(seed)
     counts = list(snapshot.counts)
-    for i in rng.sample(range(len(counts)), round(len(counts) * share)):
-        counts[i] = replace(counts[i], votes=counts[i].votes + rng.randrange(1, 500))
+    parents = {u.key: u.parent for u in snapshot.units}
+    at = {(n.race, n.unit, n.candidate, n.vote_type): i for i, n in enumerate(counts)}
+    above = set(parents.values())
+    leaves = [i for i, n in enumerate(counts) if n.unit not in above]
+    want, grown = round(len(counts) * share), {}
+    for i in rng.sample(leaves, len(leaves)):
+        if len(grown) == want:
+            break
+        n, chain, unit = counts[i], [i], parents.get(counts[i].unit)
+        while unit is not None and (n.race, unit, n.candidate, n.vote_type) in at:
+            chain.append(at[(n.race, unit, n.candidate, n.vote_type)])
+            unit = parents.get(unit)
+        if len(grown) + len(set(chain) - grown.keys()) > want:
+            continue
+        delta = rng.randrange(1, 500)
+        for j in chain:
+            grown[j] = grown.get(j, 0) + delta
+    for i, delta in grown.items():
+        counts[i] = replace(counts[i], votes=counts[i].votes + delta)
     version = snapshot.version + round(seconds * 1_000_000)
     return replace(snapshot, version=version, feed_at=version / 1_000_000, counts=tuple(counts))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import defaultdict
 
 import pytest
 
@@ -104,3 +105,11 @@ def test_a_changed_version_moves_the_share_asked(answer):
     moved = sum(a != b for a, b in zip(answer.counts, after.counts, strict=True))
     assert moved == round(len(answer.counts) * 0.01)
     assert after.version > answer.version
+    # Each state's row still sums its counties' (a real feed's levels agree).
+    state = {u.key for u in answer.units if u.parent is None}
+    sums: dict[tuple, int] = defaultdict(int)
+    for n in after.counts:
+        if n.unit not in state:
+            sums[(n.race, n.candidate, n.vote_type)] += n.votes
+    assert {(n.race, n.candidate, n.vote_type): n.votes
+            for n in after.counts if n.unit in state} == dict(sums)
