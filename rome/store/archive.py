@@ -7,7 +7,8 @@ Clarity county) that points at it, and one line to the source's journal
 (rome/store/journal.py), so the archive names its fetches without the
 database. Messages to notekeeper carry the row's id, a claim check, instead
 of a body of many megabytes; notekeeper reads the body back here
-(``snapshot_of``). ``prune`` applies the retention setting (a pruned fetch's
+(``snapshot_of``; an AP answer is unzipped and parsed as it is read, never
+whole in memory). ``prune`` applies the retention setting (a pruned fetch's
 journal line stays; a rebuild skips it, its body gone).
 """
 
@@ -17,6 +18,7 @@ import gzip
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +26,8 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from rome.feeds.formats import MAX_PAYLOAD_BYTES, parse_feed
+from rome.feeds.formats import MAX_PAYLOAD_BYTES, parse_feed, parse_feed_chunks
+from rome.feeds.formats._common import CHUNK_BYTES
 from rome.feeds.poll.clarity import BadZip, scoped, unzip_one
 from rome.feeds.snapshot import MAX_AHEAD, InvalidPayload, Snapshot
 from rome.store import journal
@@ -60,6 +63,15 @@ class Archive:
         os.replace(f.name, final)
         return digest
 
+    def chunks(self, sha256: str, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+        """The body, unzipped as it is read, size bytes at a time: never whole in memory."""
+        try:
+            with gzip.open(self.path(sha256), "rb") as f:
+                while chunk := f.read(size):
+                    yield chunk
+        except (OSError, EOFError) as exc:
+            raise ArchiveMissing(f"archived body {sha256[:12]}… cannot be read: {exc}") from None
+
     def read(self, sha256: str) -> bytes:
         try:
             return gzip.decompress(self.path(sha256).read_bytes())
@@ -89,14 +101,6 @@ def record_fetch(session: Session, archive: Archive, *, source: str, fmt: str, u
     return row.id
 
 
-def feed_body(session: Session, archive: Archive, archive_id: int) -> tuple[ArchiveRow, bytes]:
-    """The index row and the parseable body of a claim check (a Clarity zip, unpacked)."""
-    row = session.get(ArchiveRow, archive_id)
-    if row is None:
-        raise ArchiveMissing(f"no archived fetch {archive_id}")
-    return row, parseable(archive, row)
-
-
 def parseable(archive: Archive, fetch) -> bytes:
     """The body of a fetch (index row or journal entry) as parsers take it: a zip unpacked."""
     body = archive.read(fetch.sha256)
@@ -114,11 +118,18 @@ def snapshot_of(session: Session, archive: Archive, archive_id: int, source: str
     """Parse the body a claim check names into its (scoped) snapshot, or raise InvalidPayload."""
     if isinstance(archive_id, bool) or not isinstance(archive_id, int):
         raise InvalidPayload(f"archive reference must be a whole number, got {archive_id!r:.40}")
-    row, body = feed_body(session, archive, archive_id)
+    row = session.get(ArchiveRow, archive_id)
+    if row is None:
+        raise ArchiveMissing(f"no archived fetch {archive_id}")
     if row.source_id != source:
         raise InvalidPayload(f"archived fetch {archive_id} is of source {row.source_id!r}, "
                              f"not {source!r}")
-    return parse_fetch(row, body, source, max_ahead=max_ahead, max_bytes=max_bytes)
+    if row.kind == "feed" and not row.scope:
+        # Read as it is unzipped: an AP answer is parsed race by race, never held whole.
+        return parse_feed_chunks(row.format, archive.chunks(row.sha256), size=row.size,
+                                 source=source, max_ahead=max_ahead, max_bytes=max_bytes)
+    return parse_fetch(row, parseable(archive, row), source, max_ahead=max_ahead,
+                       max_bytes=max_bytes)
 
 
 def parse_fetch(fetch, body: bytes, source: str, *,

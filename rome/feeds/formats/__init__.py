@@ -8,10 +8,16 @@ Each module (``ap``, ``clarity``, ``nist``) offers two functions:
 - ``render(snapshot: Snapshot) -> bytes`` writes a snapshot in that format,
   so that ``parse(render(s), source=s.source)`` gives back ``s``: the simulator
   speaks the real formats through it.
+
+``ap`` also offers ``parse_chunks(chunks, *, source, version=None)``, the
+same parse of a body given in pieces, read race by race: notekeeper streams
+an archived AP answer through it (``parse_feed_chunks``) and never holds the
+body or its decoded JSON whole.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from types import ModuleType
 
 from rome.feeds.snapshot import MAX_AHEAD, InvalidPayload, Snapshot
@@ -52,8 +58,51 @@ def parse_feed(
     if len(body) > max_bytes:
         raise InvalidPayload(f"payload is {len(body):,} bytes, over the {max_bytes:,} allowed "
                              "(ROME_MAX_FEED_BYTES)")
+    return _checked(format_name, lambda: module.parse(body, source=source, version=version),
+                    max_ahead)
+
+
+def parse_feed_chunks(
+    format_name: str, chunks: Iterable[bytes], *, size: int, source: str,
+    version: int | None = None, max_ahead: float | None = MAX_AHEAD,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
+) -> Snapshot:
+    """parse_feed of a body given in pieces, size bytes in all (as its archive row says).
+
+    A format that can read pieces (AP) reads them as they come, and a body
+    that turns out longer than max_bytes is refused as soon as it passes it;
+    any other format is handed the body joined. A size over max_bytes is
+    refused unread, as parse_feed refuses a body.
+    """
+    module = _modules().get(format_name) if isinstance(format_name, str) else None
+    if module is None:
+        raise InvalidPayload(f"unknown format {format_name!r:.40}")
+    if size > max_bytes:
+        raise InvalidPayload(f"payload is {size:,} bytes, over the {max_bytes:,} allowed "
+                             "(ROME_MAX_FEED_BYTES)")
+    chunks = _at_most(chunks, max_bytes)
+    if not hasattr(module, "parse_chunks"):
+        return parse_feed(format_name, b"".join(chunks), source=source, version=version,
+                          max_ahead=max_ahead, max_bytes=max_bytes)
+    return _checked(format_name,
+                    lambda: module.parse_chunks(chunks, source=source, version=version),
+                    max_ahead)
+
+
+def _at_most(chunks: Iterable[bytes], max_bytes: int) -> Iterator[bytes]:
+    read = 0
+    for chunk in chunks:
+        read += len(chunk)
+        if read > max_bytes:
+            raise InvalidPayload(f"payload is over {max_bytes:,} bytes, more than allowed "
+                                 "(ROME_MAX_FEED_BYTES)")
+        yield chunk
+
+
+def _checked(format_name: str, parse, max_ahead: float | None) -> Snapshot:
+    """Run parse and check what it gives: something said, and every field valid."""
     try:
-        snapshot = module.parse(body, source=source, version=version)
+        snapshot = parse()
     except RecursionError:
         raise InvalidPayload("payload is nested too deeply") from None
     # An AP initialization file names races and candidates and no counts yet: it

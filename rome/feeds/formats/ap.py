@@ -16,8 +16,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 
-from rome.feeds.formats._common import iso_micros, iso_text, load_json
+from rome.feeds.formats._common import (
+    STREAMED,
+    JsonStream,
+    byte_chunks,
+    iso_micros,
+    iso_text,
+)
 from rome.feeds.snapshot import (
     LEVEL_RANK,
     TOTAL,
@@ -79,22 +86,36 @@ def _unit(row: dict, race: str) -> tuple[UnitRef, str]:
 
 def parse(body: bytes, *, source: str, version: int | None = None) -> Snapshot:
     """Read one AP v2 JSON response into a snapshot (not yet validated)."""
-    doc = load_json(body, "AP")
-    if not isinstance(doc, dict) or not isinstance(doc.get("races"), list):
-        raise InvalidPayload("AP payload must be an object with a races list")
+    return parse_chunks(byte_chunks(body), source=source, version=version)
+
+
+def parse_chunks(chunks: Iterable[bytes], *, source: str,
+                 version: int | None = None) -> Snapshot:
+    """Read one AP v2 JSON response, given in pieces, into a snapshot (not yet validated).
+
+    The response is read race by race (JsonStream): only the snapshot grows
+    with it, never the decoded document, so a national answer of tens of MB
+    costs its counts and no more.
+    """
+    stream = JsonStream(chunks, "AP", "races")
     races: list[RaceRef] = []
     units: dict[str, UnitRef] = {}
     candidates: dict[tuple[str, str], CandidateRef] = {}
     counts: list[Count] = []
     statuses: list[RaceStatus] = []
     latest: list[str] = []
-    for i, race in enumerate(doc["races"]):
+    test = False
+    for i, race in enumerate(stream.items()):
         try:
             races.append(_race(race, units, candidates, counts, statuses, latest))
         except KeyError as exc:
             raise InvalidPayload(f"AP race #{i} is missing field {exc.args[0]!r:.40}") from None
         except (TypeError, AttributeError) as exc:
             raise InvalidPayload(f"AP race #{i} has a field of the wrong type: {exc}") from None
+        test = test or race.get("test") is True
+    doc = stream.members
+    if not isinstance(doc, dict) or doc.get("races") is not STREAMED:
+        raise InvalidPayload("AP payload must be an object with a races list")
     if doc.get("timestamp") is not None:
         micros = iso_micros(doc["timestamp"], "AP timestamp")
     elif latest:
@@ -112,7 +133,7 @@ def parse(body: bytes, *, source: str, version: int | None = None) -> Snapshot:
         candidates=tuple(candidates.values()),
         counts=tuple(counts),
         statuses=tuple(statuses),
-        test=any(race.get("test") is True for race in doc["races"]),
+        test=test,
         # A date AP writes some other way is left out: it labels races, it orders nothing.
         election_date=doc["electionDate"] if is_iso_date(doc.get("electionDate")) else "",
         meta={"nextrequest": doc.get("nextrequest")},
@@ -178,7 +199,8 @@ def _candidate(seen: dict, race: str, entry: dict) -> str:
             _text(entry.get("last"), f"candidate {key} last"),
             canonical_party(_text(entry.get("party"), f"candidate {key} party")),
         )
-    return key
+    # The key the race's candidate holds: one string for all its counts, not one per row.
+    return seen[race, key].key
 
 
 def _status(race: str, row: dict) -> list[RaceStatus]:

@@ -6,7 +6,8 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from rome.feeds.formats import ap, parse_feed
+from rome.feeds.formats import ap, parse_feed, parse_feed_chunks
+from rome.feeds.formats._common import byte_chunks
 from rome.feeds.snapshot import InvalidPayload, RaceStatus, UnitRef
 from tests.helpers.format_cases import ap_snapshots, canonical, fixture
 
@@ -114,7 +115,7 @@ def deep(depth: int) -> str:
     return '{"races": [' + "[" * depth + "]" * depth + "]}"
 
 
-@pytest.mark.parametrize("body, reason", [
+BAD = [
     ("{", "not valid JSON"),
     (b"\xff\xfe{", "not UTF-8"),
     ("[]", "an object with a races list"),
@@ -138,7 +139,10 @@ def deep(depth: int) -> str:
     (mutate(lambda d, c: d.update(timestamp="2016-02-30T00:00:00Z")), "not a real time"),
     (mutate(lambda d, c: d["races"][0]["reportingUnits"][1]["candidates"].append(
         dict(c))), "counted twice"),
-])
+]
+
+
+@pytest.mark.parametrize("body, reason", BAD)
 def test_bad_input_is_refused_with_a_reason(body, reason):
     with pytest.raises(InvalidPayload, match=reason):
         parse_feed("ap", body, source="ap")
@@ -181,3 +185,26 @@ def _timed(body: bytes) -> float:
     start = time.perf_counter()
     parse_feed("ap", body, source="ap")
     return time.perf_counter() - start
+
+
+@pytest.fixture
+def small_reads(monkeypatch):
+    """Read responses 7 bytes at a time: every value of them is cut somewhere."""
+    from rome.feeds.formats import _common
+
+    monkeypatch.setattr(_common, "CHUNK_BYTES", 7)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_a_real_response_read_in_pieces_is_the_response_read_whole(name, small_reads):
+    body = fixture("ap", name)
+    whole = ap.parse(body, source="ap")
+    assert ap.parse_chunks(byte_chunks(body, 5), source="ap") == whole
+    assert parse_feed_chunks("ap", byte_chunks(body, 3), size=len(body), source="ap") == read(name)
+
+
+@pytest.mark.parametrize("body, reason", BAD)
+def test_bad_input_read_in_pieces_is_refused_with_the_same_reason(body, reason, small_reads):
+    body = body.encode() if isinstance(body, str) else body
+    with pytest.raises(InvalidPayload, match=reason):
+        parse_feed_chunks("ap", byte_chunks(body, 5), size=len(body), source="ap")
