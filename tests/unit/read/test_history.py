@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -107,6 +108,7 @@ def test_since_keeps_what_came_before_as_the_baseline(database):
     assert history.to_json()["since"] == "2016-11-08T20:00:05+00:00"
 
 
+@pytest.mark.slow  # thorough: seconds each; CI and the full suite run it
 def test_a_long_night_is_cut_into_at_most_max_points(database):
     with database.Session.begin() as session:
         for n in range(600):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
@@ -58,6 +59,7 @@ def streams(draw):
     return out
 
 
+@pytest.mark.slow  # thorough: seconds each; CI and the full suite run it
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data(), stream=streams())
@@ -130,6 +132,7 @@ def written(session) -> int:
         "WHERE xmin::text = (txid_current() % 4294967296)::text")).scalar_one()
 
 
+@pytest.mark.slow  # thorough: seconds each; CI and the full suite run it
 def test_a_version_writes_the_rows_whose_figures_changed_and_no_others(database, empty_tables):
     if database.engine.dialect.name != "postgresql":
         rows = None  # SQLite keeps no such count; the figures are checked all the same
@@ -199,6 +202,7 @@ def repeating_streams(draw):
     return out
 
 
+@pytest.mark.slow  # thorough: seconds each; CI and the full suite run it
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data(), stream=repeating_streams())

@@ -7,6 +7,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from hypothesis import HealthCheck, given, settings
@@ -55,6 +56,7 @@ def assert_same_answers(database, moments, races=(1, 2, 3), max_points=(MAX_POIN
 COUNTIES = ("Maricopa", "Pima", "Yuma")
 
 
+@pytest.mark.slow  # thorough: seconds each; CI and the full suite run it
 def test_a_night_of_corrections_reordering_levels_sources_and_a_wipeout_reads_the_same(database):
     rng = random.Random(9)
     times: list[float] = []
@@ -124,6 +126,7 @@ def nights(draw):
     return steps, sinces, points
 
 
+@pytest.mark.slow  # thorough: seconds each; CI and the full suite run it
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(night=nights())

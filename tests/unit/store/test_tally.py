@@ -148,6 +148,7 @@ def reports(draw):
             for v in versions]
 
 
+@pytest.mark.slow  # thorough: seconds each; CI and the full suite run it
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), stream=reports())
