@@ -340,10 +340,15 @@ def test_a_source_going_stale_says_why_and_live_again_says_nothing(chromium, sit
     # Every report as if it came two minutes ago: every source is silent too long.
     engine = create_engine(url)
     with engine.begin() as connection:
+        # When a source was heard is its tallies' and race statuses' newest time.
         connection.execute(sql(
             "UPDATE tallies SET last_update_at = datetime(last_update_at, '-120 seconds')"))
-        heard = connection.execute(sql(
-            "SELECT last_update_at FROM tallies WHERE source_id = 'mc'")).scalars().all()
+        connection.execute(sql(
+            "UPDATE race_status SET updated_at = datetime(updated_at, '-120 seconds')"))
+        heard = [*connection.execute(sql(
+            "SELECT last_update_at FROM tallies WHERE source_id = 'mc'")).scalars(),
+                 *connection.execute(sql(
+            "SELECT updated_at FROM race_status WHERE source_id = 'mc'")).scalars()]
     engine.dispose()
     page.wait_for_function(
         "([selector]) => !document.querySelector(selector).hidden",
@@ -565,8 +570,11 @@ def test_the_static_race_page_judges_each_source_by_sources_json_and_the_servers
     heard = datetime.now(UTC) - timedelta(seconds=10)
     engine = create_engine(url)
     with engine.begin() as connection:
+        at = {"at": heard.strftime("%Y-%m-%d %H:%M:%S.%f")}
         connection.execute(sql("UPDATE tallies SET last_update_at = :at WHERE source_id = 'ap'"),
-                           {"at": heard.strftime("%Y-%m-%d %H:%M:%S.%f")})
+                           at)
+        connection.execute(sql("UPDATE race_status SET updated_at = :at WHERE source_id = 'ap'"),
+                           at)
     engine.dispose()
     database = db.connect(url)
     Publisher(folder, after).publish_from(database)
