@@ -101,10 +101,10 @@ def count_rows(
         ids = resolved[i] if resolved is not None else resolve(session, snapshot, catalog)
         skip = {key for key, race_id in ids.races.items()
                 if (race_id, snapshot.source) in unchanged}
-        by_race = grouped[i] if skip and grouped is not None else None
-        counts = snapshot.counts if not skip else (
-            n for race, group in (by_race or counts_by_race(snapshot)).items()
-            if race not in skip for n in group)
+        counts = snapshot.counts
+        if skip:
+            by_race = grouped[i] if grouped is not None else counts_by_race(snapshot)
+            counts = (n for race, group in by_race.items() if race not in skip for n in group)
         for n in counts:
             unit_id, rank = ids.units[n.unit]
             key = (ids.races[n.race], snapshot.source, unit_id,
@@ -142,8 +142,10 @@ def record_snapshots(
     if not rows:
         return RecordResult(moved, 0, 0, skipped - moved, frozenset(races))
     applied, changed, corrections, whole = apply_rows(session, rows, applied_at)
-    _keep_digests(session, {scope: digests[scope][0] if scope in whole and scope in digests
-                            else None for scope in {r[:2] for r in rows}})
+    # Each applied scope keeps the snapshot's digest where the apply left the race's counts
+    # exactly as that snapshot says (whole), none where anything else may differ.
+    _set_scopes(session, "digest", {scope: digests[scope][0] if scope in whole and scope in digests
+                                    else None for scope in {r[:2] for r in rows}})
     return RecordResult(applied + moved, changed, corrections,
                         len(rows) - applied + skipped - moved, frozenset(races))
 
@@ -189,7 +191,7 @@ def _skip_unchanged(session: Session, digests: dict[tuple[int, str], tuple[str, 
     digest is the snapshot's: return them with their counts, and those whose version moved.
 
     A scope keeps a digest only while its counts are exactly what a whole snapshot with
-    that digest left (_keep_digests): the same figures again change no count, so only the
+    that digest left (record_snapshots): the same figures again change no count, so only the
     scope's version moves, under the lock, so no other batch of the race slips between."""
     if not digests:
         return {}, set()
@@ -261,12 +263,6 @@ def _set_scopes(session: Session, column: str, values: dict[tuple[int, str], obj
         .values({column: bindparam("value")}),
         [{"race": race, "source": source, "value": values[(race, source)]}
          for race, source in scopes])
-
-
-def _keep_digests(session: Session, digests: dict[tuple[int, str], str | None]) -> None:
-    """Set each applied scope's digest: the snapshot's where the apply left the race's counts
-    exactly as that snapshot says (whole), none where anything else may differ."""
-    _set_scopes(session, "digest", digests)
 
 
 def apply_rows(session: Session, rows: list[Row], applied_at: datetime | None = None

@@ -132,16 +132,20 @@ def test_bench_polling_polls_a_short_night_and_reports_every_source(tmp_path, pg
     assert figures["sources"]["ap"]["polls"].get("limited", 0) > 0
 
 
-def test_bench_national_takes_a_national_answer_and_pays_for_what_changed(tmp_path, pg_url,
-                                                                         amqp_url):
+def bench_national(tmp_path, pg_url, amqp_url, *options: str) -> dict:
+    """Run `rome bench national --wipe` with options; return its one measured size."""
     reset_queues(amqp_url)
     result = rome_processes(tmp_path, pg_url, amqp_url).run(
-        [sys.executable, "-m", "rome", "bench", "national", "--races-per-state", "2",
-         "--changed-versions", "1", "--clarity-counties", "0", "--wipe"],
-        timeout=300,
-    )
+        [sys.executable, "-m", "rome", "bench", "national", *options, "--wipe"], timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     [size] = json.loads(result.stdout.strip().splitlines()[-1])["sizes"]
+    return size
+
+
+def test_bench_national_takes_a_national_answer_and_pays_for_what_changed(tmp_path, pg_url,
+                                                                         amqp_url):
+    size = bench_national(tmp_path, pg_url, amqp_url, "--races-per-state", "2",
+                          "--changed-versions", "1", "--clarity-counties", "0")
     assert size["feed"] == "ap" and size["messages_to_notekeeper"] == [1, 1, 1]
     counts = size["counts"]
     # Fresh: every row; 1 % changed: that 1 %; the same figures again: none.
@@ -153,14 +157,8 @@ def test_bench_national_takes_a_national_answer_and_pays_for_what_changed(tmp_pa
 
 
 def test_bench_national_takes_a_clarity_state_county_by_county(tmp_path, pg_url, amqp_url):
-    reset_queues(amqp_url)
-    result = rome_processes(tmp_path, pg_url, amqp_url).run(
-        [sys.executable, "-m", "rome", "bench", "national", "--races-per-state", "",
-         "--clarity-counties", "3", "--changed-versions", "2", "--wipe"],
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    [state] = json.loads(result.stdout.strip().splitlines()[-1])["sizes"]
+    state = bench_national(tmp_path, pg_url, amqp_url, "--races-per-state", "",
+                           "--clarity-counties", "3", "--changed-versions", "2")
     counts = state["counts"]
     assert state["feed"] == "clarity" and state["files"] == 3 and state["counties"] == 3
     assert state["precincts"] == round(2_600 * 3 / 159)

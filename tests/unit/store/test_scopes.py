@@ -59,6 +59,26 @@ def streams(draw):
     return out
 
 
+def apply_shuffled(database, empty_tables, data, stream, max_cuts: int) -> tuple[dict, list]:
+    """Apply the stream's snapshots in an order and batches drawn by data, on empty tables;
+    return {(race, unit, candidate): votes} as per-count versions say, and the snapshots."""
+    want: dict[tuple, tuple[int, int]] = {}
+    for race, version, figures in stream:
+        for unit, by in figures.items():
+            for candidate, votes in by.items():
+                key = (race, unit, candidate)
+                want[key] = max(want.get(key, (0, -1)), (version, votes))
+    snapshots = data.draw(st.permutations(
+        [race_snapshot("ap", v, {}, race_id=race, below=figures, feed_at=1.0)
+         for race, v, figures in stream]))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(snapshots)), max_size=max_cuts)))
+    empty_tables(database)
+    for start, end in zip([0, *cuts], [*cuts, len(snapshots)], strict=True):
+        if start < end:
+            apply(database, *snapshots[start:end])
+    return {key: votes for key, (_, votes) in want.items()}, snapshots
+
+
 @pytest.mark.slow  # thorough: seconds each; CI and the full suite run it
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -66,23 +86,10 @@ def streams(draw):
 def test_long_shuffled_streams_end_as_per_count_versions_do(database, empty_tables, data, stream):
     """Property: whole and partial snapshots, late ones and repeats, in any order and any
     batches, leave every count at its newest version's figure (the larger on a tie)."""
-    want: dict[tuple, tuple[int, int]] = {}
-    for race, version, figures in stream:
-        for unit, by in figures.items():
-            for candidate, votes in by.items():
-                key = (race, unit, candidate)
-                want[key] = max(want.get(key, (0, -1)), (version, votes))
-    snapshots = [race_snapshot("ap", v, {}, race_id=race, below=figures, feed_at=1.0)
-                 for race, v, figures in stream]
-    snapshots = data.draw(st.permutations(snapshots))
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(snapshots)), max_size=4)))
-    empty_tables(database)
-    for start, end in zip([0, *cuts], [*cuts, len(snapshots)], strict=True):
-        if start < end:
-            apply(database, *snapshots[start:end])
-    assert stored(database) == {key: votes for key, (_, votes) in want.items()}
+    want, snapshots = apply_shuffled(database, empty_tables, data, stream, max_cuts=4)
+    assert stored(database) == want
     sums: dict[tuple, int] = defaultdict(int)
-    for (race, _, candidate), (_, votes) in want.items():
+    for (race, _, candidate), votes in want.items():
         sums[(race, 3, candidate)] += votes  # the counties' rank
     assert {k: v for k, v in tallies(database).items() if k[1] == 3} == dict(sums)
     with database.Session() as session:
@@ -210,21 +217,8 @@ def test_the_same_figures_again_in_any_order_end_as_per_count_versions_do(databa
                                                                           data, stream):
     """Property: a snapshot whose figures a race's scope already holds is not staged (its
     digest matches), and the night still ends as per-count versions say, in any order."""
-    want: dict[tuple, tuple[int, int]] = {}
-    for race, version, figures in stream:
-        for unit, by in figures.items():
-            for candidate, votes in by.items():
-                key = (race, unit, candidate)
-                want[key] = max(want.get(key, (0, -1)), (version, votes))
-    snapshots = data.draw(st.permutations(
-        [race_snapshot("ap", v, {}, race_id=race, below=figures, feed_at=1.0)
-         for race, v, figures in stream]))
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(snapshots)), max_size=3)))
-    empty_tables(database)
-    for start, end in zip([0, *cuts], [*cuts, len(snapshots)], strict=True):
-        if start < end:
-            apply(database, *snapshots[start:end])
-    assert stored(database) == {key: votes for key, (_, votes) in want.items()}
+    want, _ = apply_shuffled(database, empty_tables, data, stream, max_cuts=3)
+    assert stored(database) == want
     with database.Session() as session:
         assert audit(session) == []
 
