@@ -407,11 +407,18 @@ SELECT race_id, source_id FROM {plan} WHERE whole
 
 # One statement. The upsert moves only counts whose version is newer and hands
 # the rows it changed, with what they said before, to the history insert and
-# to the tally upsert, so only real changes are added, each once; the tally
-# upsert hands its new figures to the series. A tally's time never goes back:
+# to the tally upserts, so only real changes are added, each once; the upsert
+# of the total-vote tallies that changed hands their new figures to the series
+# (two upserts on disjoint rows, so the series needs no join of one query's
+# results to another's: such a join of two CTEs, estimated at a row each, was
+# a nested loop, quadratic in the tallies: 7 s for 6,000). A tally's time never goes back:
 # a batch that began before another but reached the row after it (it waited
 # for its lock) is stamped with the other's time, so the series follows the
 # order in which figures were committed and its newest row is the tally.
+TALLY_UPDATE = """votes = t.votes + excluded.votes, units = t.units + excluded.units,
+        changes = t.changes + excluded.changes,
+        corrections = t.corrections + excluded.corrections,
+        last_update_at = greatest(t.last_update_at, excluded.last_update_at)"""
 APPLY_TEMPLATE = """
 WITH wanted AS (
     SELECT st.*, p.complete AND st.votes = c.votes AS same
@@ -446,31 +453,37 @@ WITH wanted AS (
            count(*) FILTER (WHERE votes < prev_votes) AS corrections,
            max(applied_at) AS at
     FROM changed GROUP BY race_id, source_id, candidate_id, vote_type, rank
-), upserted AS (
+), tallied AS (
     INSERT INTO {tallies} AS t (race_id, source_id, candidate_id, vote_type, rank, votes, units,
                                 changes, corrections, last_update_at)
     SELECT race_id, source_id, candidate_id, vote_type, rank, delta, units, changes,
            corrections, at
-    FROM sums ORDER BY race_id, source_id, candidate_id, vote_type, rank
+    FROM sums WHERE vote_type <> '{total}' OR changes = 0
+    ORDER BY race_id, source_id, candidate_id, vote_type, rank
     ON CONFLICT (race_id, source_id, candidate_id, vote_type, rank) DO UPDATE
-    SET votes = t.votes + excluded.votes, units = t.units + excluded.units,
-        changes = t.changes + excluded.changes,
-        corrections = t.corrections + excluded.corrections,
-        last_update_at = greatest(t.last_update_at, excluded.last_update_at)
-    RETURNING race_id, source_id, candidate_id, vote_type, rank, votes, last_update_at
+    SET {tally_update}
+    RETURNING 1
+), charting AS (
+    INSERT INTO {tallies} AS t (race_id, source_id, candidate_id, vote_type, rank, votes, units,
+                                changes, corrections, last_update_at)
+    SELECT race_id, source_id, candidate_id, vote_type, rank, delta, units, changes,
+           corrections, at
+    FROM sums WHERE vote_type = '{total}' AND changes > 0
+    ORDER BY race_id, source_id, candidate_id, vote_type, rank
+    ON CONFLICT (race_id, source_id, candidate_id, vote_type, rank) DO UPDATE
+    SET {tally_update}
+    RETURNING race_id, source_id, candidate_id, rank, votes, last_update_at
 ), charted AS (
     INSERT INTO {series} AS s (race_id, source_id, rank, candidate_id, at, votes)
-    SELECT u.race_id, u.source_id, u.rank, u.candidate_id,
-           CAST(EXTRACT(epoch FROM u.last_update_at) AS DOUBLE PRECISION), u.votes
-    FROM upserted u JOIN sums USING (race_id, source_id, candidate_id, vote_type, rank)
-    WHERE u.vote_type = '{total}' AND sums.changes > 0
-    ORDER BY u.race_id, u.source_id, u.rank, u.candidate_id
+    SELECT race_id, source_id, rank, candidate_id,
+           CAST(EXTRACT(epoch FROM last_update_at) AS DOUBLE PRECISION), votes
+    FROM charting ORDER BY race_id, source_id, rank, candidate_id
     ON CONFLICT (race_id, source_id, rank, candidate_id, at) DO UPDATE SET votes = excluded.votes
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM wanted), coalesce(sum(changes), 0), coalesce(sum(corrections), 0)
 FROM sums
-"""
+""".replace("{tally_update}", TALLY_UPDATE)
 
 TABLES = {"current": "current_counts", "history": "history", "tallies": "tallies",
           "series": "series", "stage": "count_stage", "total": TOTAL, "scopes": "count_scopes",

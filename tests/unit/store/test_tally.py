@@ -333,3 +333,35 @@ def test_what_a_forged_batch_can_and_cannot_do(database):
         wipeout(s)
     with database.Session() as s:  # a wipeout deletes results, not races or candidates
         assert s.scalar(select(RaceRow).where(RaceRow.name == "A race nobody runs")) is not None
+
+
+def _joins_of_two_ctes(node: dict) -> list[str]:
+    """The join nodes of an EXPLAIN (FORMAT JSON) plan whose two inputs are both CTE scans."""
+    children = node.get("Plans", [])
+    found = [node["Node Type"]] if len(children) == 2 and all(
+        child["Node Type"] == "CTE Scan" for child in children) else []
+    return found + [join for child in children for join in _joins_of_two_ctes(child)]
+
+
+def test_the_apply_never_joins_two_of_its_own_results(database):
+    """Two CTEs are estimated at a row each, whatever they hold: a join of them is planned as
+    a nested loop, quadratic in the batch's tallies (it took 7 s for 6,000 tallies, and
+    131 s for a batch of 5,000 races). The apply feeds the series from its own upsert."""
+    import io
+
+    from rome.feeds.catalog import default_catalog
+    from rome.store.tally import SQL, STAGE, copy_text, count_rows, plan_scopes
+    from tests.helpers.builders import national_snapshot
+
+    if database.dialect != "postgresql":
+        pytest.skip("the one-statement apply is PostgreSQL's")
+    with database.Session() as session:
+        rows, _ = count_rows(session, [national_snapshot(200)], default_catalog())
+        cursor = session.connection().connection.dbapi_connection.cursor()
+        cursor.execute(STAGE)
+        cursor.copy_expert("COPY count_stage FROM STDIN", io.StringIO(copy_text(rows)))
+        plan_scopes(cursor)
+        cursor.execute("EXPLAIN (FORMAT JSON) " + SQL["apply"], {"applied_at": None})
+        plan = cursor.fetchone()[0][0]["Plan"]
+        session.rollback()
+    assert _joins_of_two_ctes(plan) == []
