@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -197,6 +198,9 @@ class CountScopeRow(Base):
     # The digest of the whole snapshot whose figures the race's counts are exactly, or
     # None: the same figures again only move the version (rome/store/tally.py).
     digest: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # With the digest: a digest of the race's count keys in order, then one per unit of its
+    # votes; a newer snapshot's units with the same keys and votes are not staged.
+    unit_digests: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class RejectedRow(Base):

@@ -76,7 +76,7 @@ def rollback_source(session: Session, source: str, above: int,
         CountScopeRow.source_id == source, CountScopeRow.version > above).values(version=0))
     # Counts were reset: no scope of the source is a whole snapshot's figures any more.
     session.execute(update(CountScopeRow).where(CountScopeRow.source_id == source)
-                    .values(digest=None))
+                    .values(digest=None, unit_digests=None))
     return RollbackResult(removed, counts_reset, counts_deleted, tallies, statuses)
 
 

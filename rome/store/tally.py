@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+from array import array
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import groupby
+from itertools import chain, groupby
 from operator import attrgetter
 from typing import Annotated, NamedTuple, TypedDict
 
@@ -90,24 +91,32 @@ def _utc(timestamp: float) -> datetime:
 def count_rows(
     session: Session, snapshots: list[Snapshot], catalog: Catalog,
     resolved: list | None = None, unchanged: frozenset[tuple[int, str]] = frozenset(),
-    grouped: list[dict[str, list]] | None = None, applied_at: datetime | None = None,
+    grouped: list[dict[str, dict[str, list]]] | None = None, applied_at: datetime | None = None,
+    left_out: dict[tuple[int, str], frozenset[str]] | None = None,
 ) -> tuple[list[Row], set[tuple[int, str]]]:
     """Resolve every snapshot's keys (or take them resolved); return its counts as rows (one
-    per key, key-sorted), leaving out those of the unchanged (race id, source) scopes (their
-    counts by race in grouped), and the (race id, source) pairs the snapshots name."""
+    per key, key-sorted), leaving out those of the unchanged (race id, source) scopes and of
+    the units left_out names in a scope (by unit feed key; counts by race and unit in
+    grouped), and the (race id, source) pairs the snapshots name."""
     best: dict[tuple, Row] = {}
     races: set[tuple[int, str]] = set()
+    left_out = left_out or {}
     for i, snapshot in enumerate(snapshots):
         ids = resolved[i] if resolved is not None else resolve(session, snapshot, catalog)
-        skip = {key for key, race_id in ids.races.items()
-                if (race_id, snapshot.source) in unchanged}
+        source = snapshot.source
+        skip = {key: left_out.get((race_id, source), frozenset())
+                for key, race_id in ids.races.items()
+                if (race_id, source) in unchanged or (race_id, source) in left_out}
         counts = snapshot.counts
         if skip:
             by_race = grouped[i] if grouped is not None else counts_by_race(snapshot)
-            counts = (n for race, group in by_race.items() if race not in skip for n in group)
+            counts = (n for race, units in by_race.items()
+                      if race not in skip or skip[race]
+                      for unit, group in units.items() if unit not in skip.get(race, ())
+                      for n in group)
         for n in counts:
             unit_id, rank = ids.units[n.unit]
-            key = (ids.races[n.race], snapshot.source, unit_id,
+            key = (ids.races[n.race], source, unit_id,
                    ids.candidates[(n.race, n.candidate)], n.vote_type)
             row = Row(*key, rank, n.votes, snapshot.version, snapshot.feed_at)
             old = best.get(key)
@@ -115,7 +124,7 @@ def count_rows(
             if old is None or (old.version, old.votes) < (row.version, row.votes):
                 best[key] = row
         _record_status(session, snapshot, ids, applied_at)
-        races.update((race_id, snapshot.source) for race_id in ids.races.values())
+        races.update((race_id, source) for race_id in ids.races.values())
     # A fixed key order: two batches touching the same rows lock them in the
     # same order and cannot deadlock each other.
     return [best[key] for key in sorted(best)], races
@@ -134,74 +143,125 @@ def record_snapshots(
     resolved = [resolve(session, snapshot, catalog) for snapshot in snapshots]
     grouped = [counts_by_race(snapshot) for snapshot in snapshots]
     digests = scope_digests(snapshots, resolved, grouped)
-    unchanged, advanced = _skip_unchanged(session, digests)
+    unchanged, advanced, partial = _skip_unchanged(session, digests)
     rows, races = count_rows(session, snapshots, catalog, resolved, frozenset(unchanged),
-                             grouped, applied_at)
+                             grouped, applied_at, {scope: units for scope, (units, _)
+                                                   in partial.items()})
     skipped = sum(unchanged.values())
     moved = sum(unchanged[scope] for scope in advanced)
     if not rows:
         return RecordResult(moved, 0, 0, skipped - moved, frozenset(races))
-    applied, changed, corrections, whole = apply_rows(session, rows, applied_at)
-    # Each applied scope keeps the snapshot's digest where the apply left the race's counts
+    left_out = {scope: counts for scope, (_, counts) in partial.items()}
+    applied, changed, corrections, whole = apply_rows(session, rows, applied_at, left_out)
+    # Each applied scope keeps the snapshot's digests where the apply left the race's counts
     # exactly as that snapshot says (whole), none where anything else may differ.
-    _set_scopes(session, "digest", {scope: digests[scope][0] if scope in whole and scope in digests
-                                    else None for scope in {r[:2] for r in rows}})
-    return RecordResult(applied + moved, changed, corrections,
+    _set_digests(session, {scope: digests[scope] if scope in whole and scope in digests
+                           else None for scope in {r[:2] for r in rows}})
+    # A unit left out moved with its scope, as if staged with the same figure.
+    moved_too = sum(left_out.values())
+    return RecordResult(applied + moved + moved_too, changed, corrections,
                         len(rows) - applied + skipped - moved, frozenset(races))
 
 
-FIGURE = attrgetter("unit", "candidate", "vote_type", "votes")
-RACE = attrgetter("race")
+UNIT, CANDIDATE, VOTE_TYPE, VOTES, RACE = map(attrgetter, (
+    "unit", "candidate", "vote_type", "votes", "race"))
+KEYS = 8  # bytes of the keys' digest, at the head of Digest.units
+VOTE = array("q").itemsize  # bytes of each count's votes after it
 
 
-def counts_by_race(snapshot: Snapshot) -> dict[str, list]:
-    """The snapshot's counts by race key, each race's in the snapshot's order."""
-    grouped: dict[str, list] = {}
+class Digest(NamedTuple):
+    """What one snapshot says of one race, digested (scope_digests)."""
+
+    digest: str  # of units: the race's whole figures
+    units: bytes  # a digest of the race's count keys in order, then each count's votes
+    version: int
+    counts: int
+    by_unit: dict[str, list]  # the race's counts by unit feed key, in the order of units
+
+
+def counts_by_race(snapshot: Snapshot) -> dict[str, dict[str, list]]:
+    """The snapshot's counts by race key, then by unit key, in the snapshot's order."""
+    grouped: dict[str, dict[str, list]] = {}
     for race, group in groupby(snapshot.counts, RACE):  # feeds list a race's together
-        grouped.setdefault(race, []).extend(group)
+        units = grouped.setdefault(race, {})
+        for unit, counts in groupby(group, UNIT):  # and a unit's, mostly
+            units.setdefault(unit, []).extend(counts)
     return grouped
 
 
-def scope_digests(snapshots: list[Snapshot], resolved: list, grouped: list[dict[str, list]]
-                  ) -> dict[tuple[int, str], tuple[str, int, int]]:
-    """{(race id, source): (digest, version, counts)} of each race one snapshot of the batch
-    names, the digest over its counts' keys and figures as the snapshot lists them.
+def scope_digests(snapshots: list[Snapshot], resolved: list,
+                  grouped: list[dict[str, dict[str, list]]]) -> dict[tuple[int, str], Digest]:
+    """{(race id, source): Digest} of each race one snapshot of the batch names: a digest of
+    its counts' keys (unit, candidate, vote type) in order, then their votes as they are
+    (8 bytes a count: a unit's are compared as they stand, no digest a unit to compute),
+    and the race's digest over those.
 
     Two snapshots with the same digest for a race say the same figures for the same
-    counts: a newer one need not be staged, only its version kept (_skip_unchanged).
-    A race two snapshots of the batch name gets none."""
-    out: dict[tuple[int, str], tuple[str, int, int]] = {}
+    counts: a newer one need not be staged, only its version kept. With the same keys in
+    the same order, a unit with the same votes need not be staged either (_units_left_out).
+    A race two snapshots of the batch name gets none, nor one with votes past 2**63."""
+    out: dict[tuple[int, str], Digest] = {}
     twice: set[tuple[int, str]] = set()
     for snapshot, ids, by_race in zip(snapshots, resolved, grouped, strict=True):
-        for race, counts in by_race.items():
+        for race, units in by_race.items():
             scope = (ids.races[race], snapshot.source)
             if scope in out:
                 twice.add(scope)
-            figures = repr(list(map(FIGURE, counts))).encode()
-            digest = hashlib.blake2b(figures, digest_size=16).hexdigest()
-            out[scope] = (digest, snapshot.version, len(counts))
+            counts = list(chain.from_iterable(units.values()))
+            try:
+                votes = array("q", map(VOTES, counts)).tobytes()
+            except OverflowError:
+                twice.add(scope)
+                continue
+            keys = hashlib.blake2b(repr((list(map(UNIT, counts)), list(map(CANDIDATE, counts)),
+                                         list(map(VOTE_TYPE, counts)))).encode(),
+                                   digest_size=KEYS).digest()
+            out[scope] = Digest(hashlib.blake2b(keys + votes, digest_size=16).hexdigest(),
+                                keys + votes, snapshot.version, len(counts), units)
     for scope in twice:
-        del out[scope]
+        out.pop(scope, None)
     return out
 
 
-def _skip_unchanged(session: Session, digests: dict[tuple[int, str], tuple[str, int, int]]
-                    ) -> tuple[dict[tuple[int, str], int], set[tuple[int, str]]]:
-    """Lock the batch's scopes (in key order, as the apply does) and find those whose stored
-    digest is the snapshot's: return them with their counts, and those whose version moved.
+def _units_left_out(new: Digest, stored: bytes | None) -> tuple[frozenset[str], int]:
+    """The units of a newer snapshot of a race whose votes are those stored (by unit key),
+    and their counts; none unless the snapshot names the stored counts' keys in the same
+    order, so that with them the batch names every stored count and its scope moves
+    (PLAN_TEMPLATE)."""
+    if not stored or len(stored) != len(new.units):
+        return frozenset(), 0
+    stored = bytes(stored)  # psycopg2 hands a memoryview of chars: unequal to any bytes
+    if stored[:KEYS] != new.units[:KEYS]:
+        return frozenset(), 0
+    same, at = [], KEYS
+    for unit, group in new.by_unit.items():
+        counts = len(group)
+        end = at + counts * VOTE
+        if stored[at:end] == new.units[at:end]:
+            same.append((unit, counts))
+        at = end
+    return frozenset(unit for unit, _ in same), sum(n for _, n in same)
 
-    A scope keeps a digest only while its counts are exactly what a whole snapshot with
-    that digest left (record_snapshots): the same figures again change no count, so only the
-    scope's version moves, under the lock, so no other batch of the race slips between."""
+
+def _skip_unchanged(session: Session, digests: dict[tuple[int, str], Digest]
+                    ) -> tuple[dict[tuple[int, str], int], set[tuple[int, str]],
+                               dict[tuple[int, str], tuple[frozenset[str], int]]]:
+    """Lock the batch's scopes (in key order, as the apply does) and find those whose stored
+    digest is the snapshot's: return them with their counts, those whose version moved, and
+    per other scope the units that need not be staged (_units_left_out) with their counts.
+
+    A scope keeps digests only while its counts are exactly what a whole snapshot with
+    those digests left (record_snapshots): the same figures again change no count, so only
+    the scope's version moves, under the lock, so no other batch of the race slips between."""
     if not digests:
-        return {}, set()
+        return {}, set(), {}
     scopes = sorted(digests)
     if session.get_bind().dialect.name == "postgresql":
         # Arrays, one statement each: an executemany is a round trip per race.
         keys = {"races": [race for race, _ in scopes], "sources": [source for _, source in scopes]}
         session.execute(text(PG_SCOPES["ensure"]), keys)
-        stored = {(race, source): (version, digest) for race, source, version, digest
-                  in session.execute(text(PG_SCOPES["lock"]), keys)}
+        stored = {(race, source): (version, digest, units) for race, source, version, digest,
+                  units in session.execute(text(PG_SCOPES["lock"]), keys)}
     else:
         session.execute(sqlite.insert(SCOPES).on_conflict_do_nothing(),
                         [{"race_id": race, "source_id": source, "version": 0}
@@ -209,15 +269,21 @@ def _skip_unchanged(session: Session, digests: dict[tuple[int, str], tuple[str, 
         stored = {}
         for start in range(0, len(scopes), 500):
             chunk = scopes[start:start + 500]
-            stored.update({(race, source): (version, digest) for race, source, version, digest
-                           in session.execute(select(
-                SCOPES.c.race_id, SCOPES.c.source_id, SCOPES.c.version, SCOPES.c.digest)
+            stored.update({(race, source): (version, digest, units)
+                           for race, source, version, digest, units in session.execute(select(
+                SCOPES.c.race_id, SCOPES.c.source_id, SCOPES.c.version, SCOPES.c.digest,
+                SCOPES.c.unit_digests)
                 .where(tuple_(SCOPES.c.race_id, SCOPES.c.source_id).in_(chunk)))})
-    unchanged = {scope: counts for scope, (digest, _, counts) in digests.items()
-                 if stored[scope][1] == digest}
-    advanced = {scope for scope in unchanged if digests[scope][1] > stored[scope][0]}
-    _set_scopes(session, "version", {scope: digests[scope][1] for scope in advanced})
-    return unchanged, advanced
+    unchanged = {scope: new.counts for scope, new in digests.items()
+                 if stored[scope][1] == new.digest}
+    advanced = {scope for scope in unchanged if digests[scope].version > stored[scope][0]}
+    _set_versions(session, {scope: digests[scope].version for scope in advanced})
+    # Units stored as whole-snapshot figures only count while the race's digest stands.
+    partial = {scope: left for scope, new in digests.items()
+               if scope not in unchanged and stored[scope][1] is not None
+               and new.version > stored[scope][0]
+               and (left := _units_left_out(new, stored[scope][2]))[1]}
+    return unchanged, advanced, partial
 
 
 # PostgreSQL's scope statements, on arrays of race ids and sources (and values).
@@ -229,7 +295,7 @@ SELECT race_id, source_id, 0 FROM unnest(:races ::integer[], :sources ::text[])
 ORDER BY race_id, source_id ON CONFLICT (race_id, source_id) DO NOTHING""",
     # In key order, as the apply locks them: no two batches deadlock.
     "lock": """
-SELECT s.race_id, s.source_id, s.version, s.digest FROM count_scopes s
+SELECT s.race_id, s.source_id, s.version, s.digest, s.unit_digests FROM count_scopes s
 JOIN unnest(:races ::integer[], :sources ::text[]) AS u(race_id, source_id)
     USING (race_id, source_id)
 ORDER BY s.race_id, s.source_id FOR UPDATE OF s""",
@@ -238,40 +304,62 @@ UPDATE count_scopes s SET version = u.value
 FROM unnest(:races ::integer[], :sources ::text[], :values ::bigint[])
     AS u(race_id, source_id, value)
 WHERE s.race_id = u.race_id AND s.source_id = u.source_id""",
-    "digest": """
-UPDATE count_scopes s SET digest = u.value
-FROM unnest(:races ::integer[], :sources ::text[], :values ::text[])
-    AS u(race_id, source_id, value)
+    "digests": """
+UPDATE count_scopes s SET digest = u.digest, unit_digests = u.units
+FROM unnest(:races ::integer[], :sources ::text[], :digests ::text[], :units ::bytea[])
+    AS u(race_id, source_id, digest, units)
 WHERE s.race_id = u.race_id AND s.source_id = u.source_id
-    AND s.digest IS DISTINCT FROM u.value""",
+    AND s.digest IS DISTINCT FROM u.digest""",
 }
 
 
-def _set_scopes(session: Session, column: str, values: dict[tuple[int, str], object]) -> None:
-    """Set column (version or digest) of each scope named to its value."""
+def _set_digests(session: Session, values: dict[tuple[int, str], Digest | None]) -> None:
+    """Keep each scope's digests named, or forget them (None)."""
+    if not values:
+        return
+    scopes = sorted(values)
+    digests = [values[scope].digest if values[scope] else None for scope in scopes]
+    units = [values[scope].units if values[scope] else None for scope in scopes]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(PG_SCOPES["digests"]), {
+            "races": [race for race, _ in scopes], "sources": [source for _, source in scopes],
+            "digests": digests, "units": units})
+        return
+    session.execute(
+        update(SCOPES).where(SCOPES.c.race_id == bindparam("race"),
+                             SCOPES.c.source_id == bindparam("source"))
+        .values(digest=bindparam("digest"), unit_digests=bindparam("units")),
+        [{"race": race, "source": source, "digest": digest, "units": unit}
+         for (race, source), digest, unit in zip(scopes, digests, units, strict=True)])
+
+
+def _set_versions(session: Session, values: dict[tuple[int, str], int]) -> None:
+    """Move each scope named to its version."""
     if not values:
         return
     scopes = sorted(values)
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(PG_SCOPES[column]), {
+        session.execute(text(PG_SCOPES["version"]), {
             "races": [race for race, _ in scopes], "sources": [source for _, source in scopes],
             "values": [values[scope] for scope in scopes]})
         return
     session.execute(
         update(SCOPES).where(SCOPES.c.race_id == bindparam("race"),
                              SCOPES.c.source_id == bindparam("source"))
-        .values({column: bindparam("value")}),
+        .values(version=bindparam("value")),
         [{"race": race, "source": source, "value": values[(race, source)]}
          for race, source in scopes])
 
 
-def apply_rows(session: Session, rows: list[Row], applied_at: datetime | None = None
+def apply_rows(session: Session, rows: list[Row], applied_at: datetime | None = None,
+               left_out: dict[tuple[int, str], int] | None = None
                ) -> tuple[int, int, int, set[tuple[int, str]]]:
     """Apply resolved, key-sorted count rows; return (applied, changed, corrections) and the
-    scopes whose counts are now exactly the rows' (whole: see PLAN_TEMPLATE)."""
+    scopes whose counts are now exactly the rows' (whole: see PLAN_TEMPLATE). left_out: per
+    scope, the stored counts of units whose figures the rows leave out (record_snapshots)."""
     if session.get_bind().dialect.name == "postgresql":
-        return _apply_copy(session, rows, applied_at)
-    return _apply_portable(session, rows, applied_at)
+        return _apply_copy(session, rows, applied_at, left_out)
+    return _apply_portable(session, rows, applied_at, left_out)
 
 
 def _record_status(session: Session, snapshot: Snapshot, ids,
@@ -382,22 +470,37 @@ WHERE s.race_id = late.race_id AND s.source_id = late.source_id
 # it holds, all at one newer version: then the scope moves to that version
 # and unchanged counts stay as they are. Whole: complete, and no stored count
 # is at that version or newer, so after the apply the race's counts are
-# exactly the batch's (its digest may be kept: record_snapshots).
+# exactly the batch's (its digest may be kept: record_snapshots). Units whose figures
+# the scope's digests already hold were left out of the stage (record_snapshots): their
+# stored counts count as named.
 PLAN_TEMPLATE = """
 INSERT INTO {plan} (race_id, source_id, floor, version, complete, whole)
 SELECT race_id, source_id, floor, version, complete, complete AND newest < version
 FROM (
     SELECT st.race_id, st.source_id, s.version AS floor, max(st.version) AS version,
            min(st.version) = max(st.version) AND max(st.version) > s.version
-           AND count(c.race_id) = (SELECT count(*) FROM {current} k
-                                   WHERE k.race_id = st.race_id AND k.source_id = st.source_id)
+           AND count(c.race_id) + coalesce(max(o.counts), 0)
+               = (SELECT count(*) FROM {current} k
+                  WHERE k.race_id = st.race_id AND k.source_id = st.source_id)
            AS complete,
            coalesce(max(c.version), 0) AS newest
     FROM {stage} st JOIN {scopes} s USING (race_id, source_id)
     LEFT JOIN {current} c USING (race_id, source_id, unit_id, candidate_id, vote_type)
+    LEFT JOIN {left_out} USING (race_id, source_id)
     GROUP BY st.race_id, st.source_id, s.version
 ) planned
 """
+
+# The scopes with units left out of the stage that did not move: none, unless a scope's
+# digests were wrong (the left-out counts would keep an old version: refused).
+UNMOVED_TEMPLATE = """
+SELECT o.race_id, o.source_id FROM {left_out} LEFT JOIN {plan} p USING (race_id, source_id)
+WHERE p.complete IS NOT TRUE
+"""
+# Per scope, the stored counts of the units record_snapshots left out of the stage: their
+# figures are the batch's (their digests matched), so they count as named.
+LEFT_OUT = ("unnest(%(out_races)s::integer[], %(out_sources)s::text[], "
+            "%(out_counts)s::bigint[]) AS o(race_id, source_id, counts)")
 
 ADVANCE_TEMPLATE = """
 UPDATE {scopes} s SET version = p.version FROM {plan} p
@@ -492,9 +595,10 @@ TABLES = {"current": "current_counts", "history": "history", "tallies": "tallies
 
 def statements(tables: dict[str, str]) -> dict[str, str]:
     """The staging and apply statements on the tables named (scratch copies, for benchmarks)."""
-    return {name: template.format(**tables) for name, template in (
+    return {name: template.format(**tables, left_out=LEFT_OUT) for name, template in (
         ("stage", STAGE_TEMPLATE), ("lock", LOCK_SCOPES_TEMPLATE), ("late", LATE_TEMPLATE),
         ("plan", PLAN_TEMPLATE), ("apply", APPLY_TEMPLATE), ("advance", ADVANCE_TEMPLATE),
+        ("unmoved", UNMOVED_TEMPLATE),
         ("clear", "DELETE FROM {stage}; DELETE FROM {plan}".format(**tables)))}
 
 
@@ -512,17 +616,37 @@ def copy_text(rows: list[Row]) -> str:
     )
 
 
-def plan_scopes(cursor, sql: dict[str, str] = SQL) -> None:
-    """With the batch staged: lock its scopes, cover late new counts, plan each scope."""
-    for name in ("lock", "late", "plan"):
+def plan_scopes(cursor, sql: dict[str, str] = SQL,
+                left_out: dict[tuple[int, str], int] | None = None) -> None:
+    """With the batch staged: lock its scopes, cover late new counts, plan each scope (the
+    stored counts of units left out of the stage, per scope, counting as named)."""
+    for name in ("lock", "late"):
         cursor.execute(sql[name])
+    scopes = sorted(left_out or {})
+    arrays = {"out_races": [race for race, _ in scopes],
+              "out_sources": [source for _, source in scopes],
+              "out_counts": [left_out[scope] for scope in scopes] if left_out else []}
+    cursor.execute(sql["plan"], arrays)
+    if scopes:
+        cursor.execute(sql["unmoved"], arrays)
+        unmoved = cursor.fetchall()
+        if unmoved:
+            refuse_unmoved(unmoved)
 
 
-def apply_staged(cursor, applied_at: datetime | None = None, sql: dict[str, str] = SQL
+def refuse_unmoved(scopes: list) -> None:
+    """Raise: units were left out of the stage for scopes that do not move, so their counts
+    would keep an older version than the batch gave them."""
+    raise RuntimeError(f"scopes {scopes[:5]} left units out of the stage by their digests "
+                       "but do not move: the digests are not the counts'")
+
+
+def apply_staged(cursor, applied_at: datetime | None = None, sql: dict[str, str] = SQL,
+                 left_out: dict[tuple[int, str], int] | None = None
                  ) -> tuple[int, int, int, set[tuple[int, str]]]:
     """Apply the staged batch; return (applied, changed, corrections, whole scopes). Leaves
     the stage empty."""
-    plan_scopes(cursor, sql)
+    plan_scopes(cursor, sql, left_out)
     cursor.execute(sql["apply"], {"applied_at": applied_at})
     applied, changed, corrections = (int(v) for v in cursor.fetchone())
     cursor.execute(sql["advance"])
@@ -531,7 +655,8 @@ def apply_staged(cursor, applied_at: datetime | None = None, sql: dict[str, str]
     return applied, changed, corrections, whole
 
 
-def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None = None
+def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None = None,
+                left_out: dict[tuple[int, str], int] | None = None
                 ) -> tuple[int, int, int, set[tuple[int, str]]]:
     """PostgreSQL: COPY the batch into a staging table, then one insert-select."""
     connection = session.connection()
@@ -543,7 +668,7 @@ def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None =
         # the table it created with it.
         cursor.execute(STAGE)
         cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))
-        applied, changed, corrections, whole = apply_staged(cursor, applied_at)
+        applied, changed, corrections, whole = apply_staged(cursor, applied_at, left_out=left_out)
     except connection.dialect.loaded_dbapi.Error as exc:
         # Raw cursor errors arrive unwrapped: wrap them as SQLAlchemy does, and
         # drop a dead connection from the pool, so callers see the same errors
@@ -561,10 +686,11 @@ def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None =
     return applied, changed, corrections, whole
 
 
-def _apply_portable(session: Session, rows: list[Row], applied_at: datetime | None = None
+def _apply_portable(session: Session, rows: list[Row], applied_at: datetime | None = None,
+                    left_out: dict[tuple[int, str], int] | None = None
                     ) -> tuple[int, int, int, set[tuple[int, str]]]:
     """Any other database (SQLite): the same steps, each upsert returning what it changed."""
-    rows, applied, advance, whole = _plan_portable(session, rows)
+    rows, applied, advance, whole = _plan_portable(session, rows, left_out or {})
     _, changed, corrections = _write_portable(session, rows, applied_at)
     for (race_id, source_id), version in sorted(advance.items()):
         session.execute(update(CountScopeRow).where(
@@ -573,7 +699,7 @@ def _apply_portable(session: Session, rows: list[Row], applied_at: datetime | No
     return applied, changed, corrections, whole
 
 
-def _plan_portable(session: Session, rows: list[Row]
+def _plan_portable(session: Session, rows: list[Row], left_out: dict[tuple[int, str], int]
                    ) -> tuple[list[Row], int, dict[tuple[int, str], int], set[tuple[int, str]]]:
     """As the lock, late and plan statements do: return the rows to write, how many counts move
     forward, the scopes to move to a new version, and those of them left whole."""
@@ -612,7 +738,10 @@ def _plan_portable(session: Session, rows: list[Row]
         versions[r[:2]].add(r.version)
         matched[r[:2]] += r[:5] in stored
     advance = {scope: max(v) for scope, v in versions.items()
-               if len(v) == 1 and max(v) > floors[scope] and matched[scope] == held[scope]}
+               if len(v) == 1 and max(v) > floors[scope]
+               and matched[scope] + left_out.get(scope, 0) == held[scope]}
+    if unmoved := sorted(set(left_out) - set(advance)):
+        refuse_unmoved(unmoved)
     wanted = [r for r in rows if r[:5] not in stored
               or (max(stored[r[:5]][0], floors[r[:2]]), stored[r[:5]][1]) < (r.version, r.votes)]
     write = [r for r in wanted if r[:2] not in advance or r[:5] not in stored

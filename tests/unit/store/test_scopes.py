@@ -86,7 +86,13 @@ def apply_shuffled(database, empty_tables, data, stream, max_cuts: int) -> tuple
 def test_long_shuffled_streams_end_as_per_count_versions_do(database, empty_tables, data, stream):
     """Property: whole and partial snapshots, late ones and repeats, in any order and any
     batches, leave every count at its newest version's figure (the larger on a tie)."""
-    want, snapshots = apply_shuffled(database, empty_tables, data, stream, max_cuts=4)
+    ends_as_per_count_versions_do(database, empty_tables, data, stream, max_cuts=4)
+
+
+def ends_as_per_count_versions_do(database, empty_tables, data, stream, max_cuts: int) -> None:
+    """Apply the stream shuffled and in batches: its counts, tallies and an audit are what
+    per-count versions say, and what applying it in version order leaves."""
+    want, snapshots = apply_shuffled(database, empty_tables, data, stream, max_cuts=max_cuts)
     assert stored(database) == want
     sums: dict[tuple, int] = defaultdict(int)
     for (race, _, candidate), votes in want.items():
@@ -223,6 +229,38 @@ def test_the_same_figures_again_in_any_order_end_as_per_count_versions_do(databa
         assert audit(session) == []
 
 
+@st.composite
+def recurring_unit_streams(draw):
+    """As streams, but each unit's figures are one of three drawn once per race and unit
+    (some naming one candidate only), picked unit by unit: a unit's figures come back
+    while others change, as a county that has finished counting does."""
+    options = {race: {u: [draw(st.sampled_from([{one: a, two: b}, {one: a}]))
+                          for a, b in draw(st.lists(st.tuples(st.integers(0, 9),
+                                                              st.integers(0, 9)),
+                                                    min_size=3, max_size=3))]
+                      for u in UNITS}
+               for race, (one, two) in ((1, (101, 102)), (3, (301, 302)))}
+    out = []
+    for _ in range(draw(st.integers(1, 30))):
+        race = draw(st.sampled_from([1, 3]))
+        units = draw(st.sampled_from([UNITS, UNITS, UNITS, UNITS[:3], UNITS[2:]]))
+        out.append((race, draw(st.integers(1, 12)),
+                    {u: draw(st.sampled_from(options[race][u])) for u in units}))
+    return out
+
+
+@pytest.mark.slow  # thorough: seconds each; CI and the full suite run it
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data(), stream=recurring_unit_streams())
+def test_units_with_the_same_figures_again_end_as_per_count_versions_do(
+        database, empty_tables, data, stream):
+    """Property: a newer snapshot's units whose figures the race's digests already hold are
+    not staged (their counts move with the scope), and the night still ends as per-count
+    versions say, tallies and all, in any order and batches."""
+    ends_as_per_count_versions_do(database, empty_tables, data, stream, max_cuts=3)
+
+
 def staged(monkeypatch) -> list[int]:
     """The rows each apply stages, as record_snapshots hands them to apply_rows."""
     from rome.store import tally
@@ -230,9 +268,9 @@ def staged(monkeypatch) -> list[int]:
     sizes: list[int] = []
     real = tally.apply_rows
 
-    def spy(session, rows, applied_at=None):
+    def spy(session, rows, applied_at=None, left_out=None):
         sizes.append(len(rows))
-        return real(session, rows, applied_at)
+        return real(session, rows, applied_at, left_out)
 
     monkeypatch.setattr(tally, "apply_rows", spy)
     return sizes
@@ -285,3 +323,28 @@ def test_a_rollback_forgets_the_digests_of_the_figures_it_undid(database, empty_
     # v9's figures again, at v5: they are not what the counts hold now.
     apply(database, race_snapshot("ap", 5, {}, below={u: {101: 4} for u in UNITS}))
     assert set(stored(database).values()) == {4}
+
+
+def test_a_newer_version_stages_only_the_units_whose_figures_changed(database, empty_tables,
+                                                                    monkeypatch):
+    empty_tables(database)
+    sizes = staged(monkeypatch)
+    figures = {u: {101: i, 102: 2 * i} for i, u in enumerate(UNITS)}
+    apply(database, race_snapshot("ap", 1, {}, below=figures))
+    one = {**figures, UNITS[2]: {101: 50, 102: 4}}
+    result = apply(database, race_snapshot("ap", 5, {}, below=one))
+    assert sizes == [12, 2]  # the one unit that changed
+    assert (result.applied, result.changed, result.stale) == (12, 1, 0)
+    # Every count stands at version 5, the unstaged too: a late v3 changes none.
+    assert apply(database, race_snapshot("ap", 3, {}, below={u: {101: 99} for u in UNITS})
+                 ).applied == 0
+    assert stored(database)[(1, UNITS[2], 101)] == 50
+    # A unit gained a count: its keys differ, so nothing is left out (the race is staged).
+    gained = {**one, UNITS[0]: {101: 0, 102: 0, 103: 1}}
+    apply(database, race_snapshot("ap", 6, {}, below=gained))
+    # A unit went missing: nothing is left out either, and the scope does not move.
+    apply(database, race_snapshot("ap", 7, {}, below={u: one[u] for u in UNITS[1:]}))
+    assert sizes == [12, 2, 6, 13, 10]  # the late v3 was staged whole (older)
+    with database.Session() as session:
+        assert session.scalar(select(CountScopeRow.version)) == 6
+        assert audit(session) == []
