@@ -55,6 +55,7 @@ from rome.store.tally import (
     APPLY_STAGE,
     STAGE,
     TABLES,
+    apply_params,
     apply_rows,
     copy_text,
     count_rows,
@@ -223,7 +224,7 @@ def explain_apply(pool: Pool) -> dict:
         cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))
         plan_scopes(cursor)
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + APPLY_STAGE,
-                       {"applied_at": pool.tick_clock()})
+                       apply_params(pool.tick_clock()))
         plan = cursor.fetchone()[0][0]
         session.rollback()
     tables: list[dict] = []

@@ -152,11 +152,9 @@ def record_snapshots(
     if not rows:
         return RecordResult(moved, 0, 0, skipped - moved, frozenset(races))
     left_out = {scope: counts for scope, (_, counts) in partial.items()}
-    applied, changed, corrections, whole = apply_rows(session, rows, applied_at, left_out)
-    # Each applied scope keeps the snapshot's digests where the apply left the race's counts
-    # exactly as that snapshot says (whole), none where anything else may differ.
-    _set_digests(session, {scope: digests[scope] if scope in whole and scope in digests
-                           else None for scope in {r[:2] for r in rows}})
+    # Each applied scope keeps the snapshot's digests where the apply leaves the race's
+    # counts exactly as that snapshot says (whole), none where anything else may differ.
+    applied, changed, corrections, _ = apply_rows(session, rows, applied_at, left_out, digests)
     # A unit left out moved with its scope, as if staged with the same figure.
     moved_too = sum(left_out.values())
     return RecordResult(applied + moved + moved_too, changed, corrections,
@@ -304,33 +302,23 @@ UPDATE count_scopes s SET version = u.value
 FROM unnest(:races ::integer[], :sources ::text[], :values ::bigint[])
     AS u(race_id, source_id, value)
 WHERE s.race_id = u.race_id AND s.source_id = u.source_id""",
-    "digests": """
-UPDATE count_scopes s SET digest = u.digest, unit_digests = u.units
-FROM unnest(:races ::integer[], :sources ::text[], :digests ::text[], :units ::bytea[])
-    AS u(race_id, source_id, digest, units)
-WHERE s.race_id = u.race_id AND s.source_id = u.source_id
-    AND s.digest IS DISTINCT FROM u.digest""",
 }
 
 
 def _set_digests(session: Session, values: dict[tuple[int, str], Digest | None]) -> None:
-    """Keep each scope's digests named, or forget them (None)."""
+    """Keep each scope's digests named, or forget them (None): the portable path's share of
+    what APPLY_TEMPLATE does on PostgreSQL."""
     if not values:
         return
     scopes = sorted(values)
-    digests = [values[scope].digest if values[scope] else None for scope in scopes]
-    units = [values[scope].units if values[scope] else None for scope in scopes]
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(PG_SCOPES["digests"]), {
-            "races": [race for race, _ in scopes], "sources": [source for _, source in scopes],
-            "digests": digests, "units": units})
-        return
     session.execute(
         update(SCOPES).where(SCOPES.c.race_id == bindparam("race"),
                              SCOPES.c.source_id == bindparam("source"))
         .values(digest=bindparam("digest"), unit_digests=bindparam("units")),
-        [{"race": race, "source": source, "digest": digest, "units": unit}
-         for (race, source), digest, unit in zip(scopes, digests, units, strict=True)])
+        [{"race": race, "source": source,
+          "digest": values[(race, source)].digest if values[(race, source)] else None,
+          "units": values[(race, source)].units if values[(race, source)] else None}
+         for race, source in scopes])
 
 
 def _set_versions(session: Session, values: dict[tuple[int, str], int]) -> None:
@@ -352,14 +340,17 @@ def _set_versions(session: Session, values: dict[tuple[int, str], int]) -> None:
 
 
 def apply_rows(session: Session, rows: list[Row], applied_at: datetime | None = None,
-               left_out: dict[tuple[int, str], int] | None = None
+               left_out: dict[tuple[int, str], int] | None = None,
+               digests: dict[tuple[int, str], Digest] | None = None
                ) -> tuple[int, int, int, set[tuple[int, str]]]:
     """Apply resolved, key-sorted count rows; return (applied, changed, corrections) and the
-    scopes whose counts are now exactly the rows' (whole: see PLAN_TEMPLATE). left_out: per
-    scope, the stored counts of units whose figures the rows leave out (record_snapshots)."""
+    scopes whose counts are now exactly the rows' (whole: see PLAN_TEMPLATE), which keep
+    their digests (from digests); every other scope of the rows forgets its own. left_out:
+    per scope, the stored counts of units whose figures the rows leave out
+    (record_snapshots)."""
     if session.get_bind().dialect.name == "postgresql":
-        return _apply_copy(session, rows, applied_at, left_out)
-    return _apply_portable(session, rows, applied_at, left_out)
+        return _apply_copy(session, rows, applied_at, left_out, digests)
+    return _apply_portable(session, rows, applied_at, left_out, digests)
 
 
 def _record_status(session: Session, snapshot: Snapshot, ids,
@@ -422,6 +413,7 @@ WHERE r.version < excluded.version
 
 # JIT off for the batch: the stage is never analyzed, so its estimates cross
 # jit_above_cost and each statement paid ~25 ms compiling for ~70 ms of work.
+# Emptied each time: an earlier batch of the transaction may have used them.
 STAGE_TEMPLATE = """
 SET LOCAL jit = off;
 CREATE TEMP TABLE IF NOT EXISTS {stage} (
@@ -431,7 +423,8 @@ CREATE TEMP TABLE IF NOT EXISTS {stage} (
 CREATE TEMP TABLE IF NOT EXISTS {plan} (
     race_id integer, source_id text, floor bigint, version bigint, complete boolean,
     whole boolean
-) ON COMMIT DELETE ROWS
+) ON COMMIT DELETE ROWS;
+DELETE FROM {stage}; DELETE FROM {plan}
 """
 
 # Before the apply, per race and source the batch touches (its scope), in key
@@ -502,12 +495,6 @@ WHERE p.complete IS NOT TRUE
 LEFT_OUT = ("unnest(%(out_races)s::integer[], %(out_sources)s::text[], "
             "%(out_counts)s::bigint[]) AS o(race_id, source_id, counts)")
 
-ADVANCE_TEMPLATE = """
-UPDATE {scopes} s SET version = p.version FROM {plan} p
-WHERE p.complete AND s.race_id = p.race_id AND s.source_id = p.source_id;
-SELECT race_id, source_id FROM {plan} WHERE whole
-"""
-
 # One statement. The upsert moves only counts whose version is newer and hands
 # the rows it changed, with what they said before, to the history insert and
 # to the tally upserts, so only real changes are added, each once; the upsert
@@ -523,7 +510,20 @@ TALLY_UPDATE = """votes = t.votes + excluded.votes, units = t.units + excluded.u
         corrections = t.corrections + excluded.corrections,
         last_update_at = greatest(t.last_update_at, excluded.last_update_at)"""
 APPLY_TEMPLATE = """
-WITH wanted AS (
+WITH advanced AS (
+    -- Each complete scope moves to the batch's version; each keeps the digests given
+    -- for it if the batch leaves it whole, none otherwise (record_snapshots).
+    UPDATE {scopes} s
+    SET version = CASE WHEN p.complete THEN p.version ELSE s.version END,
+        digest = CASE WHEN p.whole THEN d.digest END,
+        unit_digests = CASE WHEN p.whole THEN d.units END
+    FROM {plan} p LEFT JOIN unnest(%(d_races)s::integer[], %(d_sources)s::text[],
+                                   %(d_digests)s::text[], %(d_units)s::bytea[])
+        AS d(race_id, source_id, digest, units) USING (race_id, source_id)
+    WHERE s.race_id = p.race_id AND s.source_id = p.source_id
+        AND (p.complete OR s.digest IS NOT NULL)
+    RETURNING 1
+), wanted AS (
     SELECT st.*, p.complete AND st.votes = c.votes AS same
     FROM {stage} st JOIN {plan} p USING (race_id, source_id)
     LEFT JOIN {current} c USING (race_id, source_id, unit_id, candidate_id, vote_type)
@@ -584,7 +584,9 @@ WITH wanted AS (
     ON CONFLICT (race_id, source_id, rank, candidate_id, at) DO UPDATE SET votes = excluded.votes
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM wanted), coalesce(sum(changes), 0), coalesce(sum(corrections), 0)
+SELECT (SELECT count(*) FROM wanted), coalesce(sum(changes), 0), coalesce(sum(corrections), 0),
+       (SELECT coalesce(array_agg(race_id), '{{}}') FROM {plan} WHERE whole),
+       (SELECT coalesce(array_agg(source_id), '{{}}') FROM {plan} WHERE whole)
 FROM sums
 """.replace("{tally_update}", TALLY_UPDATE)
 
@@ -597,9 +599,7 @@ def statements(tables: dict[str, str]) -> dict[str, str]:
     """The staging and apply statements on the tables named (scratch copies, for benchmarks)."""
     return {name: template.format(**tables, left_out=LEFT_OUT) for name, template in (
         ("stage", STAGE_TEMPLATE), ("lock", LOCK_SCOPES_TEMPLATE), ("late", LATE_TEMPLATE),
-        ("plan", PLAN_TEMPLATE), ("apply", APPLY_TEMPLATE), ("advance", ADVANCE_TEMPLATE),
-        ("unmoved", UNMOVED_TEMPLATE),
-        ("clear", "DELETE FROM {stage}; DELETE FROM {plan}".format(**tables)))}
+        ("plan", PLAN_TEMPLATE), ("apply", APPLY_TEMPLATE), ("unmoved", UNMOVED_TEMPLATE))}
 
 
 SQL = statements(TABLES)
@@ -619,19 +619,16 @@ def copy_text(rows: list[Row]) -> str:
 def plan_scopes(cursor, sql: dict[str, str] = SQL,
                 left_out: dict[tuple[int, str], int] | None = None) -> None:
     """With the batch staged: lock its scopes, cover late new counts, plan each scope (the
-    stored counts of units left out of the stage, per scope, counting as named)."""
-    for name in ("lock", "late"):
-        cursor.execute(sql[name])
+    stored counts of units left out of the stage, per scope, counting as named). One round
+    trip: the statements go together."""
     scopes = sorted(left_out or {})
     arrays = {"out_races": [race for race, _ in scopes],
               "out_sources": [source for _, source in scopes],
               "out_counts": [left_out[scope] for scope in scopes] if left_out else []}
-    cursor.execute(sql["plan"], arrays)
-    if scopes:
-        cursor.execute(sql["unmoved"], arrays)
-        unmoved = cursor.fetchall()
-        if unmoved:
-            refuse_unmoved(unmoved)
+    cursor.execute(";".join([sql["lock"], sql["late"], sql["plan"]]
+                            + ([sql["unmoved"]] if scopes else [])), arrays)
+    if scopes and (unmoved := cursor.fetchall()):
+        refuse_unmoved(unmoved)
 
 
 def refuse_unmoved(scopes: list) -> None:
@@ -641,22 +638,31 @@ def refuse_unmoved(scopes: list) -> None:
                        "but do not move: the digests are not the counts'")
 
 
+def apply_params(applied_at: datetime | None = None,
+                 digests: dict[tuple[int, str], Digest] | None = None) -> dict:
+    """The apply statement's parameters: its time, and the digests a scope keeps if whole."""
+    scopes = sorted(digests or {})
+    return {"applied_at": applied_at,
+            "d_races": [race for race, _ in scopes], "d_sources": [source for _, source in scopes],
+            "d_digests": [digests[scope].digest for scope in scopes] if digests else [],
+            "d_units": [digests[scope].units for scope in scopes] if digests else []}
+
+
 def apply_staged(cursor, applied_at: datetime | None = None, sql: dict[str, str] = SQL,
-                 left_out: dict[tuple[int, str], int] | None = None
+                 left_out: dict[tuple[int, str], int] | None = None,
+                 digests: dict[tuple[int, str], Digest] | None = None
                  ) -> tuple[int, int, int, set[tuple[int, str]]]:
-    """Apply the staged batch; return (applied, changed, corrections, whole scopes). Leaves
-    the stage empty."""
+    """Apply the staged batch; return (applied, changed, corrections, whole scopes). Each
+    scope the batch leaves whole keeps its digests (from digests: none if not given)."""
     plan_scopes(cursor, sql, left_out)
-    cursor.execute(sql["apply"], {"applied_at": applied_at})
-    applied, changed, corrections = (int(v) for v in cursor.fetchone())
-    cursor.execute(sql["advance"])
-    whole = {(int(race), source) for race, source in cursor.fetchall()}
-    cursor.execute(sql["clear"])  # another batch may follow in this transaction
-    return applied, changed, corrections, whole
+    cursor.execute(sql["apply"], apply_params(applied_at, digests))
+    applied, changed, corrections, races, sources = cursor.fetchone()
+    return int(applied), int(changed), int(corrections), set(zip(races, sources, strict=True))
 
 
 def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None = None,
-                left_out: dict[tuple[int, str], int] | None = None
+                left_out: dict[tuple[int, str], int] | None = None,
+                digests: dict[tuple[int, str], Digest] | None = None
                 ) -> tuple[int, int, int, set[tuple[int, str]]]:
     """PostgreSQL: COPY the batch into a staging table, then one insert-select."""
     connection = session.connection()
@@ -668,7 +674,8 @@ def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None =
         # the table it created with it.
         cursor.execute(STAGE)
         cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))
-        applied, changed, corrections, whole = apply_staged(cursor, applied_at, left_out=left_out)
+        applied, changed, corrections, whole = apply_staged(cursor, applied_at, left_out=left_out,
+                                                            digests=digests)
     except connection.dialect.loaded_dbapi.Error as exc:
         # Raw cursor errors arrive unwrapped: wrap them as SQLAlchemy does, and
         # drop a dead connection from the pool, so callers see the same errors
@@ -687,7 +694,8 @@ def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None =
 
 
 def _apply_portable(session: Session, rows: list[Row], applied_at: datetime | None = None,
-                    left_out: dict[tuple[int, str], int] | None = None
+                    left_out: dict[tuple[int, str], int] | None = None,
+                    digests: dict[tuple[int, str], Digest] | None = None
                     ) -> tuple[int, int, int, set[tuple[int, str]]]:
     """Any other database (SQLite): the same steps, each upsert returning what it changed."""
     rows, applied, advance, whole = _plan_portable(session, rows, left_out or {})
@@ -696,6 +704,9 @@ def _apply_portable(session: Session, rows: list[Row], applied_at: datetime | No
         session.execute(update(CountScopeRow).where(
             CountScopeRow.race_id == race_id, CountScopeRow.source_id == source_id,
         ).values(version=version))
+    digests = digests or {}
+    _set_digests(session, {scope: digests.get(scope) if scope in whole else None
+                           for scope in {r[:2] for r in rows}})
     return applied, changed, corrections, whole
 
 

@@ -350,7 +350,7 @@ def test_the_apply_never_joins_two_of_its_own_results(database):
     import io
 
     from rome.feeds.catalog import default_catalog
-    from rome.store.tally import SQL, STAGE, copy_text, count_rows, plan_scopes
+    from rome.store.tally import SQL, STAGE, apply_params, copy_text, count_rows, plan_scopes
     from tests.helpers.builders import national_snapshot
 
     if database.dialect != "postgresql":
@@ -361,7 +361,7 @@ def test_the_apply_never_joins_two_of_its_own_results(database):
         cursor.execute(STAGE)
         cursor.copy_expert("COPY count_stage FROM STDIN", io.StringIO(copy_text(rows)))
         plan_scopes(cursor)
-        cursor.execute("EXPLAIN (FORMAT JSON) " + SQL["apply"], {"applied_at": None})
+        cursor.execute("EXPLAIN (FORMAT JSON) " + SQL["apply"], apply_params())
         plan = cursor.fetchone()[0][0]["Plan"]
         session.rollback()
     assert _joins_of_two_ctes(plan) == []
