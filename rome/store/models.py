@@ -198,8 +198,8 @@ class CountScopeRow(Base):
     # The digest of the whole snapshot whose figures the race's counts are exactly, or
     # None: the same figures again only move the version (rome/store/tally.py).
     digest: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    # With the digest: a digest of the race's count keys in order, then one per unit of its
-    # votes; a newer snapshot's units with the same keys and votes are not staged.
+    # With the digest: a digest of the race's count keys in order, then each count's votes
+    # (8 bytes); a newer snapshot's units with the same keys and votes are not staged.
     unit_digests: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 

@@ -154,7 +154,7 @@ def record_snapshots(
     left_out = {scope: counts for scope, (_, counts) in partial.items()}
     # Each applied scope keeps the snapshot's digests where the apply leaves the race's
     # counts exactly as that snapshot says (whole), none where anything else may differ.
-    applied, changed, corrections, _ = apply_rows(session, rows, applied_at, left_out, digests)
+    applied, changed, corrections = apply_rows(session, rows, applied_at, left_out, digests)
     # A unit left out moved with its scope, as if staged with the same figure.
     moved_too = sum(left_out.values())
     return RecordResult(applied + moved + moved_too, changed, corrections,
@@ -341,11 +341,10 @@ def _set_versions(session: Session, values: dict[tuple[int, str], int]) -> None:
 
 def apply_rows(session: Session, rows: list[Row], applied_at: datetime | None = None,
                left_out: dict[tuple[int, str], int] | None = None,
-               digests: dict[tuple[int, str], Digest] | None = None
-               ) -> tuple[int, int, int, set[tuple[int, str]]]:
-    """Apply resolved, key-sorted count rows; return (applied, changed, corrections) and the
-    scopes whose counts are now exactly the rows' (whole: see PLAN_TEMPLATE), which keep
-    their digests (from digests); every other scope of the rows forgets its own. left_out:
+               digests: dict[tuple[int, str], Digest] | None = None) -> tuple[int, int, int]:
+    """Apply resolved, key-sorted count rows; return (applied, changed, corrections). The
+    scopes whose counts are now exactly the rows' (whole: see PLAN_TEMPLATE) keep their
+    digests (from digests); every other scope of the rows forgets its own. left_out:
     per scope, the stored counts of units whose figures the rows leave out
     (record_snapshots)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -495,20 +494,33 @@ WHERE p.complete IS NOT TRUE
 LEFT_OUT = ("unnest(%(out_races)s::integer[], %(out_sources)s::text[], "
             "%(out_counts)s::bigint[]) AS o(race_id, source_id, counts)")
 
+
+def _upsert_tallies(where: str, returning: str) -> str:
+    """The apply's upsert of the sums where `where` holds into the tallies."""
+    return f"""INSERT INTO {{tallies}} AS t (race_id, source_id, candidate_id, vote_type, rank,
+                                votes, units, changes, corrections, last_update_at)
+    SELECT race_id, source_id, candidate_id, vote_type, rank, delta, units, changes,
+           corrections, at
+    FROM sums WHERE {where}
+    ORDER BY race_id, source_id, candidate_id, vote_type, rank
+    ON CONFLICT (race_id, source_id, candidate_id, vote_type, rank) DO UPDATE
+    SET votes = t.votes + excluded.votes, units = t.units + excluded.units,
+        changes = t.changes + excluded.changes,
+        corrections = t.corrections + excluded.corrections,
+        last_update_at = greatest(t.last_update_at, excluded.last_update_at)
+    RETURNING {returning}"""
+
+
 # One statement. The upsert moves only counts whose version is newer and hands
 # the rows it changed, with what they said before, to the history insert and
 # to the tally upserts, so only real changes are added, each once; the upsert
 # of the total-vote tallies that changed hands their new figures to the series
 # (two upserts on disjoint rows, so the series needs no join of one query's
 # results to another's: such a join of two CTEs, estimated at a row each, was
-# a nested loop, quadratic in the tallies: 7 s for 6,000). A tally's time never goes back:
-# a batch that began before another but reached the row after it (it waited
+# a nested loop, quadratic in the tallies: 7 s for 6,000). A tally's time never
+# goes back: a batch that began before another but reached the row after it (it waited
 # for its lock) is stamped with the other's time, so the series follows the
 # order in which figures were committed and its newest row is the tally.
-TALLY_UPDATE = """votes = t.votes + excluded.votes, units = t.units + excluded.units,
-        changes = t.changes + excluded.changes,
-        corrections = t.corrections + excluded.corrections,
-        last_update_at = greatest(t.last_update_at, excluded.last_update_at)"""
 APPLY_TEMPLATE = """
 WITH advanced AS (
     -- Each complete scope moves to the batch's version; each keeps the digests given
@@ -557,25 +569,9 @@ WITH advanced AS (
            max(applied_at) AS at
     FROM changed GROUP BY race_id, source_id, candidate_id, vote_type, rank
 ), tallied AS (
-    INSERT INTO {tallies} AS t (race_id, source_id, candidate_id, vote_type, rank, votes, units,
-                                changes, corrections, last_update_at)
-    SELECT race_id, source_id, candidate_id, vote_type, rank, delta, units, changes,
-           corrections, at
-    FROM sums WHERE vote_type <> '{total}' OR changes = 0
-    ORDER BY race_id, source_id, candidate_id, vote_type, rank
-    ON CONFLICT (race_id, source_id, candidate_id, vote_type, rank) DO UPDATE
-    SET {tally_update}
-    RETURNING 1
+    {tallied}
 ), charting AS (
-    INSERT INTO {tallies} AS t (race_id, source_id, candidate_id, vote_type, rank, votes, units,
-                                changes, corrections, last_update_at)
-    SELECT race_id, source_id, candidate_id, vote_type, rank, delta, units, changes,
-           corrections, at
-    FROM sums WHERE vote_type = '{total}' AND changes > 0
-    ORDER BY race_id, source_id, candidate_id, vote_type, rank
-    ON CONFLICT (race_id, source_id, candidate_id, vote_type, rank) DO UPDATE
-    SET {tally_update}
-    RETURNING race_id, source_id, candidate_id, rank, votes, last_update_at
+    {charting}
 ), charted AS (
     INSERT INTO {series} AS s (race_id, source_id, rank, candidate_id, at, votes)
     SELECT race_id, source_id, rank, candidate_id,
@@ -584,11 +580,11 @@ WITH advanced AS (
     ON CONFLICT (race_id, source_id, rank, candidate_id, at) DO UPDATE SET votes = excluded.votes
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM wanted), coalesce(sum(changes), 0), coalesce(sum(corrections), 0),
-       (SELECT coalesce(array_agg(race_id), '{{}}') FROM {plan} WHERE whole),
-       (SELECT coalesce(array_agg(source_id), '{{}}') FROM {plan} WHERE whole)
+SELECT (SELECT count(*) FROM wanted), coalesce(sum(changes), 0), coalesce(sum(corrections), 0)
 FROM sums
-""".replace("{tally_update}", TALLY_UPDATE)
+""".replace("{tallied}", _upsert_tallies("vote_type <> '{total}' OR changes = 0", "1")).replace(
+    "{charting}", _upsert_tallies("vote_type = '{total}' AND changes > 0",
+                                  "race_id, source_id, candidate_id, rank, votes, last_update_at"))
 
 TABLES = {"current": "current_counts", "history": "history", "tallies": "tallies",
           "series": "series", "stage": "count_stage", "total": TOTAL, "scopes": "count_scopes",
@@ -650,20 +646,18 @@ def apply_params(applied_at: datetime | None = None,
 
 def apply_staged(cursor, applied_at: datetime | None = None, sql: dict[str, str] = SQL,
                  left_out: dict[tuple[int, str], int] | None = None,
-                 digests: dict[tuple[int, str], Digest] | None = None
-                 ) -> tuple[int, int, int, set[tuple[int, str]]]:
-    """Apply the staged batch; return (applied, changed, corrections, whole scopes). Each
-    scope the batch leaves whole keeps its digests (from digests: none if not given)."""
+                 digests: dict[tuple[int, str], Digest] | None = None) -> tuple[int, int, int]:
+    """Apply the staged batch; return (applied, changed, corrections). Each scope the batch
+    leaves whole keeps its digests (from digests: none if not given)."""
     plan_scopes(cursor, sql, left_out)
     cursor.execute(sql["apply"], apply_params(applied_at, digests))
-    applied, changed, corrections, races, sources = cursor.fetchone()
-    return int(applied), int(changed), int(corrections), set(zip(races, sources, strict=True))
+    applied, changed, corrections = cursor.fetchone()
+    return int(applied), int(changed), int(corrections)
 
 
 def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None = None,
                 left_out: dict[tuple[int, str], int] | None = None,
-                digests: dict[tuple[int, str], Digest] | None = None
-                ) -> tuple[int, int, int, set[tuple[int, str]]]:
+                digests: dict[tuple[int, str], Digest] | None = None) -> tuple[int, int, int]:
     """PostgreSQL: COPY the batch into a staging table, then one insert-select."""
     connection = session.connection()
     dbapi = connection.connection.dbapi_connection
@@ -674,8 +668,7 @@ def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None =
         # the table it created with it.
         cursor.execute(STAGE)
         cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))
-        applied, changed, corrections, whole = apply_staged(cursor, applied_at, left_out=left_out,
-                                                            digests=digests)
+        return apply_staged(cursor, applied_at, left_out=left_out, digests=digests)
     except connection.dialect.loaded_dbapi.Error as exc:
         # Raw cursor errors arrive unwrapped: wrap them as SQLAlchemy does, and
         # drop a dead connection from the pool, so callers see the same errors
@@ -690,13 +683,12 @@ def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None =
     finally:
         if cursor is not None and not cursor.closed:
             cursor.close()
-    return applied, changed, corrections, whole
 
 
 def _apply_portable(session: Session, rows: list[Row], applied_at: datetime | None = None,
                     left_out: dict[tuple[int, str], int] | None = None,
                     digests: dict[tuple[int, str], Digest] | None = None
-                    ) -> tuple[int, int, int, set[tuple[int, str]]]:
+                    ) -> tuple[int, int, int]:
     """Any other database (SQLite): the same steps, each upsert returning what it changed."""
     rows, applied, advance, whole = _plan_portable(session, rows, left_out or {})
     _, changed, corrections = _write_portable(session, rows, applied_at)
@@ -707,7 +699,7 @@ def _apply_portable(session: Session, rows: list[Row], applied_at: datetime | No
     digests = digests or {}
     _set_digests(session, {scope: digests.get(scope) if scope in whole else None
                            for scope in {r[:2] for r in rows}})
-    return applied, changed, corrections, whole
+    return applied, changed, corrections
 
 
 def _plan_portable(session: Session, rows: list[Row], left_out: dict[tuple[int, str], int]
