@@ -1,5 +1,6 @@
 """The worker's signal handlers: JSON logs, the dead-letter queue, fresh pool children,
-and remote control limited to what does not change the worker.
+remote control limited to what does not change the worker, and a warm shutdown
+that ends.
 
 workers.factory.create_app imports this module, so each handler connects once a
 process, whatever builds the app.
@@ -9,6 +10,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import signal
+import threading
+import time
 
 from celery._state import get_current_task
 from celery.signals import (
@@ -16,8 +21,11 @@ from celery.signals import (
     after_setup_task_logger,
     celeryd_after_setup,
     celeryd_init,
+    worker_init,
     worker_process_init,
+    worker_shutting_down,
 )
+from celery.worker import state as worker_state
 
 from rome.logs import JsonFormatter
 
@@ -92,3 +100,56 @@ def _collect_less_in_child(**_):
     # What exists now lives as long as the process: take it out of collections.
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+# Seconds into a warm shutdown after which a pool process running no task is ended.
+# An idle process gets its stop message at once and exits in well under a second.
+IDLE_CHILD_GRACE = 10.0
+_workers: list = []  # this process's WorkController, once it is built
+
+
+@worker_init.connect
+def _keep_worker(sender=None, **_):
+    _workers.append(sender)
+
+
+@worker_shutting_down.connect
+def _end_idle_pool_processes_later(how=None, **_):
+    """End, IDLE_CHILD_GRACE into a warm shutdown, each pool process that runs no task.
+
+    Celery 5.7's prefork pool sometimes never stops: a task message read in the
+    last turns before SIGTERM is written to a pool process without its end
+    (`flush` drops the job mid-write), and that process waits for the rest of it
+    forever, blocked in recv, so its stop message is never read; the worker
+    waits for that process, and Docker's SIGKILL after stop_grace_period ends
+    it (seen in 1 of about 15 SIGTERMs under a steady stream: docs/reliability.md).
+    Such a process runs no task, so ending it loses nothing: a job it never
+    started is unacked (late acks) and goes back to its queue. A process still
+    running a task is left to finish it, as a warm shutdown promises.
+    """
+    if how != "Warm" or not _workers:
+        return
+    threading.Thread(target=_end_idle_pool_processes, args=(_workers[-1],),
+                     name="rome-idle-pool-processes", daemon=True).start()
+
+
+def _end_idle_pool_processes(worker, grace: float | None = None) -> list[int]:
+    time.sleep(IDLE_CHILD_GRACE if grace is None else grace)
+    processes = getattr(getattr(getattr(worker, "pool", None), "_pool", None), "_pool", None)
+    if not isinstance(processes, list):  # no prefork pool: nothing of this kind to end
+        return []
+    busy = {request.worker_pid for request in tuple(worker_state.active_requests)}
+    ended = []
+    for process in tuple(processes):
+        pid = getattr(process, "pid", None)
+        if pid is None or pid in busy or not process.is_alive():
+            continue
+        logging.getLogger(__name__).warning(
+            "pool process %s runs no task %.0f s into the warm shutdown: ending it", pid,
+            IDLE_CHILD_GRACE if grace is None else grace)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        ended.append(pid)
+    return ended
