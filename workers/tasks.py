@@ -39,7 +39,7 @@ from rome.feeds.formats import parse_feed
 from rome.feeds.simulator import Night, emit_tick
 from rome.feeds.snapshot import InvalidPayload, Snapshot
 from rome.feeds.sources_file import load_sources
-from rome.feeds.split import split
+from rome.feeds.split import pack
 from rome.logs import log
 from rome.ops.poller import run_cycle
 from rome.publish.coalesce import Coalescer, Flush
@@ -48,7 +48,14 @@ from rome.publish.publisher import Publisher
 from rome.read.freshness import stale_after
 from rome.read.results import level_disagreements
 from rome.store import db
-from rome.store.archive import Archive, prune, snapshot_of
+from rome.store.archive import (
+    MAX_REFERENCE_DIGITS,
+    Archive,
+    claim_checks,
+    claimed_ids,
+    prune,
+    snapshot_of,
+)
 from rome.store.dead_letters import dead_letter_key, record_dead_letter
 from rome.store.models import SourceRow
 from rome.store.tally import record_snapshots, reject_payload
@@ -265,9 +272,14 @@ def poll_source(self, source: str) -> int:
     """Poll one live source once (skipped while its last poll runs); send on claim checks."""
 
     def send(items) -> None:
+        # A cycle's fetches of one format, a few to each claim check: a state's county
+        # files reach caesar as a few transactions, not one a county (rome/feeds/split.py).
+        by_format: dict[str, list[int]] = {}
         for item in items:
-            normalize_feed.apply_async((source, str(item.archive_id), "archive", None,
-                                        item.format))
+            by_format.setdefault(item.format, []).append(item.archive_id)
+        for fmt, ids in by_format.items():
+            for claim in claim_checks(ids):
+                normalize_feed.apply_async((source, claim, "archive", None, fmt))
 
     try:
         cycle = run_cycle(database(), archive(), live_sources()[source], send=send)
@@ -291,7 +303,8 @@ def prune_archive(self) -> int:
 
 def claimed_snapshot(source: str, reference: object) -> Snapshot:
     """The snapshot of an archived body a claim check names (its archive row's id)."""
-    if not isinstance(reference, str) or not reference.isdigit() or len(reference) > 19:
+    if (not isinstance(reference, str) or not reference.isdigit()
+            or len(reference) > MAX_REFERENCE_DIGITS):
         raise InvalidPayload(f"archive reference must be a row id, got {reference!r:.40}")
     with database().Session() as session:
         return snapshot_of(session, archive(), int(reference), source,
@@ -316,35 +329,50 @@ def normalize_feed(self, source: str, body: str, encoding: str = "text",
                    version: int | None = None, format_name: str | None = None) -> int:
     """Parse one feed body into a snapshot and chain it into caesar, or reject it.
 
-    encoding "archive" makes body a claim check: the id of an archived fetch
-    (rome/store/archive.py) whose body, format, version and county scope notekeeper
-    reads from there, instead of megabytes through the broker.
+    encoding "archive" makes body a claim check: the ids of archived fetches
+    (rome/store/archive.py), comma-separated, whose bodies, formats, versions and
+    county scopes notekeeper reads from there, instead of megabytes through the
+    broker. Each fetch is read, or rejected with its reason, alone.
     """
-    try:
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-            raise InvalidPayload(f"version must be a whole number, got {version!r:.40}")
-        if encoding == "archive":  # a claim check: the body waits in the archive
-            snapshot = claimed_snapshot(source, body)
-        else:
-            snapshot = parse_feed(feed_format(source, format_name), decode_body(body, encoding),
-                                  source=source, version=version,
-                                  max_ahead=settings.max_feed_ahead,
-                                  max_bytes=settings.max_feed_bytes)
-    except InvalidPayload as exc:
-        rejected_id = store_rejected(source, body, str(exc))
+    snapshots = []
+
+    def reject(payload: object, exc: InvalidPayload) -> None:
+        rejected_id = store_rejected(source, payload, str(exc))
         if rejected_id is None:
             raise OperationalError("storing a rejected payload", None, exc) from exc
         log(logger, "rejected", logging.WARNING, source=source, reason=str(exc),
             rejected_id=rejected_id, task_id=self.request.id)
+
+    try:
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise InvalidPayload(f"version must be a whole number, got {version!r:.40}")
+        if encoding == "archive":  # a claim check: the bodies wait in the archive
+            for reference in claimed_ids(body):
+                try:
+                    snapshots.append(claimed_snapshot(source, reference))
+                except InvalidPayload as exc:
+                    reject(reference, exc)
+        else:
+            snapshots.append(parse_feed(feed_format(source, format_name),
+                                        decode_body(body, encoding), source=source,
+                                        version=version, max_ahead=settings.max_feed_ahead,
+                                        max_bytes=settings.max_feed_bytes))
+    except InvalidPayload as exc:
+        reject(body, exc)
         return 0
-    # A national answer goes on as parts of whole races, each message under
-    # 1 MB, which caesar's processes apply side by side (rome/feeds/split.py).
-    parts = split(snapshot)
-    for part in parts:
-        record.apply_async(([part.to_wire()],))
-    log(logger, "normalized", source=source, version=snapshot.version,
-        counts=len(snapshot.counts), parts=len(parts), task_id=self.request.id)
-    return len(snapshot.counts)
+    # A national answer goes on as parts of whole races, each message under 1 MB, which
+    # caesar's processes apply side by side; a claim check's county files go together,
+    # a few to a message (rome/feeds/split.py).
+    batches = pack(snapshots)
+    for batch in batches:
+        record.apply_async(([part.to_wire() for part in batch],))
+    counts = sum(len(snapshot.counts) for snapshot in snapshots)
+    if snapshots:  # parts: the messages to caesar
+        log(logger, "normalized", source=source,
+            version=",".join(str(snapshot.version) for snapshot in snapshots[:5]),
+            counts=counts, snapshots=len(snapshots), parts=len(batches),
+            task_id=self.request.id)
+    return counts
 
 
 @app.task(name="rome.caesar.record", bind=True, base=PipelineTask)

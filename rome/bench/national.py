@@ -58,11 +58,17 @@ from rome.feeds.national import (
 )
 from rome.feeds.poll.clarity import county_zip_url
 from rome.feeds.snapshot import Snapshot
-from rome.feeds.split import split
+from rome.feeds.split import pack
 from rome.ops import seam
 from rome.settings import Settings
 from rome.store import db
-from rome.store.archive import Archive, parse_fetch, record_fetch
+from rome.store.archive import (
+    CLAIMS_PER_MESSAGE,
+    Archive,
+    claim_checks,
+    parse_fetch,
+    record_fetch,
+)
 from rome.store.models import RaceStatusRow, TallyRow
 from rome.store.tally import copy_text, count_rows, record_snapshots
 from rome.store.tally import wipeout as wipe_results
@@ -122,8 +128,8 @@ def _hand_over(database, archive: Archive, source: str, version: Version,
                                     version=fetch.version, scope=fetch.scope))
     target = version.votes, version.races
     started = time.monotonic()
-    publish_all([Message(source, str(archive_id), "archive", None, fetch.format)
-                 for archive_id, fetch in zip(ids, version.fetches, strict=True)])
+    publish_all([Message(source, claim, "archive", None, version.fetches[0].format)
+                  for claim in claim_checks(ids)])
     deadline = started + timeout
     while _seen(database, source, version.version) != target:
         if time.monotonic() > deadline:
@@ -209,23 +215,29 @@ def _zipped(body: bytes) -> bytes:
     return out.getvalue()
 
 
+def _batches(version: Version) -> list[list[Snapshot]]:
+    """The messages notekeeper sends caesar for version's snapshots, each a batch of
+    parts: its fetches go CLAIMS_PER_MESSAGE to a claim check, as the poller sends them."""
+    snapshots = version.snapshots
+    return [batch for at in range(0, len(snapshots), CLAIMS_PER_MESSAGE)
+            for batch in pack(snapshots[at:at + CLAIMS_PER_MESSAGE])]
+
+
 def _parts(version: Version) -> list[Snapshot]:
-    """The parts notekeeper sends caesar for version's snapshots."""
-    return [part for snapshot in version.snapshots for part in split(snapshot)]
+    return [part for batch in _batches(version) for part in batch]
 
 
 def _apply_in_process(database, versions: list[Version]) -> list[dict]:
-    """Apply each version's parts in turn, as caesar would; time and rows written each."""
+    """Apply each version's batches in turn, as caesar would; time and rows written each."""
     with database.Session.begin() as session:
         wipe_results(session)
     out = []
     for version in versions:
-        parts = _parts(version)
         seconds, written = 0.0, 0
-        for part in parts:
+        for batch in _batches(version):
             with database.Session() as session:
                 started = time.perf_counter()
-                record_snapshots(session, [part])
+                record_snapshots(session, batch)
                 applied = time.perf_counter()
                 # Counting the rows is a scan of current_counts: not the apply's time.
                 written += session.execute(text(WRITTEN)).scalar_one()
@@ -248,8 +260,10 @@ def _database_alone(database, parts: list[Snapshot], connections: int) -> float:
 def _measure(database, archive: Archive, source: str, about: dict, versions: list[Version],
              env: dict, settings: Settings, timeout: float) -> dict:
     """Hand each version over to fresh workers, then apply them here: one row of figures."""
-    parts = _parts(versions[0])
-    largest = max(len(json.dumps([p.to_wire()], ensure_ascii=False)) for p in parts)
+    batches = _batches(versions[0])
+    parts = [part for batch in batches for part in batch]
+    largest = max(len(json.dumps([p.to_wire() for p in batch], ensure_ascii=False))
+                  for batch in batches)
     counts = sum(len(s.counts) for s in versions[0].snapshots)
     label = f"national {about['feed']} {counts}"
     specs = [("notekeeper", "notekeeper", 1), ("caesar", "caesar", CAESAR_PROCESSES)]
@@ -274,7 +288,9 @@ def _measure(database, archive: Archive, source: str, about: dict, versions: lis
     row = {
         **about,
         "counts": counts,
-        "messages_to_notekeeper": [len(v.fetches) for v in versions],
+        "fetches": [len(v.fetches) for v in versions],
+        "messages_to_notekeeper": [-(-len(v.fetches) // CLAIMS_PER_MESSAGE) for v in versions],
+        "messages_to_caesar": len(batches),
         "parts": len(parts),
         "largest_message_bytes": largest,
         "fetch_to_visible_s": {

@@ -52,11 +52,41 @@ def split(snapshot: Snapshot, max_bytes: int = MAX_PART_BYTES) -> list[Snapshot]
 
     A snapshot already that small is returned whole (a list of itself).
     """
+    return [part for part, _ in _sized_parts(snapshot, max_bytes)]
+
+
+def pack(snapshots: list[Snapshot], max_bytes: int = MAX_PART_BYTES) -> list[list[Snapshot]]:
+    """Split each snapshot, then put the parts, in order, into batches of at most about
+    max_bytes of wire JSON together: one message to caesar each, applied in one
+    transaction. A state's poll cycle hands notekeeper dozens of small county files
+    (rome/store/archive.py: claim_checks); as a message each, every county cost caesar a
+    transaction of its own, a commit and a score of statements (docs/benchmarks.md).
+    One snapshot's parts are its split, a batch each, as before."""
+    if len(snapshots) == 1:
+        return [[part] for part in split(snapshots[0], max_bytes)]
+    batches: list[list[Snapshot]] = []
+    batch: list[Snapshot] = []
+    size = 0
+    for snapshot in snapshots:
+        for part, part_bytes in _sized_parts(snapshot, max_bytes):
+            if batch and size + part_bytes > max_bytes:
+                batches.append(batch)
+                batch, size = [], 0
+            batch.append(part)
+            size += part_bytes + 2  # with the comma and space between them in a list
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def _sized_parts(snapshot: Snapshot, max_bytes: int) -> list[tuple[Snapshot, int]]:
+    """split's parts, each with its wire JSON's bytes (about, for a part of a cut)."""
     # Each count is at least 12 bytes of wire: a big answer is not encoded whole to know
     # (its wire form would be a second copy of every count, 45 MB at 400,000 counts).
-    if len(snapshot.counts) * 12 <= max_bytes and len(json.dumps(
-            snapshot.to_wire(), ensure_ascii=False)) <= max_bytes:
-        return [snapshot]
+    if len(snapshot.counts) * 12 <= max_bytes:
+        whole = len(json.dumps(snapshot.to_wire(), ensure_ascii=False))
+        if whole <= max_bytes:
+            return [(snapshot, whole)]
     units = {u.key: u for u in snapshot.units}
     unit_bytes = {u.key: _size([u.key, u.name, u.level, u.parent]) for u in snapshot.units}
     candidates: dict[str, list] = defaultdict(list)
@@ -70,13 +100,13 @@ def split(snapshot: Snapshot, max_bytes: int = MAX_PART_BYTES) -> list[Snapshot]
                                     statuses=()).to_wire()))
     budget = max(max_bytes - header, 1)
 
-    parts: list[Snapshot] = []
+    parts: list[tuple[Snapshot, int]] = []
     part = _Part()
 
     def close() -> None:
         nonlocal part
         if not part.empty():
-            parts.append(part.snapshot(snapshot))
+            parts.append((part.snapshot(snapshot), header + part.size))
         part = _Part()
 
     count_size = _CountSizer()
@@ -113,11 +143,11 @@ def split(snapshot: Snapshot, max_bytes: int = MAX_PART_BYTES) -> list[Snapshot]
             part.counts.append(n)
             part.size += cost
     # Units no count names (reference data alone) ride with the last part.
-    named = {key for p in parts for key in (u.key for u in p.units)} | set(part.units)
+    named = {key for p, _ in parts for key in (u.key for u in p.units)} | set(part.units)
     for key in units:
         if key not in named:
             grown = {}
-            _missing(key, part.units, units, grown)
+            part.size += sum(unit_bytes[k] for k in _missing(key, part.units, units, grown))
             part.units.update(grown)
     close()
     return parts

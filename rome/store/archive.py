@@ -6,7 +6,8 @@ row to ``archive`` (source, URL, status, time, the feed's version, the
 Clarity county) that points at it, and one line to the source's journal
 (rome/store/journal.py), so the archive names its fetches without the
 database. Messages to notekeeper carry the row's id, a claim check, instead
-of a body of many megabytes; notekeeper reads the body back here
+of a body of many megabytes (or several ids, a poll cycle's county files:
+``claim_checks``); notekeeper reads the body back here
 (``snapshot_of``; an AP answer is unzipped and parsed as it is read, never
 whole in memory). ``prune`` applies the retention setting (a pruned fetch's
 journal line stays; a rebuild skips it, its body gone).
@@ -39,6 +40,31 @@ FEED_KINDS = ("feed", "zip")
 
 class ArchiveMissing(InvalidPayload):
     """A claim check whose body is not (or no longer) in the archive."""
+
+
+# Fetches one claim check names at most: a state's cycle of 159 county files goes to
+# notekeeper as ten messages, which its processes share, and each becomes a few
+# messages to caesar instead of one a county (rome/feeds/split.py: pack).
+CLAIMS_PER_MESSAGE = 16
+MAX_REFERENCE_DIGITS = 19  # a bigint
+
+
+def claim_checks(archive_ids: list[int], per_message: int = CLAIMS_PER_MESSAGE) -> list[str]:
+    """The claim checks naming archive_ids, in order, per_message ids each, comma-separated."""
+    return [",".join(map(str, archive_ids[at:at + per_message]))
+            for at in range(0, len(archive_ids), per_message)]
+
+
+def claimed_ids(claim: object, per_message: int = CLAIMS_PER_MESSAGE) -> list[str]:
+    """The references a claim check names, each still to be checked (snapshot_of);
+    InvalidPayload for what is no claim check at all."""
+    if not isinstance(claim, str) or len(claim) > per_message * (MAX_REFERENCE_DIGITS + 1):
+        raise InvalidPayload(f"archive reference must be row ids, got {claim!r:.40}")
+    references = claim.split(",")
+    if len(references) > per_message:
+        raise InvalidPayload(f"a claim check names at most {per_message} fetches, "
+                             f"this one {len(references)}")
+    return references
 
 
 @dataclass(frozen=True)

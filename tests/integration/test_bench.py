@@ -162,10 +162,12 @@ def test_bench_national_takes_a_clarity_state_county_by_county(tmp_path, pg_url,
     counts = state["counts"]
     assert state["feed"] == "clarity" and state["files"] == 3 and state["counties"] == 3
     assert state["precincts"] == round(2_600 * 3 / 159)
-    # One claim check per county file the poller would fetch: all of them fresh, those
-    # whose figures moved for 1 % changed, every county republished for the identical one.
-    fresh, *one_percent, identical = state["messages_to_notekeeper"]
+    # Each county file the poller would fetch: all of them fresh, those whose figures
+    # moved for 1 % changed, every county republished for the identical one; sent on as
+    # the poller does, up to 16 to a claim check, and their parts to caesar together.
+    fresh, *one_percent, identical = state["fetches"]
     assert fresh == identical == 3 and all(1 <= n <= 3 for n in one_percent)
+    assert state["messages_to_notekeeper"] == [1] * 4 and state["messages_to_caesar"] == 1
     # Rows written follow the change: every count, then about 1 % of them, then none.
     assert state["rows_written"] == state["counts_changed"]
     assert state["counts_changed"][0] == counts and state["counts_changed"][-1] == 0

@@ -11,7 +11,7 @@ import pytest
 from rome.feeds.formats import MAX_PAYLOAD_BYTES, parse_feed, render_feed
 from rome.feeds.national import changed, national
 from rome.feeds.snapshot import InvalidPayload
-from rome.feeds.split import MAX_PART_BYTES, split
+from rome.feeds.split import MAX_PART_BYTES, pack, split
 from rome.settings import SettingsError, load_settings
 
 
@@ -42,6 +42,32 @@ def test_parts_are_bounded_whole_and_valid(answer):
     for i, part in enumerate(parts):
         for n in part.counts:
             assert homes.setdefault(n.race, i) == i
+
+
+def test_a_claim_checks_county_files_go_to_caesar_together_under_the_bound():
+    from dataclasses import replace
+
+    from rome.feeds.national import clarity_state
+    from rome.feeds.poll.clarity import scoped
+
+    counties = [scoped(replace(s, source="ga"), f"County_{i:03d}")
+                for i, s in enumerate(clarity_state(16, 400))]
+    sizes = [wire_size(s) for s in counties]
+    bound = 3 * max(sizes)
+    batches = pack(counties, max_bytes=bound)
+    # Fewer messages than files, each under the bound as its list of wire forms, and
+    # every county's snapshot whole, once, in order.
+    assert 1 < len(batches) < len(counties)
+    for batch in batches:
+        assert len(json.dumps([p.to_wire() for p in batch], ensure_ascii=False)) <= bound
+    assert [p for batch in batches for p in batch] == counties
+    # A county too big for the bound is cut as split cuts it, its parts packed on.
+    small = pack(counties, max_bytes=min(sizes) // 2)
+    assert sum(len(b) for b in small) > len(counties)
+    assert sorted((n for b in small for p in b for n in p.counts), key=repr) == sorted(
+        (n for c in counties for n in c.counts), key=repr)
+    # One snapshot: its parts, a message each, as before.
+    assert pack([counties[0]], max_bytes=bound) == [[counties[0]]]
 
 
 def test_a_counts_size_is_its_json_however_its_keys_are_spelled():

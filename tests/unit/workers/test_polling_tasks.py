@@ -80,14 +80,35 @@ def test_notekeeper_reads_a_claim_check_from_the_archive_scoped_by_county(
     recorded = []
     monkeypatch.setattr(tasks, "database", lambda: database)
     monkeypatch.setattr(tasks, "archive", lambda: store)
-    monkeypatch.setattr(tasks.record, "apply_async", lambda a, **k: recorded.append(a[0][0]))
+    monkeypatch.setattr(tasks.record, "apply_async", lambda a, **k: recorded.append(a[0]))
     for item in sent_on:
         assert tasks.normalize_feed.apply(args=("ga", str(item.archive_id), "archive")).get() > 0
-    atkinson, bacon = recorded
+    [atkinson], [bacon] = recorded
     assert atkinson["version"] == 11 and bacon["version"] == 22
-    races = [{r[0] for r in wire["races"]} for wire in recorded]
+    races = [{r[0] for r in wire["races"]} for wire in (atkinson, bacon)]
     assert races[0] and not races[0] & races[1]
     assert all(key.startswith("atkinson/") for key in races[0])
+    # A claim check naming both, as the poll task sends a cycle's files: one message to
+    # caesar with both snapshots, and a reference among them that names nothing archived
+    # rejected alone, with its reason.
+    recorded.clear()
+    claim = f"{sent_on[0].archive_id},999998,{sent_on[1].archive_id}"
+    counts = len(atkinson["counts"]) + len(bacon["counts"])
+    assert tasks.normalize_feed.apply(args=("ga", claim, "archive")).get() == counts
+    assert recorded == [[atkinson, bacon]]
+    with database.Session() as session:
+        [missing] = session.scalars(select(RejectedRow)).all()
+        assert "no archived fetch 999998" in missing.reason and missing.payload == "999998"
+        session.delete(missing)
+        session.commit()
+    # More references than a claim check may name: refused whole, before any is read.
+    too_many = ",".join([str(sent_on[0].archive_id)] * 17)
+    assert tasks.normalize_feed.apply(args=("ga", too_many, "archive")).get() == 0
+    with database.Session() as session:
+        [refused] = session.scalars(select(RejectedRow)).all()
+        assert "at most 16 fetches, this one 17" in refused.reason
+        session.delete(refused)
+        session.commit()
     # A claim check naming nothing archived is rejected with its reason, not a crash.
     assert tasks.normalize_feed.apply(args=("ga", "999999", "archive")).get() == 0
     assert tasks.normalize_feed.apply(args=("ap", str(sent_on[0].archive_id),
@@ -96,3 +117,12 @@ def test_notekeeper_reads_a_claim_check_from_the_archive_scoped_by_county(
         reasons = [r.reason for r in session.scalars(select(RejectedRow))]
         assert session.scalars(select(CurrentRow)).first() is None
     assert "no archived fetch 999999" in reasons[0] and "is of source 'ga'" in reasons[1]
+
+
+def test_a_cycles_fetches_go_sixteen_to_a_claim_check():
+    from rome.store.archive import claim_checks, claimed_ids
+
+    claims = claim_checks(list(range(1, 160)))  # a state's 159 county files
+    assert len(claims) == 10 and claims[0] == ",".join(map(str, range(1, 17)))
+    assert [int(i) for claim in claims for i in claimed_ids(claim)] == list(range(1, 160))
+    assert claim_checks([]) == [] and claim_checks([7]) == ["7"]
