@@ -1,6 +1,6 @@
 """The worker's signal handlers: JSON logs, the dead-letter queue, fresh pool children,
 remote control limited to what does not change the worker, and a warm shutdown
-that ends.
+that ends (workers' and beat's).
 
 workers.factory.create_app imports this module, so each handler connects once a
 process, whatever builds the app.
@@ -15,10 +15,12 @@ import signal
 import threading
 import time
 
+from celery import platforms
 from celery._state import get_current_task
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
+    beat_init,
     celeryd_after_setup,
     celeryd_init,
     worker_init,
@@ -153,3 +155,24 @@ def _end_idle_pool_processes(worker, grace: float | None = None) -> list[int]:
             continue
         ended.append(pid)
     return ended
+
+
+@beat_init.connect
+def _stop_beat_between_ticks(sender=None, **_):
+    """On SIGTERM or SIGINT, stop beat's loop; close its schedule only once the loop is left.
+
+    Celery's own handler (5.7, apps/beat.py) closes the schedule's shelf inside the
+    signal handler, then raises SystemExit. A CI run's compose test saw beat exit 1
+    instead: the SystemExit never reached beat's loop, whose next tick read the closed
+    shelf ("invalid operation on closed shelf"). This handler closes nothing: it marks
+    the service stopped (its loop checks that before each tick) and raises SystemExit;
+    the loop's own `finally` saves and closes the schedule once, after the tick.
+    """
+    if sender is None or not hasattr(sender, "_is_shutdown"):
+        return
+
+    def stop(signum, frame):
+        sender._is_shutdown.set()
+        raise SystemExit()
+
+    platforms.signals.update(SIGTERM=stop, SIGINT=stop)

@@ -61,3 +61,22 @@ def test_only_a_warm_shutdown_starts_the_watch(monkeypatch):
     assert started == []
     signals._end_idle_pool_processes_later(how="Warm")
     assert len(started) == 1
+
+
+def test_beats_stop_signal_stops_its_loop_and_leaves_the_schedule_open(monkeypatch):
+    # Celery's handler closed the schedule inside the signal handler; a tick that ran on
+    # read the closed shelf and beat exited 1 (docs/reliability.md).
+    import threading
+
+    from celery import platforms
+
+    installed = {}
+    monkeypatch.setattr(platforms.signals, "update", lambda **kw: installed.update(kw))
+    closed = []
+    service = SimpleNamespace(_is_shutdown=threading.Event(),
+                              scheduler=SimpleNamespace(close=lambda: closed.append(1)))
+    signals._stop_beat_between_ticks(sender=service)
+    assert set(installed) == {"SIGTERM", "SIGINT"}
+    with pytest.raises(SystemExit):
+        installed["SIGTERM"](15, None)
+    assert service._is_shutdown.is_set() and closed == []
