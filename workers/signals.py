@@ -119,15 +119,14 @@ def _keep_worker(sender=None, **_):
 def _end_idle_pool_processes_later(how=None, **_):
     """End, IDLE_CHILD_GRACE into a warm shutdown, each pool process that runs no task.
 
-    Celery 5.7's prefork pool sometimes never stops: a task message read in the
-    last turns before SIGTERM is written to a pool process without its end
-    (`flush` drops the job mid-write), and that process waits for the rest of it
-    forever, blocked in recv, so its stop message is never read; the worker
-    waits for that process, and Docker's SIGKILL after stop_grace_period ends
-    it (seen in 1 of about 15 SIGTERMs under a steady stream: docs/reliability.md).
-    Such a process runs no task, so ending it loses nothing: a job it never
-    started is unacked (late acks) and goes back to its queue. A process still
-    running a task is left to finish it, as a warm shutdown promises.
+    Celery 5.7's prefork pool sometimes never stops: with a task message read in
+    the instant of SIGTERM, a pool process waits in recv for the rest of a job its
+    parent never finished writing, so it never reads its stop message, and the
+    worker waits for it until Docker's SIGKILL (once in 34 SIGTERMs under a steady
+    stream; another waits billiard's 30 s for its parent to read its last result:
+    docs/reliability.md). Such a process runs no task, so ending it loses nothing:
+    a job it never started is unacked (late acks) and goes back to its queue. A
+    process still running a task is left to finish it, as a warm shutdown promises.
     """
     if how != "Warm" or not _workers:
         return
@@ -135,8 +134,8 @@ def _end_idle_pool_processes_later(how=None, **_):
                      name="rome-idle-pool-processes", daemon=True).start()
 
 
-def _end_idle_pool_processes(worker, grace: float | None = None) -> list[int]:
-    time.sleep(IDLE_CHILD_GRACE if grace is None else grace)
+def _end_idle_pool_processes(worker, grace: float = IDLE_CHILD_GRACE) -> list[int]:
+    time.sleep(grace)
     processes = getattr(getattr(getattr(worker, "pool", None), "_pool", None), "_pool", None)
     if not isinstance(processes, list):  # no prefork pool: nothing of this kind to end
         return []
@@ -147,8 +146,7 @@ def _end_idle_pool_processes(worker, grace: float | None = None) -> list[int]:
         if pid is None or pid in busy or not process.is_alive():
             continue
         logging.getLogger(__name__).warning(
-            "pool process %s runs no task %.0f s into the warm shutdown: ending it", pid,
-            IDLE_CHILD_GRACE if grace is None else grace)
+            "pool process %s runs no task %.0f s into the warm shutdown: ending it", pid, grace)
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -163,7 +161,7 @@ def _stop_beat_between_ticks(sender=None, **_):
 
     Celery's own handler (5.7, apps/beat.py) closes the schedule's shelf inside the
     signal handler, then raises SystemExit. A CI run's compose test saw beat exit 1
-    instead: the SystemExit never reached beat's loop, whose next tick read the closed
+    instead: no SystemExit reached beat's loop, and its next tick read the closed
     shelf ("invalid operation on closed shelf"). This handler closes nothing: it marks
     the service stopped (its loop checks that before each tick) and raises SystemExit;
     the loop's own `finally` saves and closes the schedule once, after the tick.

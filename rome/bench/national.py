@@ -223,10 +223,6 @@ def _batches(version: Version) -> list[list[Snapshot]]:
             for batch in pack(snapshots[at:at + CLAIMS_PER_MESSAGE])]
 
 
-def _parts(version: Version) -> list[Snapshot]:
-    return [part for batch in _batches(version) for part in batch]
-
-
 def _apply_in_process(database, versions: list[Version]) -> list[dict]:
     """Apply each version's batches in turn, as caesar would; time and rows written each."""
     with database.Session.begin() as session:
