@@ -92,28 +92,26 @@ def count_rows(
     session: Session, snapshots: list[Snapshot], catalog: Catalog,
     resolved: list | None = None, unchanged: frozenset[tuple[int, str]] = frozenset(),
     grouped: list[dict[str, dict[str, list]]] | None = None, applied_at: datetime | None = None,
-    left_out: dict[tuple[int, str], frozenset[str]] | None = None,
+    staged: dict[tuple[int, str], list] | None = None,
 ) -> tuple[list[Row], set[tuple[int, str]]]:
     """Resolve every snapshot's keys (or take them resolved); return its counts as rows (one
-    per key, key-sorted), leaving out those of the unchanged (race id, source) scopes and of
-    the units left_out names in a scope (by unit feed key; counts by race and unit in
+    per key, key-sorted), leaving out those of the unchanged (race id, source) scopes and,
+    of a scope staged names, all but the counts it lists (counts by race and unit in
     grouped), and the (race id, source) pairs the snapshots name."""
     best: dict[tuple, Row] = {}
     races: set[tuple[int, str]] = set()
-    left_out = left_out or {}
+    staged = staged or {}
     for i, snapshot in enumerate(snapshots):
         ids = resolved[i] if resolved is not None else resolve(session, snapshot, catalog)
         source = snapshot.source
-        skip = {key: left_out.get((race_id, source), frozenset())
-                for key, race_id in ids.races.items()
-                if (race_id, source) in unchanged or (race_id, source) in left_out}
+        only = {key: staged.get((race_id, source)) for key, race_id in ids.races.items()
+                if (race_id, source) in unchanged or (race_id, source) in staged}
         counts = snapshot.counts
-        if skip:
+        if only:
             by_race = grouped[i] if grouped is not None else counts_by_race(snapshot)
-            counts = (n for race, units in by_race.items()
-                      if race not in skip or skip[race]
-                      for unit, group in units.items() if unit not in skip.get(race, ())
-                      for n in group)
+            counts = chain.from_iterable(
+                chain.from_iterable(units.values()) if race not in only else only[race] or ()
+                for race, units in by_race.items())
         for n in counts:
             unit_id, rank = ids.units[n.unit]
             key = (ids.races[n.race], source, unit_id,
@@ -145,7 +143,7 @@ def record_snapshots(
     digests = scope_digests(snapshots, resolved, grouped)
     unchanged, advanced, partial = _skip_unchanged(session, digests)
     rows, races = count_rows(session, snapshots, catalog, resolved, frozenset(unchanged),
-                             grouped, applied_at, {scope: units for scope, (units, _)
+                             grouped, applied_at, {scope: counts for scope, (counts, _)
                                                    in partial.items()})
     skipped = sum(unchanged.values())
     moved = sum(unchanged[scope] for scope in advanced)
@@ -155,7 +153,7 @@ def record_snapshots(
     # Each applied scope keeps the snapshot's digests where the apply leaves the race's
     # counts exactly as that snapshot says (whole), none where anything else may differ.
     applied, changed, corrections = apply_rows(session, rows, applied_at, left_out, digests)
-    # A unit left out moved with its scope, as if staged with the same figure.
+    # A count left out moved with its scope, as if staged with the same figure.
     moved_too = sum(left_out.values())
     return RecordResult(applied + moved + moved_too, changed, corrections,
                         len(rows) - applied + skipped - moved, frozenset(races))
@@ -196,7 +194,7 @@ def scope_digests(snapshots: list[Snapshot], resolved: list,
 
     Two snapshots with the same digest for a race say the same figures for the same
     counts: a newer one need not be staged, only its version kept. With the same keys in
-    the same order, a unit with the same votes need not be staged either (_units_left_out).
+    the same order, a count with the same votes need not be staged either (_counts_to_stage).
     A race two snapshots of the batch name gets none, nor one with votes past 2**63."""
     out: dict[tuple[int, str], Digest] = {}
     twice: set[tuple[int, str]] = set()
@@ -221,32 +219,34 @@ def scope_digests(snapshots: list[Snapshot], resolved: list,
     return out
 
 
-def _units_left_out(new: Digest, stored: bytes | None) -> tuple[frozenset[str], int]:
-    """The units of a newer snapshot of a race whose votes are those stored (by unit key),
-    and their counts; none unless the snapshot names the stored counts' keys in the same
-    order, so that with them the batch names every stored count and its scope moves
-    (PLAN_TEMPLATE)."""
+def _counts_to_stage(new: Digest, stored: bytes | None) -> tuple[list, int]:
+    """The counts of a newer snapshot of a race whose votes are not those stored, in order,
+    and how many are left out; ([], 0) unless the snapshot names the stored counts' keys in
+    the same order, so that with them the batch names every stored count and its scope
+    moves (PLAN_TEMPLATE). A unit's votes are compared whole first, count by count only
+    where they differ."""
     if not stored or len(stored) != len(new.units):
-        return frozenset(), 0
+        return [], 0
     stored = bytes(stored)  # psycopg2 hands a memoryview of chars: unequal to any bytes
     if stored[:KEYS] != new.units[:KEYS]:
-        return frozenset(), 0
-    same, at = [], KEYS
-    for unit, group in new.by_unit.items():
-        counts = len(group)
-        end = at + counts * VOTE
-        if stored[at:end] == new.units[at:end]:
-            same.append((unit, counts))
+        return [], 0
+    staged: list = []
+    at = KEYS
+    for group in new.by_unit.values():
+        end = at + len(group) * VOTE
+        if stored[at:end] != new.units[at:end]:
+            old, now = array("q", stored[at:end]), array("q", new.units[at:end])
+            staged.extend(n for n, a, b in zip(group, old, now, strict=True) if a != b)
         at = end
-    return frozenset(unit for unit, _ in same), sum(n for _, n in same)
+    return staged, new.counts - len(staged)
 
 
 def _skip_unchanged(session: Session, digests: dict[tuple[int, str], Digest]
                     ) -> tuple[dict[tuple[int, str], int], set[tuple[int, str]],
-                               dict[tuple[int, str], tuple[frozenset[str], int]]]:
+                               dict[tuple[int, str], tuple[list, int]]]:
     """Lock the batch's scopes (in key order, as the apply does) and find those whose stored
     digest is the snapshot's: return them with their counts, those whose version moved, and
-    per other scope the units that need not be staged (_units_left_out) with their counts.
+    per other scope the counts that must be staged and how many need not (_counts_to_stage).
 
     A scope keeps digests only while its counts are exactly what a whole snapshot with
     those digests left (record_snapshots): the same figures again change no count, so only
@@ -276,11 +276,11 @@ def _skip_unchanged(session: Session, digests: dict[tuple[int, str], Digest]
                  if stored[scope][1] == new.digest}
     advanced = {scope for scope in unchanged if digests[scope].version > stored[scope][0]}
     _set_versions(session, {scope: digests[scope].version for scope in advanced})
-    # Units stored as whole-snapshot figures only count while the race's digest stands.
+    # Counts stored as whole-snapshot figures only count while the race's digest stands.
     partial = {scope: left for scope, new in digests.items()
                if scope not in unchanged and stored[scope][1] is not None
                and new.version > stored[scope][0]
-               and (left := _units_left_out(new, stored[scope][2]))[1]}
+               and (left := _counts_to_stage(new, stored[scope][2]))[1]}
     return unchanged, advanced, partial
 
 
@@ -345,7 +345,7 @@ def apply_rows(session: Session, rows: list[Row], applied_at: datetime | None = 
     """Apply resolved, key-sorted count rows; return (applied, changed, corrections). The
     scopes whose counts are now exactly the rows' (whole: see PLAN_TEMPLATE) keep their
     digests (from digests); every other scope of the rows forgets its own. left_out:
-    per scope, the stored counts of units whose figures the rows leave out
+    per scope, how many stored counts whose figures the rows leave out
     (record_snapshots)."""
     if session.get_bind().dialect.name == "postgresql":
         return _apply_copy(session, rows, applied_at, left_out, digests)
@@ -462,7 +462,7 @@ WHERE s.race_id = late.race_id AND s.source_id = late.source_id
 # it holds, all at one newer version: then the scope moves to that version
 # and unchanged counts stay as they are. Whole: complete, and no stored count
 # is at that version or newer, so after the apply the race's counts are
-# exactly the batch's (its digest may be kept: record_snapshots). Units whose figures
+# exactly the batch's (its digest may be kept: record_snapshots). Counts whose figures
 # the scope's digests already hold were left out of the stage (record_snapshots): their
 # stored counts count as named.
 PLAN_TEMPLATE = """
@@ -483,13 +483,13 @@ FROM (
 ) planned
 """
 
-# The scopes with units left out of the stage that did not move: none, unless a scope's
+# The scopes with counts left out of the stage that did not move: none, unless a scope's
 # digests were wrong (the left-out counts would keep an old version: refused).
 UNMOVED_TEMPLATE = """
 SELECT o.race_id, o.source_id FROM {left_out} LEFT JOIN {plan} p USING (race_id, source_id)
 WHERE p.complete IS NOT TRUE
 """
-# Per scope, the stored counts of the units record_snapshots left out of the stage: their
+# Per scope, the stored counts record_snapshots left out of the stage: their
 # figures are the batch's (their digests matched), so they count as named.
 LEFT_OUT = ("unnest(%(out_races)s::integer[], %(out_sources)s::text[], "
             "%(out_counts)s::bigint[]) AS o(race_id, source_id, counts)")
@@ -615,7 +615,7 @@ def copy_text(rows: list[Row]) -> str:
 def plan_scopes(cursor, sql: dict[str, str] = SQL,
                 left_out: dict[tuple[int, str], int] | None = None) -> None:
     """With the batch staged: lock its scopes, cover late new counts, plan each scope (the
-    stored counts of units left out of the stage, per scope, counting as named). One round
+    stored counts left out of the stage, per scope, counting as named). One round
     trip: the statements go together."""
     scopes = sorted(left_out or {})
     arrays = {"out_races": [race for race, _ in scopes],
@@ -628,9 +628,9 @@ def plan_scopes(cursor, sql: dict[str, str] = SQL,
 
 
 def refuse_unmoved(scopes: list) -> None:
-    """Raise: units were left out of the stage for scopes that do not move, so their counts
+    """Raise: counts were left out of the stage for scopes that do not move, so their counts
     would keep an older version than the batch gave them."""
-    raise RuntimeError(f"scopes {scopes[:5]} left units out of the stage by their digests "
+    raise RuntimeError(f"scopes {scopes[:5]} left counts out of the stage by their digests "
                        "but do not move: the digests are not the counts'")
 
 
