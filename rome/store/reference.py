@@ -72,18 +72,19 @@ def ensure_source(session: Session, source: str, format_name: str) -> None:
                                 "format": format_name}])
 
 
-# Every id a snapshot needs, when all are stored: one round trip, not one per table.
+# Every id a batch's snapshots need, where all are stored: one round trip, not one per
+# table or per snapshot.
 PG_KNOWN = text("""
 SELECT 0, key, id, election_date FROM races WHERE key = ANY(:races)
 UNION ALL SELECT 1, key, id, NULL FROM candidates WHERE key = ANY(:candidates)
 UNION ALL SELECT 2, key, id, NULL FROM units WHERE key = ANY(:units)
-UNION ALL SELECT 3, id, 0, NULL FROM sources WHERE id = :source
+UNION ALL SELECT 3, id, 0, NULL FROM sources WHERE id = ANY(:sources)
 """)
 
 
-def _known(session: Session, snapshot: Snapshot, catalog: Catalog) -> Resolved | None:
-    """PostgreSQL: every id of snapshot in one statement, or None if anything must be stored
-    first (a new source, race, candidate or unit, or a race's first election date)."""
+def _keys(snapshot: Snapshot, catalog: Catalog) -> tuple[dict, dict, dict]:
+    """Rome's keys of the snapshot's races and candidates (by feed key), and of its units
+    with their level ranks."""
     source = snapshot.source
     race_keys = {r.key: catalog.race_key(source, r.key) for r in snapshot.races}
     candidate_keys = {(c.race, c.key): catalog.candidate_key(source, c.race, c.key)
@@ -91,30 +92,62 @@ def _known(session: Session, snapshot: Snapshot, catalog: Catalog) -> Resolved |
     # By rank, as resolve stores them: a feed key at two levels maps as it does there.
     unit_keys = {u.key: (unit_key(source, u.level, u.key), LEVEL_RANK[u.level])
                  for u in sorted(snapshot.units, key=lambda u: LEVEL_RANK[u.level])}
+    return race_keys, candidate_keys, unit_keys
+
+
+def _known_all(session: Session, snapshots: list[Snapshot], catalog: Catalog
+               ) -> list[Resolved | None]:
+    """PostgreSQL: every id of each snapshot, all in one statement; None for a snapshot
+    with anything to store first (a new source, race, candidate or unit, or a race's
+    first election date)."""
+    keys = [_keys(snapshot, catalog) for snapshot in snapshots]
     found: tuple[dict, dict, dict, dict] = ({}, {}, {}, {})
-    undated = False
+    undated: set[str] = set()
     for kind, key, row_id, election_date in session.execute(PG_KNOWN, {
-            "races": sorted(set(race_keys.values())),
-            "candidates": sorted(set(candidate_keys.values())),
-            "units": sorted({key for key, _ in unit_keys.values()}), "source": source}):
+            "races": sorted({k for races, _, _ in keys for k in races.values()}),
+            "candidates": sorted({k for _, candidates, _ in keys for k in candidates.values()}),
+            "units": sorted({k for _, _, units in keys for k, _ in units.values()}),
+            "sources": sorted({snapshot.source for snapshot in snapshots})}):
         found[kind][key] = row_id
-        undated = undated or (kind == 0 and election_date == "")
+        if kind == 0 and election_date == "":
+            undated.add(key)
     races, candidates, units, sources = found
-    if (source not in sources or (undated and snapshot.election_date)
-            or len(races) < len(set(race_keys.values()))
-            or len(candidates) < len(set(candidate_keys.values()))
-            or len(units) < len({key for key, _ in unit_keys.values()})):
-        return None
-    return Resolved({feed: races[rome] for feed, rome in race_keys.items()},
-                    {pair: candidates[rome] for pair, rome in candidate_keys.items()},
-                    {feed: (units[key], rank) for feed, (key, rank) in unit_keys.items()})
+    out: list[Resolved | None] = []
+    for snapshot, (race_keys, candidate_keys, unit_keys) in zip(snapshots, keys, strict=True):
+        if (snapshot.source not in sources
+                or (snapshot.election_date and not undated.isdisjoint(race_keys.values()))
+                or not all(key in races for key in race_keys.values())
+                or not all(key in candidates for key in candidate_keys.values())
+                or not all(key in units for key, _ in unit_keys.values())):
+            out.append(None)
+            continue
+        out.append(Resolved({feed: races[rome] for feed, rome in race_keys.items()},
+                            {pair: candidates[rome] for pair, rome in candidate_keys.items()},
+                            {feed: (units[key], rank) for feed, (key, rank) in unit_keys.items()}))
+    return out
+
+
+def resolve_all(session: Session, snapshots: list[Snapshot], catalog: Catalog
+                ) -> list[Resolved]:
+    """resolve, for each snapshot of a batch: on PostgreSQL, the ids of those whose keys
+    are all stored in one statement, the others' (storing what is new) one by one."""
+    if not snapshots or session.get_bind().dialect.name != "postgresql":
+        return [resolve(session, snapshot, catalog) for snapshot in snapshots]
+    return [known if known is not None else _store(session, snapshot, catalog)
+            for snapshot, known in zip(snapshots, _known_all(session, snapshots, catalog),
+                                       strict=True)]
 
 
 def resolve(session: Session, snapshot: Snapshot, catalog: Catalog) -> Resolved:
     """Map every key of snapshot to Rome's ids, storing what is new."""
     if session.get_bind().dialect.name == "postgresql" and (
-            known := _known(session, snapshot, catalog)) is not None:
+            known := _known_all(session, [snapshot], catalog)[0]) is not None:
         return known
+    return _store(session, snapshot, catalog)
+
+
+def _store(session: Session, snapshot: Snapshot, catalog: Catalog) -> Resolved:
+    """Map every key of snapshot to Rome's ids, storing what is new, table by table."""
     source = snapshot.source
     ensure_source(session, source, snapshot.format)
     race_keys = {r.key: catalog.race_key(source, r.key) for r in snapshot.races}

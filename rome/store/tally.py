@@ -55,7 +55,7 @@ from rome.store.models import (
     SeriesRow,
     TallyRow,
 )
-from rome.store.reference import resolve
+from rome.store.reference import resolve, resolve_all
 
 
 class Row(NamedTuple):
@@ -101,6 +101,7 @@ def count_rows(
     best: dict[tuple, Row] = {}
     races: set[tuple[int, str]] = set()
     staged = staged or {}
+    every = []
     for i, snapshot in enumerate(snapshots):
         ids = resolved[i] if resolved is not None else resolve(session, snapshot, catalog)
         source = snapshot.source
@@ -121,8 +122,9 @@ def count_rows(
             # Within a batch too, the newest version (then the larger figure) wins.
             if old is None or (old.version, old.votes) < (row.version, row.votes):
                 best[key] = row
-        _record_status(session, snapshot, ids, applied_at)
+        every.append(ids)
         races.update((race_id, source) for race_id in ids.races.values())
+    _record_status(session, snapshots, every, applied_at)
     # A fixed key order: two batches touching the same rows lock them in the
     # same order and cannot deadlock each other.
     return [best[key] for key in sorted(best)], races
@@ -138,7 +140,7 @@ def record_snapshots(
     series' time): the database's transaction time unless given.
     """
     catalog = catalog or default_catalog()
-    resolved = [resolve(session, snapshot, catalog) for snapshot in snapshots]
+    resolved = resolve_all(session, snapshots, catalog)
     grouped = [counts_by_race(snapshot) for snapshot in snapshots]
     digests = scope_digests(snapshots, resolved, grouped)
     unchanged, advanced, partial = _skip_unchanged(session, digests)
@@ -352,29 +354,38 @@ def apply_rows(session: Session, rows: list[Row], applied_at: datetime | None = 
     return _apply_portable(session, rows, applied_at, left_out, digests)
 
 
-def _record_status(session: Session, snapshot: Snapshot, ids,
+def _record_status(session: Session, snapshots: list[Snapshot], resolved: list,
                    applied_at: datetime | None = None) -> None:
-    """Store what the snapshot says of each race as a whole, if it is newer."""
-    statuses = {s.race: s for s in snapshot.statuses}
+    """Store what each snapshot says of each race as a whole, where it is newer: one
+    statement for the batch."""
     now = applied_at or datetime.now(UTC)
-    values = []
-    for race in sorted(snapshot.races, key=lambda r: ids.races[r.key]):
-        status = statuses.get(race.key)
-        winner = status.winner if status else None
-        values.append({
-            "race_id": ids.races[race.key],
-            "source_id": snapshot.source,
-            "version": snapshot.version,
-            "feed_at": _utc(snapshot.feed_at),
-            "precincts_reporting": status.precincts_reporting if status else None,
-            "precincts_total": status.precincts_total if status else None,
-            "winner_id": ids.candidates[(race.key, winner)] if winner else None,
-            "test": snapshot.test,
-        })
+    newest: dict[tuple[int, str], tuple[int, dict]] = {}
+    for i, (snapshot, ids) in enumerate(zip(snapshots, resolved, strict=True)):
+        statuses = {s.race: s for s in snapshot.statuses}
+        for race in snapshot.races:
+            status = statuses.get(race.key)
+            winner = status.winner if status else None
+            key = (ids.races[race.key], snapshot.source)
+            # One row per race id and source: two feed keys of a snapshot can name one race
+            # (the last is kept), and so can two snapshots of a batch (the newer is kept,
+            # the first of equals, as a statement a snapshot kept it: a row moves only to a
+            # newer version).
+            if key in newest and newest[key][0] != i and (
+                    newest[key][1]["version"] >= snapshot.version):
+                continue
+            newest[key] = (i, {
+                "race_id": key[0],
+                "source_id": snapshot.source,
+                "version": snapshot.version,
+                "feed_at": _utc(snapshot.feed_at),
+                "precincts_reporting": status.precincts_reporting if status else None,
+                "precincts_total": status.precincts_total if status else None,
+                "winner_id": ids.candidates[(race.key, winner)] if winner else None,
+                "test": snapshot.test,
+            })
+    values = [newest[key][1] for key in sorted(newest)]
     if not values:
         return
-    # One row per race id, in id order (two feed keys could name one race).
-    values = list({v["race_id"]: v for v in values}.values())
     if session.get_bind().dialect.name == "postgresql":
         # One statement on arrays: an executemany is a round trip per race.
         # Its time is the tallies' (the transaction's, or applied_at): a report heard
