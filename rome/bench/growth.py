@@ -167,9 +167,11 @@ def _sibling(url: str, suffix: str) -> str:
 
 
 def truncate(database: db.Database, tables: str = "history, series, current_counts, tallies, "
-             "race_status") -> None:
+             "race_status, count_scopes") -> None:
     """Empty result tables to the last page and restart the history's ids (bench databases
-    only: a wipeout deletes rows and leaves their pages to vacuum)."""
+    only: a wipeout deletes rows and leaves their pages to vacuum). The scopes go with the
+    counts: a scope's digests stand for its counts, and digests left over an emptied
+    count table would leave counts out of a stage that are not there (refused)."""
     with database.Session.begin() as session:
         session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
 

@@ -175,6 +175,7 @@ class Digest(NamedTuple):
     version: int
     counts: int
     by_unit: dict[str, list]  # the race's counts by unit feed key, in the order of units
+    distinct: bool = True  # no count key named twice (a feed can: the larger figure wins)
 
 
 def counts_by_race(snapshot: Snapshot) -> dict[str, dict[str, list]]:
@@ -211,11 +212,12 @@ def scope_digests(snapshots: list[Snapshot], resolved: list,
             except OverflowError:
                 twice.add(scope)
                 continue
-            keys = hashlib.blake2b(repr((list(map(UNIT, counts)), list(map(CANDIDATE, counts)),
-                                         list(map(VOTE_TYPE, counts)))).encode(),
-                                   digest_size=KEYS).digest()
+            named = list(map(UNIT, counts)), list(map(CANDIDATE, counts)), list(map(VOTE_TYPE,
+                                                                                    counts))
+            keys = hashlib.blake2b(repr(named).encode(), digest_size=KEYS).digest()
             out[scope] = Digest(hashlib.blake2b(keys + votes, digest_size=16).hexdigest(),
-                                keys + votes, snapshot.version, len(counts), units)
+                                keys + votes, snapshot.version, len(counts), units,
+                                len(set(zip(*named, strict=True))) == len(counts))
     for scope in twice:
         out.pop(scope, None)
     return out
@@ -227,7 +229,9 @@ def _counts_to_stage(new: Digest, stored: bytes | None) -> tuple[list, int]:
     the same order, so that with them the batch names every stored count and its scope
     moves (PLAN_TEMPLATE). A unit's votes are compared whole first, count by count only
     where they differ."""
-    if not stored or len(stored) != len(new.units):
+    # A key named twice is one stored count: leaving one of the two out would miscount the
+    # counts named, and staging one alone would lose the other's figure (the larger wins).
+    if not new.distinct or not stored or len(stored) != len(new.units):
         return [], 0
     stored = bytes(stored)  # psycopg2 hands a memoryview of chars: unequal to any bytes
     if stored[:KEYS] != new.units[:KEYS]:

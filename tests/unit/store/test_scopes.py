@@ -9,6 +9,7 @@ snapshots, late ones included; and the rows written are counted.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -375,4 +376,30 @@ def test_a_newer_version_stages_only_the_counts_whose_figures_changed(database, 
     assert sizes == [12, 1, 6, 13, 10]  # the late v3 was staged whole (older)
     with database.Session() as session:
         assert session.scalar(select(CountScopeRow.version)) == 6
+        assert audit(session) == []
+
+
+def test_a_count_key_named_twice_is_staged_with_its_twin_and_counted_once(database, empty_tables,
+                                                                          monkeypatch):
+    """A feed naming one count twice (the larger figure wins, as in Maricopa's injected
+    feed): a newer version changing one of the two stages its unit whole, not one twin
+    alone, and the scope still moves."""
+    empty_tables(database)
+    sizes = staged(monkeypatch)
+
+    def twice(version: int, first: int, second: int):
+        snapshot = race_snapshot("ap", version, {}, below={u: {101: 5, 102: 6} for u in UNITS})
+        twin = replace(snapshot.counts[0], votes=second)
+        return replace(snapshot, counts=(replace(snapshot.counts[0], votes=first), twin,
+                                         *snapshot.counts[1:]))
+
+    apply(database, twice(1, 10, 3))
+    key = next(k for k in stored(database) if k[1] == UNITS[0] and k[2] == 101)
+    assert stored(database)[key] == 10
+    apply(database, twice(2, 10, 4))  # the smaller twin changed: the larger still wins
+    assert stored(database)[key] == 10 and sizes[-1] >= 2
+    apply(database, twice(3, 2, 4))  # the larger twin fell: the other's figure stands
+    assert stored(database)[key] == 4
+    with database.Session() as session:
+        assert session.scalar(select(CountScopeRow.version)) == 3
         assert audit(session) == []
