@@ -220,7 +220,7 @@ def explain_apply(pool: Pool) -> dict:
     """EXPLAIN (ANALYZE, BUFFERS) one batch's apply statement, then roll it back."""
     snapshot = pool.snapshots(pool.batch, pool.batch)[0]
     with pool.database.Session() as session:
-        rows, _ = count_rows(session, [snapshot], default_catalog())
+        rows = count_rows(session, [snapshot], default_catalog()).rows
         cursor = session.connection().connection.dbapi_connection.cursor()
         cursor.execute(STAGE)
         cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))

@@ -88,18 +88,28 @@ def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
+class CountRows(NamedTuple):
+    """count_rows' answer."""
+
+    rows: list[Row]  # one per key, key-sorted
+    races: set[tuple[int, str]]  # the (race id, source) pairs the snapshots name
+    twins: set[tuple[int, str]]  # those of which one snapshot names a count twice
+
+
 def count_rows(
     session: Session, snapshots: list[Snapshot], catalog: Catalog,
     resolved: list | None = None, unchanged: frozenset[tuple[int, str]] = frozenset(),
-    grouped: list[dict[str, dict[str, list]]] | None = None, applied_at: datetime | None = None,
+    grouped: list[dict[str, list]] | None = None, applied_at: datetime | None = None,
     staged: dict[tuple[int, str], list] | None = None,
-) -> tuple[list[Row], set[tuple[int, str]]]:
+) -> CountRows:
     """Resolve every snapshot's keys (or take them resolved); return its counts as rows (one
     per key, key-sorted), leaving out those of the unchanged (race id, source) scopes and,
-    of a scope staged names, all but the counts it lists (counts by race and unit in
-    grouped), and the (race id, source) pairs the snapshots name."""
+    of a scope staged names, all but the counts it lists (counts by race in grouped); the
+    (race id, source) pairs the snapshots name; and those of them where one snapshot names
+    a count twice (two feed keys can name one of Rome's: the larger figure wins)."""
     best: dict[tuple, Row] = {}
     races: set[tuple[int, str]] = set()
+    twins: set[tuple[int, str]] = set()
     staged = staged or {}
     every = []
     for i, snapshot in enumerate(snapshots):
@@ -111,8 +121,8 @@ def count_rows(
         if only:
             by_race = grouped[i] if grouped is not None else counts_by_race(snapshot)
             counts = chain.from_iterable(
-                chain.from_iterable(units.values()) if race not in only else only[race] or ()
-                for race, units in by_race.items())
+                listed if race not in only else only[race] or ()
+                for race, listed in by_race.items())
         for n in counts:
             unit_id, rank = ids.units[n.unit]
             key = (ids.races[n.race], source, unit_id,
@@ -122,12 +132,14 @@ def count_rows(
             # Within a batch too, the newest version (then the larger figure) wins.
             if old is None or (old.version, old.votes) < (row.version, row.votes):
                 best[key] = row
+            if old is not None:
+                twins.add(key[:2])
         every.append(ids)
         races.update((race_id, source) for race_id in ids.races.values())
     _record_status(session, snapshots, every, applied_at)
     # A fixed key order: two batches touching the same rows lock them in the
     # same order and cannot deadlock each other.
-    return [best[key] for key in sorted(best)], races
+    return CountRows([best[key] for key in sorted(best)], races, twins)
 
 
 def record_snapshots(
@@ -144,17 +156,21 @@ def record_snapshots(
     grouped = [counts_by_race(snapshot) for snapshot in snapshots]
     digests = scope_digests(snapshots, resolved, grouped)
     unchanged, advanced, partial = _skip_unchanged(session, digests)
-    rows, races = count_rows(session, snapshots, catalog, resolved, frozenset(unchanged),
-                             grouped, applied_at, {scope: counts for scope, (counts, _)
-                                                   in partial.items()})
+    rows, races, twins = count_rows(
+        session, snapshots, catalog, resolved, frozenset(unchanged), grouped, applied_at,
+        {scope: counts for scope, (counts, _) in partial.items()})
     skipped = sum(unchanged.values())
     moved = sum(unchanged[scope] for scope in advanced)
     if not rows:
         return RecordResult(moved, 0, 0, skipped - moved, frozenset(races))
     left_out = {scope: counts for scope, (_, counts) in partial.items()}
     # Each applied scope keeps the snapshot's digests where the apply leaves the race's
-    # counts exactly as that snapshot says (whole), none where anything else may differ.
-    applied, changed, corrections = apply_rows(session, rows, applied_at, left_out, digests)
+    # counts exactly as that snapshot says (whole), none where anything else may differ:
+    # where a count is named twice, the digests name one stored count twice.
+    applied, changed, corrections = apply_rows(
+        session, rows, applied_at, left_out,
+        {scope: digest for scope, digest in digests.items()
+         if scope not in unchanged and scope not in twins})
     # A count left out moved with its scope, as if staged with the same figure.
     moved_too = sum(left_out.values())
     return RecordResult(applied + moved + moved_too, changed, corrections,
@@ -165,6 +181,7 @@ UNIT, CANDIDATE, VOTE_TYPE, VOTES, RACE = map(attrgetter, (
     "unit", "candidate", "vote_type", "votes", "race"))
 KEYS = 8  # bytes of the keys' digest, at the head of Digest.units
 VOTE = array("q").itemsize  # bytes of each count's votes after it
+CHUNK = 64  # counts whose votes _counts_to_stage compares whole, before count by count
 
 
 class Digest(NamedTuple):
@@ -174,26 +191,27 @@ class Digest(NamedTuple):
     units: bytes  # a digest of the race's count keys in order, then each count's votes
     version: int
     counts: int
-    by_unit: dict[str, list]  # the race's counts by unit feed key, in the order of units
-    distinct: bool = True  # no count key named twice (a feed can: the larger figure wins)
+    listed: list  # the race's counts, in the snapshot's order
 
 
-def counts_by_race(snapshot: Snapshot) -> dict[str, dict[str, list]]:
-    """The snapshot's counts by race key, then by unit key, in the snapshot's order."""
-    grouped: dict[str, dict[str, list]] = {}
+def counts_by_race(snapshot: Snapshot) -> dict[str, list]:
+    """The snapshot's counts by race key, in the snapshot's order."""
+    grouped: dict[str, list] = {}
     for race, group in groupby(snapshot.counts, RACE):  # feeds list a race's together
-        units = grouped.setdefault(race, {})
-        for unit, counts in groupby(group, UNIT):  # and a unit's, mostly
-            units.setdefault(unit, []).extend(counts)
+        listed = grouped.get(race)
+        if listed is None:
+            grouped[race] = list(group)
+        else:
+            listed.extend(group)
     return grouped
 
 
 def scope_digests(snapshots: list[Snapshot], resolved: list,
-                  grouped: list[dict[str, dict[str, list]]]) -> dict[tuple[int, str], Digest]:
+                  grouped: list[dict[str, list]]) -> dict[tuple[int, str], Digest]:
     """{(race id, source): Digest} of each race one snapshot of the batch names: a digest of
     its counts' keys (unit, candidate, vote type) in order, then their votes as they are
-    (8 bytes a count: a unit's are compared as they stand, no digest a unit to compute),
-    and the race's digest over those.
+    (8 bytes a count: compared as they stand, no digest to compute), and the race's
+    digest over those.
 
     Two snapshots with the same digest for a race say the same figures for the same
     counts: a newer one need not be staged, only its version kept. With the same keys in
@@ -202,22 +220,26 @@ def scope_digests(snapshots: list[Snapshot], resolved: list,
     out: dict[tuple[int, str], Digest] = {}
     twice: set[tuple[int, str]] = set()
     for snapshot, ids, by_race in zip(snapshots, resolved, grouped, strict=True):
-        for race, units in by_race.items():
+        for race, counts in by_race.items():
             scope = (ids.races[race], snapshot.source)
             if scope in out:
                 twice.add(scope)
-            counts = list(chain.from_iterable(units.values()))
             try:
                 votes = array("q", map(VOTES, counts)).tobytes()
             except OverflowError:
                 twice.add(scope)
                 continue
-            named = list(map(UNIT, counts)), list(map(CANDIDATE, counts)), list(map(VOTE_TYPE,
-                                                                                    counts))
-            keys = hashlib.blake2b(repr(named).encode(), digest_size=KEYS).digest()
+            # Keys hold no NUL (Snapshot.validate): joined by NULs, they read back one way.
+            # One that does (a snapshot not validated) gets no digest.
+            named = "\0".join(chain(map(UNIT, counts), map(CANDIDATE, counts),
+                                    map(VOTE_TYPE, counts)))
+            if named.count("\0") != 3 * len(counts) - 1:
+                twice.add(scope)
+                continue
+            keys = hashlib.blake2b(named.encode("utf-8", "surrogatepass"),
+                                   digest_size=KEYS).digest()
             out[scope] = Digest(hashlib.blake2b(keys + votes, digest_size=16).hexdigest(),
-                                keys + votes, snapshot.version, len(counts), units,
-                                len(set(zip(*named, strict=True))) == len(counts))
+                                keys + votes, snapshot.version, len(counts), counts)
     for scope in twice:
         out.pop(scope, None)
     return out
@@ -227,23 +249,22 @@ def _counts_to_stage(new: Digest, stored: bytes | None) -> tuple[list, int]:
     """The counts of a newer snapshot of a race whose votes are not those stored, in order,
     and how many are left out; ([], 0) unless the snapshot names the stored counts' keys in
     the same order, so that with them the batch names every stored count and its scope
-    moves (PLAN_TEMPLATE). A unit's votes are compared whole first, count by count only
-    where they differ."""
-    # A key named twice is one stored count: leaving one of the two out would miscount the
-    # counts named, and staging one alone would lose the other's figure (the larger wins).
-    if not new.distinct or not stored or len(stored) != len(new.units):
+    moves (PLAN_TEMPLATE). Votes are compared CHUNK counts at a time first, count by count
+    only where they differ. (A scope keeps no digests where a count is named twice:
+    record_snapshots.)"""
+    if not stored or len(stored) != len(new.units):
         return [], 0
     stored = bytes(stored)  # psycopg2 hands a memoryview of chars: unequal to any bytes
     if stored[:KEYS] != new.units[:KEYS]:
         return [], 0
     staged: list = []
-    at = KEYS
-    for group in new.by_unit.values():
-        end = at + len(group) * VOTE
+    listed = new.listed
+    for first in range(0, len(listed), CHUNK):
+        at, end = KEYS + first * VOTE, KEYS + min(first + CHUNK, len(listed)) * VOTE
         if stored[at:end] != new.units[at:end]:
             old, now = array("q", stored[at:end]), array("q", new.units[at:end])
-            staged.extend(n for n, a, b in zip(group, old, now, strict=True) if a != b)
-        at = end
+            staged.extend(n for n, a, b in zip(listed[first:first + CHUNK], old, now,
+                                               strict=True) if a != b)
     return staged, new.counts - len(staged)
 
 
@@ -265,7 +286,8 @@ def _skip_unchanged(session: Session, digests: dict[tuple[int, str], Digest]
         keys = {"races": [race for race, _ in scopes], "sources": [source for _, source in scopes]}
         session.execute(text(PG_SCOPES["ensure"]), keys)
         stored = {(race, source): (version, digest, units) for race, source, version, digest,
-                  units in session.execute(text(PG_SCOPES["lock"]), keys)}
+                  units in session.execute(text(PG_SCOPES["lock"]), {
+                      **keys, "digests": [digests[scope].digest for scope in scopes]})}
     else:
         session.execute(sqlite.insert(SCOPES).on_conflict_do_nothing(),
                         [{"race_id": race, "source_id": source, "version": 0}
@@ -298,10 +320,14 @@ SELECT race_id, source_id, 0 FROM unnest(:races ::integer[], :sources ::text[])
     AS u(race_id, source_id)
 ORDER BY race_id, source_id ON CONFLICT (race_id, source_id) DO NOTHING""",
     # In key order, as the apply locks them: no two batches deadlock.
+    # The digests per count only where the race's digest is not the snapshot's: the same
+    # figures again need none of them read.
     "lock": """
-SELECT s.race_id, s.source_id, s.version, s.digest, s.unit_digests FROM count_scopes s
-JOIN unnest(:races ::integer[], :sources ::text[]) AS u(race_id, source_id)
-    USING (race_id, source_id)
+SELECT s.race_id, s.source_id, s.version, s.digest,
+       CASE WHEN s.digest <> u.digest THEN s.unit_digests END
+FROM count_scopes s
+JOIN unnest(:races ::integer[], :sources ::text[], :digests ::text[])
+    AS u(race_id, source_id, digest) USING (race_id, source_id)
 ORDER BY s.race_id, s.source_id FOR UPDATE OF s""",
     "version": """
 UPDATE count_scopes s SET version = u.value

@@ -356,7 +356,7 @@ def test_the_apply_never_joins_two_of_its_own_results(database):
     if database.dialect != "postgresql":
         pytest.skip("the one-statement apply is PostgreSQL's")
     with database.Session() as session:
-        rows, _ = count_rows(session, [national_snapshot(200)], default_catalog())
+        rows = count_rows(session, [national_snapshot(200)], default_catalog()).rows
         cursor = session.connection().connection.dbapi_connection.cursor()
         cursor.execute(STAGE)
         cursor.copy_expert("COPY count_stage FROM STDIN", io.StringIO(copy_text(rows)))
