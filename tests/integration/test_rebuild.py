@@ -69,7 +69,7 @@ def full_state(url: str, root) -> dict:
         races = app.test_client().get("/api/races").get_json()
     finally:
         dispose(app)
-    state = {}
+    state, changed = {}, {}
     for race in races["races"]:
         names = {c["id"]: f'{c["first"]} {c["last"]} ({c["party"]})' for c in race["candidates"]}
         for candidate in race["candidates"]:
@@ -82,6 +82,13 @@ def full_state(url: str, root) -> dict:
                 d["candidate_id"] = names.get(d["candidate_id"], d["candidate_id"])
             for moment in ("last_update_at", "heard_at", "stale", "stale_reason"):
                 source.pop(moment)
+            # How many changes (and corrections) were applied depends on the order versions
+            # reached the database, not on the figures: a version applied after a newer one
+            # changes nothing (live polls and the replay's claim checks both go through
+            # three processes at once). Kept apart: whether a source has any change.
+            source.pop("corrections")
+            changed[f'{race["state"]}/{race["office"]}/{race["name"]}/{source["id"]}'] = (
+                source.pop("changes") > 0)
         race.pop("last_update_at")
         race.pop("id")
         state[f'{race["state"]}/{race["office"]}/{race["name"]}'] = race
@@ -93,7 +100,7 @@ def full_state(url: str, root) -> dict:
     finally:
         database.engine.dispose()
     return {"races": state, "rejected": races["rejected"], "tallies": tallies,
-            "audit": problems}
+            "audit": problems, "changed": changed}
 
 
 def counts(url: str) -> tuple[int, int]:
