@@ -218,29 +218,29 @@ def scope_digests(snapshots: list[Snapshot], resolved: list,
     the same order, a count with the same votes need not be staged either (_counts_to_stage).
     A race two snapshots of the batch name gets none, nor one with votes past 2**63."""
     out: dict[tuple[int, str], Digest] = {}
-    twice: set[tuple[int, str]] = set()
+    undigested: set[tuple[int, str]] = set()
     for snapshot, ids, by_race in zip(snapshots, resolved, grouped, strict=True):
         for race, counts in by_race.items():
             scope = (ids.races[race], snapshot.source)
             if scope in out:
-                twice.add(scope)
+                undigested.add(scope)
             try:
                 votes = array("q", map(VOTES, counts)).tobytes()
             except OverflowError:
-                twice.add(scope)
+                undigested.add(scope)
                 continue
             # Keys hold no NUL (Snapshot.validate): joined by NULs, they read back one way.
             # One that does (a snapshot not validated) gets no digest.
             named = "\0".join(chain(map(UNIT, counts), map(CANDIDATE, counts),
                                     map(VOTE_TYPE, counts)))
             if named.count("\0") != 3 * len(counts) - 1:
-                twice.add(scope)
+                undigested.add(scope)
                 continue
             keys = hashlib.blake2b(named.encode("utf-8", "surrogatepass"),
                                    digest_size=KEYS).digest()
             out[scope] = Digest(hashlib.blake2b(keys + votes, digest_size=16).hexdigest(),
                                 keys + votes, snapshot.version, len(counts), counts)
-    for scope in twice:
+    for scope in undigested:
         out.pop(scope, None)
     return out
 
