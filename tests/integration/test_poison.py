@@ -86,9 +86,16 @@ def test_a_message_that_kills_its_worker_is_dead_lettered_after_the_delivery_lim
     assert any("rome.test.always_fails failed 3 times" in r for r in reasons), reasons
 
     log = processes.log("worker")
-    # Each poison message killed a pool process on every one of its deliveries.
-    assert log.count("exited with 'exitcode 3'") == DELIVERY_LIMIT + 1
-    assert log.count("exited with 'signal 9 (SIGKILL)'") == DELIVERY_LIMIT + 1
+    # Each poison message killed a pool process on every one of its
+    # DELIVERY_LIMIT + 1 deliveries (the reasons above name the last one), and
+    # at times two on one delivery: if the pool reaps a dead process before it
+    # has read the "accepted" note the process sent for its job (a read cut
+    # short mid-message), billiard takes the job for never started and hands it
+    # to another process (AsynPool.on_partial_read), which runs it again. A
+    # clean-clone run once counted 12 SIGKILLs. Without the limit the message
+    # would kill processes until the test ended, far more than the bound here.
+    for death in ("exited with 'exitcode 3'", "exited with 'signal 9 (SIGKILL)'"):
+        assert DELIVERY_LIMIT + 1 <= log.count(death) < 3 * (DELIVERY_LIMIT + 1), death
     assert "attempt=2" in log  # the failing update was retried by countdown
     assert worker.poll() is None  # the worker itself stayed up
 
