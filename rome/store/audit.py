@@ -3,8 +3,10 @@
 Four stores must agree: every current count equals the newest history row of
 its key; every tally equals the sum of its current counts (and the number of
 its units, changes and corrections); every total-vote tally equals the newest
-figure of its series, the one charts end on; and, given an expectation file,
-the tallies equal what a known stream must produce.
+figure of its series, the one charts end on; every race's scope holds as many
+counts as are stored for it (the apply decides by that number whether a batch
+names them all); and, given an expectation file, the tallies equal what a known
+stream must produce.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ from sqlalchemy import and_, case, func, select, text
 from sqlalchemy.orm import Session
 
 from rome.feeds.snapshot import TOTAL
-from rome.store.models import CandidateRow, CurrentRow, HistoryRow, RaceRow, SeriesRow, TallyRow
+from rome.store.models import (
+    CandidateRow,
+    CountScopeRow,
+    CurrentRow,
+    HistoryRow,
+    RaceRow,
+    SeriesRow,
+    TallyRow,
+)
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,18 @@ def newest_in_series(session: Session) -> dict[tuple, int]:
             for race, source, candidate, rank, votes in rows}
 
 
+def scope_counts(session: Session) -> tuple[dict[tuple, int], dict[tuple, int]]:
+    """Per race and source: the counts its scope row says it holds, and those stored
+    (scopes that hold none left out of both)."""
+    said = {(race, source): int(counts) for race, source, counts in session.execute(
+        select(CountScopeRow.race_id, CountScopeRow.source_id, CountScopeRow.counts)
+        .where(CountScopeRow.counts != 0))}
+    held = {(race, source): int(counts) for race, source, counts in session.execute(
+        select(CurrentRow.race_id, CurrentRow.source_id, func.count())
+        .group_by(CurrentRow.race_id, CurrentRow.source_id))}
+    return said, held
+
+
 def audit(session: Session) -> list[Difference]:
     """Recompute current counts from the history and tallies from the counts, and check that
     every series ends on its tally; list differences.
@@ -119,7 +141,8 @@ def audit(session: Session) -> list[Difference]:
     total_votes = {key: value[0] for key, value in stored.items() if key[3] == TOTAL}
     return (compare(current, current_from_history(session), "history")
             + compare(stored, tallies_from_current(session), "recomputed")
-            + compare(newest_in_series(session), total_votes, "tally"))
+            + compare(newest_in_series(session), total_votes, "tally")
+            + compare(*scope_counts(session), "counted"))
 
 
 def tallies_by_key(session: Session) -> dict[tuple[str, str, str, str, int], int]:

@@ -201,6 +201,9 @@ class CountScopeRow(Base):
     # With the digest: a digest of the race's count keys in order, then each count's votes
     # (8 bytes); a newer snapshot's units with the same keys and votes are not staged.
     unit_digests: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # How many counts of the race and source current_counts holds, kept by the apply: a
+    # batch names all of them or not (rome/store/tally.py), without counting them.
+    counts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RejectedRow(Base):

@@ -74,9 +74,13 @@ def rollback_source(session: Session, source: str, above: int,
     # version (its newest change at most the limit) stands again.
     session.execute(update(CountScopeRow).where(
         CountScopeRow.source_id == source, CountScopeRow.version > above).values(version=0))
-    # Counts were reset: no scope of the source is a whole snapshot's figures any more.
+    # Counts were reset: no scope of the source is a whole snapshot's figures any more;
+    # and some deleted: each scope holds the counts left.
+    left = (select(func.count()).where(CurrentRow.race_id == CountScopeRow.race_id,
+                                       CurrentRow.source_id == CountScopeRow.source_id)
+            .scalar_subquery())
     session.execute(update(CountScopeRow).where(CountScopeRow.source_id == source)
-                    .values(digest=None, unit_digests=None))
+                    .values(digest=None, unit_digests=None, counts=left))
     return RollbackResult(removed, counts_reset, counts_deleted, tallies, statuses)
 
 

@@ -505,22 +505,21 @@ WHERE s.race_id = late.race_id AND s.source_id = late.source_id
 # is at that version or newer, so after the apply the race's counts are
 # exactly the batch's (its digest may be kept: record_snapshots). Counts whose figures
 # the scope's digests already hold were left out of the stage (record_snapshots): their
-# stored counts count as named.
+# stored counts count as named. How many counts a scope holds is its row's to say (the
+# apply keeps it): counting them here cost a scan of each race's counts, every batch.
 PLAN_TEMPLATE = """
 INSERT INTO {plan} (race_id, source_id, floor, version, complete, whole)
 SELECT race_id, source_id, floor, version, complete, complete AND newest < version
 FROM (
     SELECT st.race_id, st.source_id, s.version AS floor, max(st.version) AS version,
            min(st.version) = max(st.version) AND max(st.version) > s.version
-           AND count(c.race_id) + coalesce(max(o.counts), 0)
-               = (SELECT count(*) FROM {current} k
-                  WHERE k.race_id = st.race_id AND k.source_id = st.source_id)
+           AND count(c.race_id) + coalesce(max(o.counts), 0) = s.counts
            AS complete,
            coalesce(max(c.version), 0) AS newest
     FROM {stage} st JOIN {scopes} s USING (race_id, source_id)
     LEFT JOIN {current} c USING (race_id, source_id, unit_id, candidate_id, vote_type)
     LEFT JOIN {left_out} USING (race_id, source_id)
-    GROUP BY st.race_id, st.source_id, s.version
+    GROUP BY st.race_id, st.source_id, s.version, s.counts
 ) planned
 """
 
@@ -563,20 +562,7 @@ def _upsert_tallies(where: str, returning: str) -> str:
 # for its lock) is stamped with the other's time, so the series follows the
 # order in which figures were committed and its newest row is the tally.
 APPLY_TEMPLATE = """
-WITH advanced AS (
-    -- Each complete scope moves to the batch's version; each keeps the digests given
-    -- for it if the batch leaves it whole, none otherwise (record_snapshots).
-    UPDATE {scopes} s
-    SET version = CASE WHEN p.complete THEN p.version ELSE s.version END,
-        digest = CASE WHEN p.whole THEN d.digest END,
-        unit_digests = CASE WHEN p.whole THEN d.units END
-    FROM {plan} p LEFT JOIN unnest(%(d_races)s::integer[], %(d_sources)s::text[],
-                                   %(d_digests)s::text[], %(d_units)s::bytea[])
-        AS d(race_id, source_id, digest, units) USING (race_id, source_id)
-    WHERE s.race_id = p.race_id AND s.source_id = p.source_id
-        AND (p.complete OR s.digest IS NOT NULL)
-    RETURNING 1
-), wanted AS (
+WITH wanted AS (
     SELECT st.*, p.complete AND st.votes = c.votes AS same
     FROM {stage} st JOIN {plan} p USING (race_id, source_id)
     LEFT JOIN {current} c USING (race_id, source_id, unit_id, candidate_id, vote_type)
@@ -594,6 +580,24 @@ WITH advanced AS (
     WHERE (c.version, c.votes) < (excluded.version, excluded.votes)
     RETURNING race_id, source_id, unit_id, candidate_id, vote_type, rank, votes, prev_votes,
               version, feed_at, applied_at
+), advanced AS (
+    -- Each complete scope moves to the batch's version; each keeps the digests given
+    -- for it if the batch leaves it whole, none otherwise (record_snapshots); each
+    -- counts the counts the batch added (an upsert that inserted has no prev_votes).
+    UPDATE {scopes} s
+    SET version = CASE WHEN p.complete THEN p.version ELSE s.version END,
+        digest = CASE WHEN p.whole THEN d.digest END,
+        unit_digests = CASE WHEN p.whole THEN d.units END,
+        counts = s.counts + coalesce(a.added, 0)
+    FROM {plan} p LEFT JOIN unnest(%(d_races)s::integer[], %(d_sources)s::text[],
+                                   %(d_digests)s::text[], %(d_units)s::bytea[])
+        AS d(race_id, source_id, digest, units) USING (race_id, source_id)
+    LEFT JOIN (SELECT race_id, source_id, count(*) AS added FROM changed
+               WHERE prev_votes IS NULL GROUP BY race_id, source_id) a
+        USING (race_id, source_id)
+    WHERE s.race_id = p.race_id AND s.source_id = p.source_id
+        AND (p.complete OR s.digest IS NOT NULL OR a.added IS NOT NULL)
+    RETURNING 1
 ), appended AS (
     INSERT INTO {history} (race_id, source_id, unit_id, candidate_id, vote_type, rank, version,
                            votes, delta, feed_at, applied_at)
@@ -732,11 +736,15 @@ def _apply_portable(session: Session, rows: list[Row], applied_at: datetime | No
                     ) -> tuple[int, int, int]:
     """Any other database (SQLite): the same steps, each upsert returning what it changed."""
     rows, applied, advance, whole = _plan_portable(session, rows, left_out or {})
-    _, changed, corrections = _write_portable(session, rows, applied_at)
+    _, changed, corrections, added = _write_portable(session, rows, applied_at)
     for (race_id, source_id), version in sorted(advance.items()):
         session.execute(update(CountScopeRow).where(
             CountScopeRow.race_id == race_id, CountScopeRow.source_id == source_id,
         ).values(version=version))
+    for (race_id, source_id), count in sorted(added.items()):
+        session.execute(update(CountScopeRow).where(
+            CountScopeRow.race_id == race_id, CountScopeRow.source_id == source_id,
+        ).values(counts=CountScopeRow.counts + count))
     digests = digests or {}
     _set_digests(session, {scope: digests.get(scope) if scope in whole else None
                            for scope in {r[:2] for r in rows}})
@@ -754,16 +762,16 @@ def _plan_portable(session: Session, rows: list[Row], left_out: dict[tuple[int, 
                                      for race, source in scopes[start:start + 500]]))
     floors: dict[tuple[int, str], int] = {}
     stored: dict[tuple, tuple[int, int]] = {}
-    held: dict[tuple[int, str], int] = defaultdict(int)
+    held: dict[tuple[int, str], int] = {}  # the counts each scope holds, as its row says
     for race, source in scopes:
-        floors[(race, source)] = session.scalar(select(CountScopeRow.version).where(
-            CountScopeRow.race_id == race, CountScopeRow.source_id == source))
+        floors[(race, source)], held[(race, source)] = session.execute(select(
+            CountScopeRow.version, CountScopeRow.counts).where(
+            CountScopeRow.race_id == race, CountScopeRow.source_id == source)).one()
         for key in session.execute(select(
             CurrentRow.race_id, CurrentRow.source_id, CurrentRow.unit_id, CurrentRow.candidate_id,
             CurrentRow.vote_type, CurrentRow.version, CurrentRow.votes,
         ).where(CurrentRow.race_id == race, CurrentRow.source_id == source)):
             stored[tuple(key[:5])] = (key.version, key.votes)
-            held[(race, source)] += 1
     late = {r[:2] for r in rows if r[:5] not in stored and r.version < floors[r[:2]]}
     for scope in sorted(late):
         race, source = scope
@@ -795,9 +803,10 @@ def _plan_portable(session: Session, rows: list[Row], left_out: dict[tuple[int, 
     return write, len(wanted), advance, whole
 
 
-def _write_portable(session: Session, rows: list[Row],
-                    applied_at: datetime | None = None) -> tuple[int, int, int]:
-    """Upsert rows, append their history, add them to the tallies."""
+def _write_portable(session: Session, rows: list[Row], applied_at: datetime | None = None
+                    ) -> tuple[int, int, int, dict[tuple[int, str], int]]:
+    """Upsert rows, append their history, add them to the tallies; return (applied, changed,
+    corrections, {scope: counts added})."""
     now = applied_at or datetime.now(UTC)
     # SQLite's date functions keep milliseconds: store no finer, so a time and
     # the series' number for it (computed by SQLite) compare alike.
@@ -831,12 +840,14 @@ def _write_portable(session: Session, rows: list[Row],
         changed_rows += session.execute(stmt.values(values)).all()
     history = []
     sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    added: dict[tuple[int, str], int] = defaultdict(int)
     for race, source, unit, candidate, vote_type, rank, votes, prev, version, feed_at in (
         changed_rows
     ):
         total = sums[(race, source, candidate, vote_type, rank)]
         total[0] += votes - (prev or 0)
         total[1] += prev is None
+        added[(race, source)] += prev is None
         if prev != votes:
             total[2] += 1
             total[3] += prev is not None and votes < prev
@@ -851,7 +862,7 @@ def _write_portable(session: Session, rows: list[Row],
         _tally_portable(session, sums, now)
     changed = sum(v[2] for v in sums.values())
     corrections = sum(v[3] for v in sums.values())
-    return len(changed_rows), changed, corrections
+    return len(changed_rows), changed, corrections, {k: v for k, v in added.items() if v}
 
 
 def _tally_portable(session: Session, sums: dict[tuple, list[int]], now: datetime) -> None:
