@@ -155,7 +155,10 @@ def record_snapshots(
     resolved = resolve_all(session, snapshots, catalog)
     grouped = [counts_by_race(snapshot) for snapshot in snapshots]
     digests = scope_digests(snapshots, resolved, grouped)
-    unchanged, advanced, partial = _skip_unchanged(session, digests)
+    named = {(ids.races[race], snapshot.source)
+             for snapshot, ids, by_race in zip(snapshots, resolved, grouped, strict=True)
+             for race in by_race}
+    unchanged, advanced, partial = _skip_unchanged(session, digests, named)
     rows, races, twins = count_rows(
         session, snapshots, catalog, resolved, frozenset(unchanged), grouped, applied_at,
         {scope: counts for scope, (counts, _) in partial.items()})
@@ -170,7 +173,7 @@ def record_snapshots(
     applied, changed, corrections = apply_rows(
         session, rows, applied_at, left_out,
         {scope: digest for scope, digest in digests.items()
-         if scope not in unchanged and scope not in twins})
+         if scope not in unchanged and scope not in twins}, locked=True)
     # A count left out moved with its scope, as if staged with the same figure.
     moved_too = sum(left_out.values())
     return RecordResult(applied + moved + moved_too, changed, corrections,
@@ -268,27 +271,24 @@ def _counts_to_stage(new: Digest, stored: bytes | None) -> tuple[list, int]:
     return staged, new.counts - len(staged)
 
 
-def _skip_unchanged(session: Session, digests: dict[tuple[int, str], Digest]
+def _skip_unchanged(session: Session, digests: dict[tuple[int, str], Digest],
+                    named: set[tuple[int, str]] = frozenset()
                     ) -> tuple[dict[tuple[int, str], int], set[tuple[int, str]],
                                dict[tuple[int, str], tuple[list, int]]]:
-    """Lock the batch's scopes (in key order, as the apply does) and find those whose stored
-    digest is the snapshot's: return them with their counts, those whose version moved, and
-    per other scope the counts that must be staged and how many need not (_counts_to_stage).
+    """Lock the batch's scopes (those with digests and those named: on PostgreSQL, in key
+    order, as the apply does, which then need not) and find those whose stored digest is
+    the snapshot's: return them with their counts, those whose version moved, and per other
+    scope the counts that must be staged and how many need not (_counts_to_stage).
 
     A scope keeps digests only while its counts are exactly what a whole snapshot with
     those digests left (record_snapshots): the same figures again change no count, so only
     the scope's version moves, under the lock, so no other batch of the race slips between."""
-    if not digests:
-        return {}, set(), {}
-    scopes = sorted(digests)
     if session.get_bind().dialect.name == "postgresql":
-        # Arrays, one statement each: an executemany is a round trip per race.
-        keys = {"races": [race for race, _ in scopes], "sources": [source for _, source in scopes]}
-        session.execute(text(PG_SCOPES["ensure"]), keys)
-        stored = {(race, source): (version, digest, units) for race, source, version, digest,
-                  units in session.execute(text(PG_SCOPES["lock"]), {
-                      **keys, "digests": [digests[scope].digest for scope in scopes]})}
+        stored = _lock_scopes(session, digests, sorted(named | digests.keys()))
+    elif not digests:
+        return {}, set(), {}
     else:
+        scopes = sorted(digests)
         session.execute(sqlite.insert(SCOPES).on_conflict_do_nothing(),
                         [{"race_id": race, "source_id": source, "version": 0}
                          for race, source in scopes])
@@ -310,6 +310,33 @@ def _skip_unchanged(session: Session, digests: dict[tuple[int, str], Digest]
                and new.version > stored[scope][0]
                and (left := _counts_to_stage(new, stored[scope][2]))[1]}
     return unchanged, advanced, partial
+
+
+def _lock_scopes(session: Session, digests: dict[tuple[int, str], Digest],
+                 scopes: list[tuple[int, str]]) -> dict[tuple[int, str], tuple]:
+    """PostgreSQL: lock the scopes (sorted), making those not there yet; return each one's
+    (version, digest, per-count digests where its digest is not the batch's).
+
+    Most batches name only scopes that are there: they are locked in one statement, inside
+    a savepoint. If some are missing, rolling back to it lets those locks go before the
+    missing are made (in key order) and all are locked again: a batch never waits to make
+    a scope while holding another's lock, so two batches making scopes cannot deadlock."""
+    if not scopes:
+        return {}
+    # Arrays, one statement each: an executemany is a round trip per race.
+    keys = {"races": [race for race, _ in scopes], "sources": [source for _, source in scopes],
+            "digests": [digests[scope].digest if scope in digests else None
+                        for scope in scopes]}
+    stored = {(race, source): rest for race, source, *rest in
+              session.execute(text("SAVEPOINT rome_scopes;" + PG_SCOPES["lock"]), keys)}
+    if len(stored) == len(scopes):
+        # The locks stay, the transaction's own: what it writes next carries its id.
+        session.execute(text("RELEASE SAVEPOINT rome_scopes"))
+        return stored
+    session.execute(text("ROLLBACK TO SAVEPOINT rome_scopes; RELEASE SAVEPOINT rome_scopes;"
+                         + PG_SCOPES["ensure"]), keys)
+    return {(race, source): rest for race, source, *rest in
+            session.execute(text(PG_SCOPES["lock"]), keys)}
 
 
 # PostgreSQL's scope statements, on arrays of race ids and sources (and values).
@@ -373,14 +400,16 @@ def _set_versions(session: Session, values: dict[tuple[int, str], int]) -> None:
 
 def apply_rows(session: Session, rows: list[Row], applied_at: datetime | None = None,
                left_out: dict[tuple[int, str], int] | None = None,
-               digests: dict[tuple[int, str], Digest] | None = None) -> tuple[int, int, int]:
+               digests: dict[tuple[int, str], Digest] | None = None,
+               locked: bool = False) -> tuple[int, int, int]:
     """Apply resolved, key-sorted count rows; return (applied, changed, corrections). The
     scopes whose counts are now exactly the rows' (whole: see PLAN_TEMPLATE) keep their
     digests (from digests); every other scope of the rows forgets its own. left_out:
     per scope, how many stored counts whose figures the rows leave out
-    (record_snapshots)."""
+    (record_snapshots). locked: the transaction has made and locked every scope of the
+    rows already (_skip_unchanged), so the apply need not."""
     if session.get_bind().dialect.name == "postgresql":
-        return _apply_copy(session, rows, applied_at, left_out, digests)
+        return _apply_copy(session, rows, applied_at, left_out, digests, locked)
     return _apply_portable(session, rows, applied_at, left_out, digests)
 
 
@@ -658,15 +687,15 @@ def copy_text(rows: list[Row]) -> str:
 
 
 def plan_scopes(cursor, sql: dict[str, str] = SQL,
-                left_out: dict[tuple[int, str], int] | None = None) -> None:
-    """With the batch staged: lock its scopes, cover late new counts, plan each scope (the
-    stored counts left out of the stage, per scope, counting as named). One round
-    trip: the statements go together."""
+                left_out: dict[tuple[int, str], int] | None = None, locked: bool = False) -> None:
+    """With the batch staged: lock its scopes (unless locked already), cover late new counts,
+    plan each scope (the stored counts left out of the stage, per scope, counting as
+    named). One round trip: the statements go together."""
     scopes = sorted(left_out or {})
     arrays = {"out_races": [race for race, _ in scopes],
               "out_sources": [source for _, source in scopes],
               "out_counts": [left_out[scope] for scope in scopes] if left_out else []}
-    cursor.execute(";".join([sql["lock"], sql["late"], sql["plan"]]
+    cursor.execute(";".join(([] if locked else [sql["lock"]]) + [sql["late"], sql["plan"]]
                             + ([sql["unmoved"]] if scopes else [])), arrays)
     if scopes and (unmoved := cursor.fetchall()):
         refuse_unmoved(unmoved)
@@ -691,10 +720,12 @@ def apply_params(applied_at: datetime | None = None,
 
 def apply_staged(cursor, applied_at: datetime | None = None, sql: dict[str, str] = SQL,
                  left_out: dict[tuple[int, str], int] | None = None,
-                 digests: dict[tuple[int, str], Digest] | None = None) -> tuple[int, int, int]:
+                 digests: dict[tuple[int, str], Digest] | None = None,
+                 locked: bool = False) -> tuple[int, int, int]:
     """Apply the staged batch; return (applied, changed, corrections). Each scope the batch
-    leaves whole keeps its digests (from digests: none if not given)."""
-    plan_scopes(cursor, sql, left_out)
+    leaves whole keeps its digests (from digests: none if not given). locked: as for
+    apply_rows."""
+    plan_scopes(cursor, sql, left_out, locked)
     cursor.execute(sql["apply"], apply_params(applied_at, digests))
     applied, changed, corrections = cursor.fetchone()
     return int(applied), int(changed), int(corrections)
@@ -702,7 +733,8 @@ def apply_staged(cursor, applied_at: datetime | None = None, sql: dict[str, str]
 
 def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None = None,
                 left_out: dict[tuple[int, str], int] | None = None,
-                digests: dict[tuple[int, str], Digest] | None = None) -> tuple[int, int, int]:
+                digests: dict[tuple[int, str], Digest] | None = None,
+                locked: bool = False) -> tuple[int, int, int]:
     """PostgreSQL: COPY the batch into a staging table, then one insert-select."""
     connection = session.connection()
     dbapi = connection.connection.dbapi_connection
@@ -713,7 +745,8 @@ def _apply_copy(session: Session, rows: list[Row], applied_at: datetime | None =
         # the table it created with it.
         cursor.execute(STAGE)
         cursor.copy_expert(f"COPY {TABLES['stage']} FROM STDIN", io.StringIO(copy_text(rows)))
-        return apply_staged(cursor, applied_at, left_out=left_out, digests=digests)
+        return apply_staged(cursor, applied_at, left_out=left_out, digests=digests,
+                            locked=locked)
     except connection.dialect.loaded_dbapi.Error as exc:
         # Raw cursor errors arrive unwrapped: wrap them as SQLAlchemy does, and
         # drop a dead connection from the pool, so callers see the same errors
@@ -962,5 +995,12 @@ def wipeout(session: Session) -> WipeoutResultJson:
         # commits; otherwise a batch could leave tallies without their counts.
         names = ", ".join(model.__tablename__ for model in RESULT_TABLES)
         session.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
+        counted = WipeoutResultJson(**{
+            model.__tablename__: session.scalar(select(func.count()).select_from(model))
+            for model in RESULT_TABLES})
+        # Emptied, not deleted row by row: a delete leaves every row behind, dead, until
+        # a vacuum, and the night after a wipe would scan them all.
+        session.execute(text(f"TRUNCATE {names}"))
+        return counted
     return WipeoutResultJson(**{model.__tablename__: session.execute(delete(model)).rowcount
                                 for model in RESULT_TABLES})

@@ -309,9 +309,9 @@ def staged(monkeypatch) -> list[int]:
     sizes: list[int] = []
     real = tally.apply_rows
 
-    def spy(session, rows, *args):
+    def spy(session, rows, *args, **kwargs):
         sizes.append(len(rows))
-        return real(session, rows, *args)
+        return real(session, rows, *args, **kwargs)
 
     monkeypatch.setattr(tally, "apply_rows", spy)
     return sizes
