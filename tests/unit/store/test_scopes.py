@@ -433,3 +433,57 @@ def test_keys_that_would_read_two_ways_give_no_digest():
     assert digests("a", "b")[(1, snapshot.source)].digest != digests("b", "a")[
         (1, snapshot.source)].digest
     assert digests("a\0", "b") == {} and digests("a", "\0b") == {}
+
+
+def test_a_batch_making_a_scope_holds_no_other_scope_while_it_waits(database, empty_tables):
+    """Batch A names race 1 (its scope there) and race 3 (its scope being made, uncommitted,
+    by batch B): A must not wait for B while holding race 1's lock, for B goes on to lock
+    race 1 in the same transaction. Locking race 1 first and then making race 3's scope
+    would deadlock the two (PostgreSQL would abort one)."""
+    import threading
+
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("row locks and concurrent transactions are PostgreSQL's")
+    empty_tables(database)
+    figures = {u: {101: 1, 102: 2} for u in UNITS[:2]}
+    three = {u: {301: 1, 302: 2} for u in UNITS[:2]}
+    # Race 3's feed keys known (resolved once, then its results wiped), its scope not.
+    apply(database, race_snapshot("ap", 1, {}, race_id=3, below=three))
+    empty_tables(database)
+    apply(database, race_snapshot("ap", 1, {}, race_id=1, below=figures))
+    with database.Session() as b:
+        record_snapshots(b, [race_snapshot("ap", 1, {}, race_id=3, below=three)])
+        outcome: dict = {}
+
+        def batch_a():
+            try:
+                with database.Session.begin() as a:
+                    outcome["pid"] = a.scalar(text("SELECT pg_backend_pid()"))
+                    outcome["result"] = record_snapshots(a, [
+                        race_snapshot("ap", 2, {}, race_id=1, below=figures),
+                        race_snapshot("ap", 2, {}, race_id=3, below=three)])
+            except Exception as exc:  # noqa: BLE001 - asserted below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=batch_a)
+        thread.start()
+        # A waits for B's transaction (to make race 3's scope), holding no lock of race 1.
+        with database.engine.connect() as watch:
+            for _ in range(200):
+                waiting = watch.scalar(text(
+                    "SELECT wait_event FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": outcome.get("pid", 0)})
+                if waiting == "transactionid":
+                    break
+                threading.Event().wait(0.05)
+            else:
+                pytest.fail(f"batch A never waited for batch B: {outcome}")
+        record_snapshots(b, [race_snapshot("ap", 3, {}, race_id=1, below=figures)])
+        b.commit()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    with database.Session() as session:
+        scopes = {(s.race_id, s.version, s.counts) for s in session.scalars(select(CountScopeRow))}
+        assert audit(session) == []
+    assert scopes == {(1, 3, 4), (3, 2, 4)}
