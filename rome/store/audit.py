@@ -1,6 +1,6 @@
 """Recompute the current state from the history, and the tallies from the current state.
 
-Four stores must agree: every current count equals the newest history row of
+Five checks: every current count equals the newest history row of
 its key; every tally equals the sum of its current counts (and the number of
 its units, changes and corrections); every total-vote tally equals the newest
 figure of its series, the one charts end on; every race's scope holds as many
@@ -124,7 +124,8 @@ def scope_counts(session: Session) -> tuple[dict[tuple, int], dict[tuple, int]]:
 
 def audit(session: Session) -> list[Difference]:
     """Recompute current counts from the history and tallies from the counts, and check that
-    every series ends on its tally; list differences.
+    every series ends on its tally and every scope's number of counts is theirs; list
+    differences.
 
     Call it first in a transaction: on PostgreSQL it reads every table from one
     snapshot, so batches committing meanwhile cannot look like differences.
